@@ -1,0 +1,679 @@
+//! Loads and validates `config/cameras.json`.
+//!
+//! Parsing walks the JSON by hand (see [`reader`]) so that one run reports **every** problem, each with
+//! the file, the field's JSON path and a fix: `config/cameras.json: cameras[2].sub_url: ...`. Every field
+//! and default is documented in `docs/config.md`; the defaults below are the source of truth for it.
+
+mod reader;
+mod secret;
+
+pub use reader::Problem;
+pub use secret::{redact_url, url_has_credentials, Password};
+
+use reader::{kind, ObjReader, Problems};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where recordings go; relative paths are relative to the working directory.
+    pub output_dir: PathBuf,
+    pub api: ApiConfig,
+    /// How often a worker sends a heartbeat; three missed ones get it restarted.
+    pub heartbeat_interval_s: f64,
+    pub restart: RestartConfig,
+    /// Every camera, enabled or not, in file order.
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Config {
+    pub fn camera(&self, id: &str) -> Option<&CameraConfig> {
+        self.cameras.iter().find(|c| c.id.as_str() == id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Address of the HTTP API. Default `127.0.0.1:5001`.
+    pub listen: SocketAddr,
+}
+
+/// When and how often the supervisor restarts a worker that died.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartConfig {
+    /// First restart delay (default 1 s); doubles on every consecutive failure.
+    pub initial_s: f64,
+    /// Longest restart delay (default 60 s).
+    pub max_s: f64,
+    /// A worker that ran this long (default 60 s) is healthy: its next failure starts again at `initial_s`.
+    pub reset_after_s: f64,
+    /// More than `intensity` restarts (default 5) within `period_s` (default 300 s) shows the camera as
+    /// `failed`; it is still retried, every `max_s`.
+    pub intensity: u32,
+    pub period_s: f64,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            initial_s: 1.0,
+            max_s: 60.0,
+            reset_after_s: 60.0,
+            intensity: 5,
+            period_s: 300.0,
+        }
+    }
+}
+
+/// A camera id: `[A-Za-z0-9_-]`, 1 to 64 characters, because it becomes a file name, a shared-memory
+/// name and a log field.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CameraId(String);
+
+impl CameraId {
+    pub fn new(id: &str) -> Result<Self, String> {
+        let ok_chars = id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if id.is_empty() || id.len() > 64 || !ok_chars {
+            return Err(format!(
+                "{id:?} is not a valid camera id; use 1 to 64 characters from A-Z, a-z, 0-9, _ and -"
+            ));
+        }
+        Ok(CameraId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CameraId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CameraId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingMode {
+    Motion,
+    Continuous,
+    Off,
+}
+
+/// A polygon in coordinates normalised to 0..1 (x right, y down), so it survives a resolution change.
+pub type Polygon = Vec<[f64; 2]>;
+
+/// One camera, with `defaults` already applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraConfig {
+    pub id: CameraId,
+    /// Display name; defaults to the id.
+    pub name: String,
+    pub enabled: bool,
+    /// The high-resolution stream that is recorded.
+    pub main_url: String,
+    /// The low-resolution stream that is decoded for motion and preview; `None` uses `main_url`.
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Password>,
+    pub transport: Transport,
+    pub motion: MotionConfig,
+    pub recording: RecordingConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MotionConfig {
+    pub enabled: bool,
+    /// Per-pixel brightness change (0-255) that counts as "changed". Default 30.
+    pub threshold: u8,
+    /// Percent of the watched area that must change to count as motion. Default 2.
+    pub min_area: f64,
+    /// Consecutive frames over `min_area` before motion starts. Default 3.
+    pub min_frames: u32,
+    /// Seconds below `min_area` before motion ends. Default 5.
+    pub post_motion_s: f64,
+    /// Areas to watch (none = the whole frame).
+    pub zones: Vec<Polygon>,
+    /// Areas to ignore, subtracted from the zones.
+    pub masks: Vec<Polygon>,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        MotionConfig {
+            enabled: true,
+            threshold: 30,
+            min_area: 2.0,
+            min_frames: 3,
+            post_motion_s: 5.0,
+            zones: Vec::new(),
+            masks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingConfig {
+    pub mode: RecordingMode,
+    /// Seconds kept before the motion starts. Default 5.
+    pub pre_roll_s: f64,
+    /// Seconds recorded after the motion ends. Default 10.
+    pub post_roll_s: f64,
+    /// Longest file; a new one starts at the next keyframe. Default 300.
+    pub max_segment_s: f64,
+    /// Delete recordings older than this many days (none = keep by age).
+    pub keep_days: Option<f64>,
+    /// Delete the oldest recordings of this camera past this many GB (none = no size limit).
+    pub max_gb: Option<f64>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            mode: RecordingMode::Motion,
+            pre_roll_s: 5.0,
+            post_roll_s: 10.0,
+            max_segment_s: 300.0,
+            keep_days: None,
+            max_gb: None,
+        }
+    }
+}
+
+/// Resource limits the supervisor enforces on the camera's worker by restarting it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Resident memory limit in MB. Default 200.
+    pub max_rss_mb: f64,
+    /// CPU limit in percent of one core. Default 100.
+    pub max_cpu_percent: f64,
+    /// How long the CPU may stay over its limit before a restart. Default 30 s.
+    pub cpu_grace_s: f64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_rss_mb: 200.0,
+            max_cpu_percent: 100.0,
+            cpu_grace_s: 30.0,
+        }
+    }
+}
+
+/// The config could not be used. `Display` prints one line per problem: `file: path: message`.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.path.is_empty() {
+                write!(f, "{}: {}", self.file.display(), p.message)?;
+            } else {
+                write!(f, "{}: {}: {}", self.file.display(), p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let fail = |message: String| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            path: String::new(),
+            message,
+        }],
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(format!(
+            "cannot read the config file: {e}; create it (see docs/config.md) or pass --config PATH"
+        ))
+    })?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Validates config text. `env` looks up environment variables (for `password_env`).
+pub fn parse(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        problems: vec![Problem {
+            path: String::new(),
+            message: format!(
+                "line {}, column {}: invalid JSON: {}; fix the syntax there",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ),
+        }],
+    })?;
+    let mut problems = Problems::default();
+    let config = read_config(&value, env, &mut problems);
+    match config {
+        Some(c) if problems.0.is_empty() => Ok(c),
+        _ => Err(ConfigError {
+            file: file.to_path_buf(),
+            problems: problems.0,
+        }),
+    }
+}
+
+/// serde_json appends " at line L column C"; the message states the position first instead.
+fn strip_position(msg: &str) -> &str {
+    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+fn read_config(
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Config> {
+    let mut top = ObjReader::new(value, "", problems)?;
+    let output_dir: Option<String> = top.get("output_dir", "write a directory path", problems);
+    let api = match top.raw("api") {
+        Some(v) => read_api(v, problems),
+        None => Some(ApiConfig {
+            listen: default_listen(),
+        }),
+    };
+    let heartbeat_interval_s = top.seconds("heartbeat_interval_s", problems);
+    let restart = match top.raw("restart") {
+        Some(v) => read_restart(v, problems),
+        None => Some(RestartConfig::default()),
+    };
+    // Defaults are validated on their own (errors point at `defaults.*`); cameras inherit them only
+    // when they are valid, so one mistake is reported once.
+    let defaults = top.raw("defaults").cloned();
+    let defaults_ok = match &defaults {
+        Some(d) => {
+            let before = problems.0.len();
+            read_camera(d, "defaults", true, env, problems);
+            problems.0.len() == before
+        }
+        None => true,
+    };
+    let cameras = match top.raw("cameras") {
+        Some(Value::Array(items)) => {
+            let mut cams = Vec::new();
+            let mut seen_ids = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("cameras[{i}]");
+                let merged = match (&defaults, defaults_ok) {
+                    (Some(d), true) => merge_defaults(d, item),
+                    _ => item.clone(),
+                };
+                cams.extend(read_camera(&merged, &path, false, env, problems));
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    if seen_ids.contains(&id) {
+                        problems.push(
+                            format!("{path}.id"),
+                            format!("duplicate camera id \"{id}\"; every camera needs its own id"),
+                        );
+                    }
+                    seen_ids.push(id);
+                }
+            }
+            Some(cams)
+        }
+        Some(other) => {
+            problems.push(
+                "cameras",
+                format!(
+                    "expected an array of cameras [ {{...}} ], found {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+        None => {
+            problems.push(
+                "cameras",
+                "missing; add \"cameras\": [ { \"id\": \"front\", \"main_url\": \"rtsp://...\" } ]",
+            );
+            None
+        }
+    };
+    top.finish(problems);
+    Some(Config {
+        output_dir: PathBuf::from(output_dir.unwrap_or_else(|| "output".into())),
+        api: api?,
+        heartbeat_interval_s: heartbeat_interval_s.unwrap_or(5.0),
+        restart: restart?,
+        cameras: cameras?,
+    })
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5001))
+}
+
+fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
+    let mut obj = ObjReader::new(value, "api", problems)?;
+    let listen = match obj.get::<String>("listen", "write \"host:port\"", problems) {
+        Some(s) => match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(
+                    "api.listen",
+                    format!("\"{s}\" is not an address; write IP:port, e.g. \"127.0.0.1:5001\""),
+                );
+                None
+            }
+        },
+        None => Some(default_listen()),
+    };
+    obj.finish(problems);
+    Some(ApiConfig { listen: listen? })
+}
+
+fn read_restart(value: &Value, problems: &mut Problems) -> Option<RestartConfig> {
+    let d = RestartConfig::default();
+    let mut obj = ObjReader::new(value, "restart", problems)?;
+    let r = RestartConfig {
+        initial_s: obj.seconds("initial_s", problems).unwrap_or(d.initial_s),
+        max_s: obj.seconds("max_s", problems).unwrap_or(d.max_s),
+        reset_after_s: obj
+            .seconds("reset_after_s", problems)
+            .unwrap_or(d.reset_after_s),
+        intensity: obj
+            .get(
+                "intensity",
+                "write a whole number of restarts, e.g. 5",
+                problems,
+            )
+            .unwrap_or(d.intensity),
+        period_s: obj.seconds("period_s", problems).unwrap_or(d.period_s),
+    };
+    obj.finish(problems);
+    if r.max_s < r.initial_s {
+        problems.push(
+            "restart.max_s",
+            format!(
+                "{} is less than initial_s ({}); make max_s at least initial_s",
+                r.max_s, r.initial_s
+            ),
+        );
+    }
+    Some(r)
+}
+
+/// `camera` with the `defaults` object underneath it: sections merge field by field, the camera wins.
+fn merge_defaults(defaults: &Value, camera: &Value) -> Value {
+    let (Value::Object(d), Value::Object(c)) = (defaults, camera) else {
+        return camera.clone();
+    };
+    let mut out = d.clone();
+    if c.contains_key("password") || c.contains_key("password_env") {
+        out.remove("password");
+        out.remove("password_env");
+    }
+    for (k, v) in c {
+        match (out.get_mut(k), v) {
+            (Some(Value::Object(base)), Value::Object(over)) => {
+                for (k2, v2) in over {
+                    base.insert(k2.clone(), v2.clone());
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+const URL_HINT: &str = "write the camera's stream URL, e.g. \"rtsp://192.168.1.20:554/stream1\"";
+
+/// Reads a camera object (or, with `is_defaults`, the `defaults` object, which has no identity fields).
+fn read_camera(
+    value: &Value,
+    path: &str,
+    is_defaults: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<CameraConfig> {
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let (id, name, main_url, sub_url) = if is_defaults {
+        (None, None, None, None)
+    } else {
+        let id = match obj.get::<String>("id", "write a short name such as \"front\"", problems) {
+            Some(s) => CameraId::new(&s)
+                .map_err(|e| problems.push(obj.field_path("id"), e))
+                .ok(),
+            None => {
+                if obj.raw("id").is_none() {
+                    problems.push(
+                        obj.field_path("id"),
+                        "missing; every camera needs an id such as \"front\"",
+                    );
+                }
+                None
+            }
+        };
+        let name: Option<String> = obj.get("name", "write a display name", problems);
+        let main_url = read_url(&mut obj, "main_url", problems);
+        if main_url.is_none() && obj.raw("main_url").is_none() {
+            problems.push(obj.field_path("main_url"), format!("missing; {URL_HINT}"));
+        }
+        let sub_url = read_url(&mut obj, "sub_url", problems);
+        (id, name, main_url, sub_url)
+    };
+    let enabled = obj
+        .get("enabled", "write true or false", problems)
+        .unwrap_or(true);
+    let username: Option<String> = obj.get("username", "write the user name as a string", problems);
+    let password = obj.get::<String>("password", "write the password as a string", problems);
+    let password_env = obj.get::<String>(
+        "password_env",
+        "write the name of an environment variable",
+        problems,
+    );
+    let password = match (password, password_env) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                obj.field_path("password_env"),
+                "both password and password_env are set; keep one",
+            );
+            None
+        }
+        (Some(p), None) => Some(Password::new(p)),
+        (None, Some(var)) => match env(&var) {
+            Some(p) => Some(Password::new(p)),
+            None => {
+                problems.push(
+                    obj.field_path("password_env"),
+                    format!("environment variable {var} is not set; export it before starting, or use \"password\""),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let transport = obj
+        .get("transport", "write \"tcp\" or \"udp\"", problems)
+        .unwrap_or(Transport::Tcp);
+    let motion = match obj.raw("motion") {
+        Some(v) => read_motion(v, &obj.field_path("motion"), problems),
+        None => Some(MotionConfig::default()),
+    };
+    let recording = match obj.raw("recording") {
+        Some(v) => read_recording(v, &obj.field_path("recording"), problems),
+        None => Some(RecordingConfig::default()),
+    };
+    let limits = match obj.raw("limits") {
+        Some(v) => read_limits(v, &obj.field_path("limits"), problems),
+        None => Some(LimitsConfig::default()),
+    };
+    obj.finish(problems);
+    let id = id?;
+    Some(CameraConfig {
+        name: name.unwrap_or_else(|| id.to_string()),
+        id,
+        enabled,
+        main_url: main_url?,
+        sub_url,
+        username,
+        password,
+        transport,
+        motion: motion?,
+        recording: recording?,
+        limits: limits?,
+    })
+}
+
+fn read_url(obj: &mut ObjReader<'_>, key: &'static str, problems: &mut Problems) -> Option<String> {
+    let url: String = obj.get(key, URL_HINT, problems)?;
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("rtsp://") || lower.starts_with("rtsps://")) {
+        problems.push(
+            obj.field_path(key),
+            format!("\"{}\" is not an rtsp:// URL; {URL_HINT}", redact_url(&url)),
+        );
+        return None;
+    }
+    if url_has_credentials(&url) {
+        problems.push(
+            obj.field_path(key),
+            format!(
+                "\"{}\" has credentials in the URL, where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
+                redact_url(&url)
+            ),
+        );
+        return None;
+    }
+    Some(url)
+}
+
+fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<MotionConfig> {
+    let d = MotionConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let m = MotionConfig {
+        enabled: obj
+            .get("enabled", "write true or false", problems)
+            .unwrap_or(d.enabled),
+        threshold: obj
+            .number_in("threshold", 1.0, 255.0, problems)
+            .map_or(d.threshold, |n| n as u8),
+        min_area: obj
+            .number_in("min_area", 0.0, 100.0, problems)
+            .unwrap_or(d.min_area),
+        min_frames: obj
+            .get(
+                "min_frames",
+                "write a whole number of frames, e.g. 3",
+                problems,
+            )
+            .unwrap_or(d.min_frames),
+        post_motion_s: obj
+            .seconds("post_motion_s", problems)
+            .unwrap_or(d.post_motion_s),
+        zones: read_polygons(&mut obj, "zones", problems),
+        masks: read_polygons(&mut obj, "masks", problems),
+    };
+    obj.finish(problems);
+    Some(m)
+}
+
+fn read_polygons(
+    obj: &mut ObjReader<'_>,
+    key: &'static str,
+    problems: &mut Problems,
+) -> Vec<Polygon> {
+    let hint = "write a list of polygons, each a list of [x, y] points from 0 to 1, e.g. [[[0,0],[0.5,0],[0.5,1]]]";
+    let Some(polys) = obj.get::<Vec<Polygon>>(key, hint, problems) else {
+        return Vec::new();
+    };
+    for (i, poly) in polys.iter().enumerate() {
+        let at = format!("{}[{i}]", obj.field_path(key));
+        if poly.len() < 3 {
+            problems.push(
+                &at,
+                format!("has {} points; a polygon needs at least 3", poly.len()),
+            );
+        }
+        if poly.iter().flatten().any(|c| !(0.0..=1.0).contains(c)) {
+            problems.push(&at, "has a coordinate outside 0..1; coordinates are fractions of the frame width and height");
+        }
+    }
+    polys
+}
+
+fn read_recording(value: &Value, path: &str, problems: &mut Problems) -> Option<RecordingConfig> {
+    let d = RecordingConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let r = RecordingConfig {
+        mode: obj
+            .get(
+                "mode",
+                "write \"motion\", \"continuous\" or \"off\"",
+                problems,
+            )
+            .unwrap_or(d.mode),
+        pre_roll_s: obj.seconds("pre_roll_s", problems).unwrap_or(d.pre_roll_s),
+        post_roll_s: obj
+            .seconds("post_roll_s", problems)
+            .unwrap_or(d.post_roll_s),
+        max_segment_s: obj
+            .seconds("max_segment_s", problems)
+            .unwrap_or(d.max_segment_s),
+        keep_days: obj.positive("keep_days", "days", problems),
+        max_gb: obj.positive("max_gb", "GB", problems),
+    };
+    obj.finish(problems);
+    Some(r)
+}
+
+fn read_limits(value: &Value, path: &str, problems: &mut Problems) -> Option<LimitsConfig> {
+    let d = LimitsConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let l = LimitsConfig {
+        max_rss_mb: obj
+            .positive("max_rss_mb", "MB", problems)
+            .unwrap_or(d.max_rss_mb),
+        max_cpu_percent: obj
+            .positive("max_cpu_percent", "percent of one core", problems)
+            .unwrap_or(d.max_cpu_percent),
+        cpu_grace_s: obj
+            .seconds("cpu_grace_s", problems)
+            .unwrap_or(d.cpu_grace_s),
+    };
+    obj.finish(problems);
+    Some(l)
+}
+
+#[cfg(test)]
+mod tests;

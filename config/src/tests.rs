@@ -1,0 +1,233 @@
+//! Table tests for config validation: one case per class of error, each checking file, field and fix.
+
+use super::*;
+
+fn parse_with_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse(text, Path::new("config/cameras.json"), &move |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+}
+
+fn errors(text: &str) -> String {
+    match parse_with_env(text, &[]) {
+        Ok(_) => panic!("expected an error for {text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const MINIMAL: &str = r#"{"cameras": [{"id": "front", "main_url": "rtsp://10.0.0.2/stream1"}]}"#;
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = parse_with_env(MINIMAL, &[]).unwrap();
+    assert_eq!(c.output_dir, PathBuf::from("output"));
+    assert_eq!(c.api.listen.to_string(), "127.0.0.1:5001");
+    assert_eq!(c.heartbeat_interval_s, 5.0);
+    assert_eq!(c.restart, RestartConfig::default());
+    let cam = &c.cameras[0];
+    assert_eq!(cam.name, "front");
+    assert!(cam.enabled);
+    assert_eq!(cam.sub_url, None);
+    assert_eq!(cam.transport, Transport::Tcp);
+    assert_eq!(cam.motion, MotionConfig::default());
+    assert_eq!(cam.recording.pre_roll_s, 5.0);
+    assert_eq!(cam.recording.post_roll_s, 10.0);
+    assert_eq!(cam.recording.max_segment_s, 300.0);
+    assert_eq!(cam.limits.max_rss_mb, 200.0);
+}
+
+#[test]
+fn defaults_apply_field_by_field_and_camera_wins() {
+    let c = parse_with_env(
+        r#"{
+          "defaults": {"transport": "udp", "motion": {"threshold": 40, "min_frames": 4}, "password_env": "CAM_PW", "username": "admin"},
+          "cameras": [
+            {"id": "a", "main_url": "rtsp://h/1", "motion": {"threshold": 20}},
+            {"id": "b", "main_url": "rtsp://h/2", "password": "own"}
+          ]}"#,
+        &[("CAM_PW", "from-env")],
+    )
+    .unwrap();
+    let (a, b) = (&c.cameras[0], &c.cameras[1]);
+    assert_eq!(a.transport, Transport::Udp);
+    assert_eq!(a.motion.threshold, 20);
+    assert_eq!(a.motion.min_frames, 4);
+    assert_eq!(a.password.as_ref().unwrap().expose(), "from-env");
+    assert_eq!(a.username.as_deref(), Some("admin"));
+    assert_eq!(b.password.as_ref().unwrap().expose(), "own");
+    assert_eq!(b.motion.threshold, 40);
+}
+
+#[test]
+fn each_error_class_names_file_field_and_fix() {
+    // (config text, expected substrings of the one error line)
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "mainurl": "x"}]}"#,
+            &[
+                "config/cameras.json: cameras[0].mainurl: unknown field",
+                "did you mean \"main_url\"",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "sub_url": "rtps://h/2"}]}"#,
+            &[
+                "cameras[0].sub_url: \"rtps://h/2\" is not an rtsp:// URL",
+                "e.g. \"rtsp://",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://admin:secret@h/1"}]}"#,
+            &[
+                "cameras[0].main_url: \"rtsp://h/1\" has credentials in the URL",
+                "set \"username\" and \"password\"",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1"}, {"id": "a", "main_url": "rtsp://h/2"}]}"#,
+            &["cameras[1].id: duplicate camera id \"a\"", "its own id"],
+        ),
+        (
+            r#"{"cameras": [{"id": "../etc", "main_url": "rtsp://h/1"}]}"#,
+            &[
+                "cameras[0].id: \"../etc\" is not a valid camera id",
+                "A-Z, a-z, 0-9, _ and -",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "recording": {"pre_roll_s": 0}}]}"#,
+            &[
+                "cameras[0].recording.pre_roll_s: 0 is not positive",
+                "greater than 0",
+            ],
+        ),
+        (
+            r#"{"heartbeat_interval_s": -1, "cameras": []}"#,
+            &["heartbeat_interval_s: -1 is not positive"],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "transport": "tpc"}]}"#,
+            &[
+                "cameras[0].transport: unknown variant `tpc`",
+                "write \"tcp\" or \"udp\"",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "motion": {"threshold": "high"}}]}"#,
+            &[
+                "cameras[0].motion.threshold: \"high\" is out of range",
+                "from 1 to 255",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password_env": "NOPE"}]}"#,
+            &[
+                "cameras[0].password_env: environment variable NOPE is not set",
+                "export it",
+            ],
+        ),
+        (
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "motion": {"zones": [[[0,0],[2,0],[1,1]]]}}]}"#,
+            &["cameras[0].motion.zones[0]: has a coordinate outside 0..1"],
+        ),
+        (
+            r#"{"cameras": [{"id": "a"}]}"#,
+            &["cameras[0].main_url: missing", "rtsp://"],
+        ),
+        (
+            r#"{"api": {"listen": "localhost"}, "cameras": []}"#,
+            &[
+                "api.listen: \"localhost\" is not an address",
+                "127.0.0.1:5001",
+            ],
+        ),
+        (
+            r#"{"restart": {"initial_s": 10, "max_s": 5}, "cameras": []}"#,
+            &["restart.max_s: 5 is less than initial_s"],
+        ),
+        (r#"{"cameras": {}}"#, &["cameras: expected an array"]),
+        (
+            "{\n  \"cameras\": [\n    {\"id\": \"a\",}\n  ]\n}",
+            &[
+                "config/cameras.json: line 3, column 16: invalid JSON",
+                "fix the syntax",
+            ],
+        ),
+    ];
+    for (text, wants) in cases {
+        let msg = errors(text);
+        assert_eq!(
+            msg.lines().count(),
+            1,
+            "one problem expected for {text}:\n{msg}"
+        );
+        for want in *wants {
+            assert!(
+                msg.contains(want),
+                "for {text}\n  got:  {msg}\n  want: {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let msg = errors(
+        r#"{"outptu_dir": "x", "defaults": {"transport": "carrier-pigeon"},
+            "cameras": [
+              {"id": "ok", "main_url": "http://h/1"},
+              {"id": "bad id", "main_url": "rtsp://h/1", "limits": {"max_rss_mb": 0}},
+              {"id": "ok", "main_url": "rtsp://h/2"}
+            ]}"#,
+    );
+    for want in [
+        "outptu_dir: unknown field; did you mean \"output_dir\"",
+        "defaults.transport: unknown variant",
+        "cameras[0].main_url: \"http://h/1\" is not an rtsp:// URL",
+        "cameras[1].id: \"bad id\" is not a valid camera id",
+        "cameras[1].limits.max_rss_mb: 0 is not positive",
+        "cameras[2].id: duplicate camera id \"ok\"",
+    ] {
+        assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+    }
+    assert!(msg.lines().all(|l| l.starts_with("config/cameras.json: ")));
+}
+
+#[test]
+fn missing_file_says_how_to_fix() {
+    let err = load(Path::new("/nonexistent/cameras.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/nonexistent/cameras.json: cannot read the config file"),
+        "{err}"
+    );
+    assert!(err.contains("--config PATH"), "{err}");
+}
+
+#[test]
+fn passwords_never_reach_debug_or_errors() {
+    let c = parse_with_env(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "hunter2-secret"},
+                        {"id": "b", "main_url": "rtsp://h/2", "password_env": "PW"}]}"#,
+        &[("PW", "env-secret-99")],
+    )
+    .unwrap();
+    let debug = format!("{c:?} {:#?}", c);
+    assert!(!debug.contains("hunter2-secret") && !debug.contains("env-secret-99"));
+    let err = errors(r#"{"cameras": [{"id": "a", "main_url": "rtsp://u:hunter2-secret@h/1"}]}"#);
+    assert!(!err.contains("hunter2-secret"), "{err}");
+}
+
+#[test]
+fn comment_keys_are_ignored() {
+    let c = parse_with_env(
+        r#"{"_comment": "hi", "cameras": [{"_note": "x", "id": "a", "main_url": "rtsp://h/1"}]}"#,
+        &[],
+    );
+    assert!(c.is_ok(), "{c:?}");
+}

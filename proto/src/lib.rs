@@ -1,0 +1,162 @@
+//! The supervisor ⇄ worker protocol.
+//!
+//! Every message is an [`Envelope`] `{schema, seq, sent_at_ns, body}` encoded as MessagePack with named
+//! fields (`rmp_serde::to_vec_named`), so fields added later can default when an older peer omits them.
+//! The bytes travel over ipc-channel byte channels; see [`link`] for the bootstrap. This crate is the only
+//! one that knows MessagePack.
+//!
+//! Compatibility rule: within one [`SCHEMA`] version, fields may only be *added*, each with
+//! `#[serde(default)]`. Anything else (a removed or retyped field, a new variant an older peer must
+//! understand) bumps [`SCHEMA`]. The receiver checks the version before it decodes the body.
+
+pub mod link;
+
+use nvr_config::CameraConfig;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The protocol version this build speaks.
+pub const SCHEMA: u16 = 1;
+
+/// Exit codes of the worker, so the supervisor's restart policy can tell failures apart.
+pub mod exit_code {
+    /// Clean exit after `Shutdown`.
+    pub const OK: i32 = 0;
+    /// The config could not be used (standalone mode) or the camera is not in it.
+    pub const BAD_CONFIG: i32 = 2;
+    /// The channel to the supervisor broke: the supervisor died or closed it.
+    pub const LOST_SUPERVISOR: i32 = 3;
+    /// The supervisor sent something this worker cannot understand.
+    pub const PROTOCOL: i32 = 4;
+    /// Rust's exit code for a panic that reached `main`.
+    pub const PANIC: i32 = 101;
+
+    /// A short word for an exit code, for `/status`.
+    pub fn describe(code: i32) -> &'static str {
+        match code {
+            OK => "clean exit",
+            BAD_CONFIG => "bad config",
+            LOST_SUPERVISOR => "lost supervisor",
+            PROTOCOL => "protocol error",
+            PANIC => "panic",
+            _ => "error",
+        }
+    }
+}
+
+/// The frame every message travels in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<B> {
+    /// Protocol version of the sender (since 1).
+    pub schema: u16,
+    /// Per-sender sequence number, starting at 0 (since 1).
+    pub seq: u64,
+    /// Sender's wall clock, Unix nanoseconds; the receiver measures latency with it (since 1).
+    pub sent_at_ns: u64,
+    pub body: B,
+}
+
+/// Only the header, decoded first so a version mismatch is reported as such, not as a garbled body.
+#[derive(Deserialize)]
+struct Header {
+    schema: u16,
+    seq: u64,
+}
+
+/// Worker → supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToSupervisor {
+    /// First message after connecting (since 1).
+    Hello {
+        camera_id: String,
+        pid: u32,
+        version: String,
+    },
+    /// Sent every `heartbeat_interval_s` by the worker's heartbeat thread (since 1).
+    Heartbeat(WorkerStats),
+    /// Something happened worth logging and showing (since 1).
+    Event(WorkerEvent),
+}
+
+/// Supervisor → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// The camera's settings, secrets included; sent right after `Hello` (since 1).
+    Configure(Box<WorkerConfig>),
+    /// Finish files and exit within `deadline_ms` (since 1).
+    Shutdown { deadline_ms: u64 },
+}
+
+/// Everything a supervised worker needs to run its camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerConfig {
+    pub camera: CameraConfig,
+    pub heartbeat_interval_s: f64,
+    pub output_dir: String,
+}
+
+/// What a worker reports in each heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Seconds since the worker process started (since 1).
+    pub uptime_s: f64,
+    /// Heartbeats sent before this one (since 1).
+    pub heartbeats_sent: u64,
+    /// Media pipeline state; `None` until the media pipelines exist (since 1).
+    #[serde(default)]
+    pub media: Option<String>,
+}
+
+/// Things a worker reports as they happen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WorkerEvent {
+    /// A message from the supervisor could not be understood (since 1).
+    ProtocolError { detail: String },
+}
+
+/// Why a received message was rejected. Never a panic: the caller logs it and shows it in `/status`.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("peer speaks protocol schema {got}, this build speaks {SCHEMA}; run matching supervisor and worker builds")]
+    UnsupportedSchema { got: u16 },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("malformed body in message seq {seq}: {detail}")]
+    MalformedBody { seq: u64, detail: String },
+}
+
+/// Unix time in nanoseconds.
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Encodes `body` as an envelope with the given sequence number, stamped now.
+pub fn encode<B: Serialize>(seq: u64, body: &B) -> Vec<u8> {
+    let env = Envelope {
+        schema: SCHEMA,
+        seq,
+        sent_at_ns: unix_ns(),
+        body,
+    };
+    // Encoding our own plain data types into a Vec cannot fail.
+    rmp_serde::to_vec_named(&env).expect("MessagePack encoding of protocol types")
+}
+
+/// Decodes an envelope, checking the schema version before the body.
+pub fn decode<B: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<B>, DecodeError> {
+    let header: Header =
+        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if header.schema != SCHEMA {
+        return Err(DecodeError::UnsupportedSchema { got: header.schema });
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError::MalformedBody {
+        seq: header.seq,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

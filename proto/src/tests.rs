@@ -1,0 +1,180 @@
+//! Round-trip, compatibility and link tests for the protocol.
+
+use super::link::{connect, LinkError, Listener};
+use super::*;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+#[test]
+fn every_message_round_trips() {
+    let camera = nvr_config::parse(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "pw"}]}"#,
+        std::path::Path::new("t.json"),
+        &|_| None,
+    )
+    .unwrap()
+    .cameras
+    .remove(0);
+    let to_worker = [
+        ToWorker::Configure(Box::new(WorkerConfig {
+            camera,
+            heartbeat_interval_s: 0.5,
+            output_dir: "out".into(),
+        })),
+        ToWorker::Shutdown { deadline_ms: 3000 },
+    ];
+    for (i, msg) in to_worker.iter().enumerate() {
+        let env: Envelope<ToWorker> = decode(&encode(i as u64, msg)).unwrap();
+        assert_eq!((&env.body, env.seq, env.schema), (msg, i as u64, SCHEMA));
+    }
+    let to_sup = [
+        ToSupervisor::Hello {
+            camera_id: "a".into(),
+            pid: 42,
+            version: "0.1.0".into(),
+        },
+        ToSupervisor::Heartbeat(WorkerStats {
+            uptime_s: 1.5,
+            heartbeats_sent: 3,
+            media: Some("x".into()),
+        }),
+        ToSupervisor::Event(WorkerEvent::ProtocolError { detail: "d".into() }),
+    ];
+    for msg in &to_sup {
+        let env: Envelope<ToSupervisor> = decode(&encode(7, msg)).unwrap();
+        assert_eq!(&env.body, msg);
+        assert!(env.sent_at_ns > 0);
+    }
+}
+
+#[test]
+fn the_password_survives_configure_for_the_worker() {
+    let camera = nvr_config::parse(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "s3cret"}]}"#,
+        std::path::Path::new("t.json"),
+        &|_| None,
+    )
+    .unwrap()
+    .cameras
+    .remove(0);
+    let msg = ToWorker::Configure(Box::new(WorkerConfig {
+        camera,
+        heartbeat_interval_s: 1.0,
+        output_dir: "out".into(),
+    }));
+    let ToWorker::Configure(cfg) = decode::<ToWorker>(&encode(0, &msg)).unwrap().body else {
+        panic!("wrong variant")
+    };
+    assert_eq!(cfg.camera.password.unwrap().expose(), "s3cret");
+}
+
+#[test]
+fn an_older_heartbeat_without_newer_fields_still_decodes() {
+    // A v1 heartbeat as an older worker would send it: no `media` field.
+    #[derive(Serialize)]
+    struct OldStats {
+        uptime_s: f64,
+        heartbeats_sent: u64,
+    }
+    #[derive(Serialize)]
+    enum OldToSupervisor {
+        Heartbeat(OldStats),
+    }
+    let old = rmp_serde::to_vec_named(&Envelope {
+        schema: 1,
+        seq: 9,
+        sent_at_ns: 1,
+        body: OldToSupervisor::Heartbeat(OldStats {
+            uptime_s: 2.0,
+            heartbeats_sent: 4,
+        }),
+    })
+    .unwrap();
+    let env: Envelope<ToSupervisor> = decode(&old).unwrap();
+    assert_eq!(
+        env.body,
+        ToSupervisor::Heartbeat(WorkerStats {
+            uptime_s: 2.0,
+            heartbeats_sent: 4,
+            media: None
+        })
+    );
+}
+
+#[test]
+fn unknown_schema_and_garbage_are_errors_not_panics() {
+    let future = rmp_serde::to_vec_named(&Envelope {
+        schema: 99,
+        seq: 0,
+        sent_at_ns: 0,
+        body: "whatever",
+    })
+    .unwrap();
+    let err = decode::<ToSupervisor>(&future).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::UnsupportedSchema { got: 99 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema 99"));
+
+    for garbage in [&b""[..], b"\xff\x00garbage", b"\x93\x01\x02"] {
+        assert!(decode::<ToSupervisor>(garbage).is_err());
+    }
+    let wrong_body = encode(5, &"not a message");
+    let err = decode::<ToSupervisor>(&wrong_body).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::MalformedBody { seq: 5, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn link_carries_messages_both_ways_and_reports_disconnect() {
+    let listener = Listener::new().unwrap();
+    let name = listener.name().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut up, down) = connect(&name).unwrap();
+        up.send(&ToSupervisor::Heartbeat(WorkerStats::default()))
+            .unwrap();
+        let got = down.recv().unwrap();
+        assert_eq!(got.body, ToWorker::Shutdown { deadline_ms: 1 });
+        // Dropping `up` and `down` closes the worker's ends.
+    });
+    let (pid, up_rx, mut down_tx) = listener.accept(Duration::from_secs(10)).unwrap();
+    assert_eq!(pid, std::process::id());
+    let first = up_rx.recv().unwrap();
+    assert_eq!(first.seq, 0);
+    down_tx
+        .send(&ToWorker::Shutdown { deadline_ms: 1 })
+        .unwrap();
+    peer.join().unwrap();
+    assert!(matches!(up_rx.recv(), Err(LinkError::Disconnected)));
+}
+
+#[test]
+fn a_malformed_message_leaves_the_link_usable() {
+    let listener = Listener::new().unwrap();
+    let name = listener.name().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut up, _down) = connect(&name).unwrap();
+        up.send_raw(b"\xc1 not msgpack").unwrap();
+        up.send(&ToSupervisor::Heartbeat(WorkerStats::default()))
+            .unwrap();
+    });
+    let (_, up_rx, _down_tx) = listener.accept(Duration::from_secs(10)).unwrap();
+    assert!(matches!(up_rx.recv(), Err(LinkError::Decode(_))));
+    assert!(matches!(
+        up_rx.recv().unwrap().body,
+        ToSupervisor::Heartbeat(_)
+    ));
+    peer.join().unwrap();
+}
+
+#[test]
+fn accept_gives_up_when_nobody_connects() {
+    let listener = Listener::new().unwrap();
+    let started = Instant::now();
+    let err = listener.accept(Duration::from_millis(200)).err().unwrap();
+    assert!(matches!(err, LinkError::AcceptTimeout(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
