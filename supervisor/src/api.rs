@@ -1,0 +1,224 @@
+//! The HTTP API: `/health`, `/status`, `/metrics`, `POST /api/reload` and
+//! `POST /api/cameras/{id}/restart`. Handlers read the manager's published [`Snapshot`] and send it
+//! commands; they never touch workers themselves.
+
+use crate::manager::{Command, Inbox, Msg, ReloadSummary};
+use crate::status::Snapshot;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::oneshot;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub status: Arc<RwLock<Snapshot>>,
+    pub inbox: Inbox,
+    pub config_path: PathBuf,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/api/reload", post(reload))
+        .route("/api/cameras/{id}/restart", post(restart))
+        .with_state(state)
+}
+
+fn snapshot(state: &AppState) -> Snapshot {
+    state.status.read().map(|s| s.clone()).unwrap_or_default()
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let snap = snapshot(&state);
+    let unhealthy = snap.unhealthy();
+    if unhealthy.is_empty() {
+        let n = snap.cameras.iter().filter(|c| c.enabled).count();
+        (StatusCode::OK, Json(json!({"status": "ok", "cameras": n}))).into_response()
+    } else {
+        let problems: serde_json::Map<String, serde_json::Value> = unhealthy
+            .into_iter()
+            .map(|(id, why)| (id, why.into()))
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "problems": problems})),
+        )
+            .into_response()
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Json<Snapshot> {
+    Json(snapshot(&state))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        snapshot(&state).prometheus(),
+    )
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    match reload_config(&state.config_path, &state.inbox).await {
+        Ok(summary) => (
+            StatusCode::OK,
+            Json(json!({"status": "reloaded", "summary": summary})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": "rejected", "error": e})),
+        )
+            .into_response(),
+    }
+}
+
+async fn restart(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    let sent = state.inbox.send(Msg::Command(Command::Restart {
+        camera_id: id,
+        reply,
+    }));
+    match (sent, rx.await) {
+        (Ok(()), Ok(Ok(()))) => {
+            (StatusCode::ACCEPTED, Json(json!({"status": "restarting"}))).into_response()
+        }
+        (Ok(()), Ok(Err(e))) => (StatusCode::NOT_FOUND, Json(json!({"error": e}))).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "shutting down"})),
+        )
+            .into_response(),
+    }
+}
+
+/// Re-reads the config file and hands it to the manager. An invalid file is rejected (the running
+/// config stays) and the error is recorded for `/status`.
+pub async fn reload_config(path: &std::path::Path, inbox: &Inbox) -> Result<ReloadSummary, String> {
+    let path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || nvr_config::load(&path))
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "reload rejected; keeping the running config");
+            let _ = inbox.send(Msg::Command(Command::ReloadRejected(msg.clone())));
+            return Err(msg);
+        }
+    };
+    let (reply, rx) = oneshot::channel();
+    inbox
+        .send(Msg::Command(Command::Reload {
+            config: Box::new(config),
+            reply,
+        }))
+        .map_err(|_| "shutting down".to_string())?;
+    rx.await.map_err(|_| "shutting down".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{CameraStatus, WorkerState};
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn camera(id: &str, state: WorkerState) -> CameraStatus {
+        CameraStatus {
+            id: id.into(),
+            name: id.into(),
+            enabled: true,
+            state,
+            pid: None,
+            uptime_s: None,
+            restarts: 0,
+            last_restart: None,
+            next_restart_in_s: None,
+            heartbeats: 0,
+            heartbeat_age_ms: None,
+            max_heartbeat_gap_ms: None,
+            heartbeat_latency: None,
+            cpu_percent: Some(1.5),
+            rss_mb: None,
+            worker: None,
+            last_error: None,
+            stderr_tail: vec![],
+            main_url: "rtsp://h/1".into(),
+            sub_url: None,
+        }
+    }
+
+    fn state_with(cameras: Vec<CameraStatus>) -> AppState {
+        let (inbox, _rx) = std::sync::mpsc::channel();
+        AppState {
+            status: Arc::new(RwLock::new(Snapshot {
+                cameras,
+                ..Default::default()
+            })),
+            inbox,
+            config_path: "x.json".into(),
+        }
+    }
+
+    async fn get(state: AppState, uri: &str) -> (StatusCode, String) {
+        let resp = app(state)
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_is_503_naming_the_cameras_that_are_down() {
+        let (code, body) = get(
+            state_with(vec![
+                camera("a", WorkerState::Running),
+                camera("b", WorkerState::Backoff),
+            ]),
+            "/health",
+        )
+        .await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["problems"]["b"].as_str().unwrap().contains("backoff"),
+            "{body}"
+        );
+        assert!(v["problems"].get("a").is_none());
+
+        let (code, _) = get(
+            state_with(vec![camera("a", WorkerState::Running)]),
+            "/health",
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text() {
+        let (code, body) = get(
+            state_with(vec![camera("a", WorkerState::Running)]),
+            "/metrics",
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("nvr_worker_up{camera=\"a\"} 1"), "{body}");
+        assert!(
+            body.contains("nvr_worker_cpu_percent{camera=\"a\"} 1.5"),
+            "{body}"
+        );
+    }
+}

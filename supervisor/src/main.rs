@@ -1,0 +1,234 @@
+//! The NVR supervisor.
+//!
+//! `supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]` loads the config, starts one
+//! `worker` process per enabled camera (see [`manager`]), and serves the HTTP API (see [`api`]).
+//! `supervisor --check-config [PATH]` validates a config and exits 0 (valid) or 2 (invalid).
+//!
+//! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
+//! the config.
+
+mod api;
+mod backoff;
+mod manager;
+mod police;
+mod process;
+mod status;
+
+use anyhow::{bail, Context};
+use manager::{Command, Manager, Msg};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]";
+
+/// Exit code for an unusable config or command line.
+const EXIT_CONFIG: u8 = 2;
+
+struct Args {
+    config: PathBuf,
+    listen: Option<SocketAddr>,
+    worker_bin: Option<PathBuf>,
+    check_config: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = std::env::args().skip(1).peekable();
+    let mut out = Args {
+        config: PathBuf::from("config/cameras.json"),
+        listen: None,
+        worker_bin: None,
+        check_config: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => out.config = args.next().context("--config needs a PATH")?.into(),
+            "--listen" => {
+                let addr = args.next().context("--listen needs ADDR:PORT")?;
+                out.listen = Some(addr.parse().with_context(|| {
+                    format!(
+                        "--listen {addr:?} is not an address; write IP:port, e.g. 127.0.0.1:5001"
+                    )
+                })?);
+            }
+            "--worker-bin" => {
+                out.worker_bin = Some(args.next().context("--worker-bin needs a PATH")?.into())
+            }
+            "--check-config" => {
+                out.check_config = true;
+                if let Some(path) = args.next_if(|a| !a.starts_with('-')) {
+                    out.config = path.into();
+                }
+            }
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("supervisor: {e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = match nvr_config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "supervisor: {} problem(s) in the config; nothing was started",
+                e.problems.len()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check_config {
+        print_summary(&args.config, &config);
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("supervisor: {e:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn print_summary(path: &std::path::Path, config: &nvr_config::Config) {
+    let enabled = config.cameras.iter().filter(|c| c.enabled).count();
+    println!(
+        "{}: OK: {} camera(s), {} enabled; API on {}; recordings in {}",
+        path.display(),
+        config.cameras.len(),
+        enabled,
+        config.api.listen,
+        config.output_dir.display()
+    );
+    for c in &config.cameras {
+        println!(
+            "  {} ({}){}: main {}{}",
+            c.id,
+            c.name,
+            if c.enabled { "" } else { " [disabled]" },
+            nvr_config::redact_url(&c.main_url),
+            c.sub_url
+                .as_deref()
+                .map(|s| format!(", sub {}", nvr_config::redact_url(s)))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
+    let listen = args.listen.unwrap_or(config.api.listen);
+    if !listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve the API on {listen}: it has no authentication yet, so it only listens on loopback; use 127.0.0.1:PORT (or [::1]:PORT)"
+        );
+    }
+    let worker_bin = match args.worker_bin {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("cannot find the supervisor's own executable")?
+            .with_file_name("worker"),
+    };
+    if !worker_bin.is_file() {
+        bail!(
+            "worker executable not found at {}; build it (cargo build --release) or pass --worker-bin PATH",
+            worker_bin.display()
+        );
+    }
+    std::fs::create_dir_all(&config.output_dir).with_context(|| {
+        format!(
+            "cannot create the output directory {}",
+            config.output_dir.display()
+        )
+    })?;
+    // Bind before starting any worker, so a taken port costs nothing.
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+
+    let status = Arc::new(RwLock::new(status::Snapshot::default()));
+    let config_path = args.config.display().to_string();
+    let (manager, inbox) = Manager::new(
+        config,
+        config_path,
+        local.to_string(),
+        worker_bin,
+        Arc::clone(&status),
+    );
+    let manager_thread = std::thread::Builder::new()
+        .name("manager".into())
+        .spawn(move || manager.run())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let state = api::AppState {
+        status,
+        inbox: inbox.clone(),
+        config_path: args.config.clone(),
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        info!(addr = %local, "API listening");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(signals(inbox, args.config, stop_tx));
+        axum::serve(listener, api::app(state))
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .context("HTTP server failed")
+    })?;
+    let _ = manager_thread.join();
+    info!("supervisor stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT: stop all workers, then the HTTP server. SIGHUP: reload the config.
+async fn signals(
+    inbox: manager::Inbox,
+    config_path: PathBuf,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the config");
+                let _ = api::reload_config(&config_path, &inbox).await;
+            }
+        }
+    }
+    info!("stop signal received");
+    let (reply, done) = tokio::sync::oneshot::channel();
+    if inbox
+        .send(Msg::Command(Command::Shutdown { reply }))
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+    let _ = stop_http.send(());
+    Ok(())
+}

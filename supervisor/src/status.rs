@@ -1,0 +1,172 @@
+//! What the supervisor knows about itself and each camera, as published for the HTTP API: the
+//! `/status` JSON, the `/health` verdict and the `/metrics` text all come from one [`Snapshot`].
+
+use nvr_proto::WorkerStats;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub supervisor: SupervisorInfo,
+    /// In config order, disabled cameras included.
+    pub cameras: Vec<CameraStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SupervisorInfo {
+    pub version: &'static str,
+    pub pid: u32,
+    pub uptime_s: f64,
+    pub config_path: String,
+    pub listen: String,
+    /// Set when the last reload was rejected; the running config stays in force.
+    pub last_reload_error: Option<String>,
+}
+
+/// A worker process's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Spawned, waiting for its `Hello`.
+    Starting,
+    Running,
+    /// Exited; waiting out the restart delay.
+    Backoff,
+    /// Restarted too often (past the intensity limit); still retried every `restart.max_s`.
+    Failed,
+    /// Not running on purpose: disabled, or shutting down.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartRecord {
+    /// `exit`, `signal`, `hung`, `memory`, `cpu`, `config_changed`, `manual` or `spawn`.
+    pub reason: &'static str,
+    pub detail: String,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub last_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatus {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub state: WorkerState,
+    pub pid: Option<u32>,
+    pub uptime_s: Option<f64>,
+    /// Restarts since the supervisor started.
+    pub restarts: u64,
+    pub last_restart: Option<RestartRecord>,
+    pub next_restart_in_s: Option<f64>,
+    pub heartbeats: u64,
+    pub heartbeat_age_ms: Option<f64>,
+    /// Longest time between two heartbeats of the current worker process.
+    pub max_heartbeat_gap_ms: Option<f64>,
+    pub heartbeat_latency: Option<Latency>,
+    pub cpu_percent: Option<f32>,
+    pub rss_mb: Option<f64>,
+    /// The worker's own figures from its last heartbeat.
+    pub worker: Option<WorkerStats>,
+    /// The last IPC or spawn problem, if any.
+    pub last_error: Option<String>,
+    pub stderr_tail: Vec<String>,
+    /// Stream URLs with any credentials removed.
+    pub main_url: String,
+    pub sub_url: Option<String>,
+}
+
+impl Snapshot {
+    /// Enabled cameras that are not healthy, each with why.
+    pub fn unhealthy(&self) -> Vec<(String, String)> {
+        self.cameras
+            .iter()
+            .filter(|c| c.enabled && c.state != WorkerState::Running)
+            .map(|c| {
+                let why = match &c.last_restart {
+                    Some(r) => format!("worker {:?}: {} ({})", c.state, r.reason, r.detail),
+                    None => format!("worker {:?}", c.state),
+                };
+                (c.id.clone(), why.to_lowercase())
+            })
+            .collect()
+    }
+
+    /// The figures in Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, value: &dyn Fn(&CameraStatus) -> Option<f64>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for c in &self.cameras {
+                if let Some(v) = value(c) {
+                    let _ = writeln!(out, "{name}{{camera=\"{}\"}} {v}", c.id);
+                }
+            }
+        };
+        gauge(
+            "nvr_worker_up",
+            "1 when the camera's worker is running",
+            &|c| Some(f64::from(u8::from(c.state == WorkerState::Running))),
+        );
+        gauge(
+            "nvr_worker_restarts_total",
+            "Worker restarts since the supervisor started",
+            &|c| Some(c.restarts as f64),
+        );
+        gauge(
+            "nvr_worker_cpu_percent",
+            "Worker CPU, percent of one core",
+            &|c| c.cpu_percent.map(f64::from),
+        );
+        gauge("nvr_worker_rss_bytes", "Worker resident memory", &|c| {
+            c.rss_mb.map(|m| m * 1e6)
+        });
+        gauge(
+            "nvr_heartbeat_age_seconds",
+            "Time since the last heartbeat",
+            &|c| c.heartbeat_age_ms.map(|m| m / 1e3),
+        );
+        gauge(
+            "nvr_heartbeat_latency_p99_seconds",
+            "Heartbeat send-to-receive latency, p99",
+            &|c| c.heartbeat_latency.as_ref().map(|l| l.p99_ms / 1e3),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nvr_supervisor_uptime_seconds Supervisor uptime\n# TYPE nvr_supervisor_uptime_seconds gauge\nnvr_supervisor_uptime_seconds {}",
+            self.supervisor.uptime_s
+        );
+        out
+    }
+}
+
+/// The p-th percentile (0..=100) of `values` by nearest rank; `None` when empty.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! One camera's worker process.
+//!
+//! `worker <camera_id> --ipc NAME` is how the supervisor starts it: it connects back over ipc-channel,
+//! says `Hello`, receives its camera's settings in `Configure` (secrets never go on the command line),
+//! then sends heartbeats from its own thread while the main thread obeys commands. It exits by itself
+//! when the channel to the supervisor breaks, so a dead supervisor leaves no orphans.
+//!
+//! `worker <camera_id> [--config PATH]` runs the camera alone for debugging: it loads the config through
+//! the same validation and prints its heartbeats as JSON lines on stdout.
+//!
+//! Threads: main (commands), heartbeat. The SUB and MAIN media threads come with the media pipelines.
+
+mod fault;
+
+use anyhow::{bail, Context};
+use nvr_proto::link::{self, LinkError, Sender};
+use nvr_proto::{exit_code, ToSupervisor, ToWorker, WorkerEvent, WorkerStats};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+const USAGE: &str = "usage: worker <camera_id> [--config PATH] [--ipc NAME]";
+
+struct Args {
+    camera_id: String,
+    config: PathBuf,
+    ipc: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = std::env::args().skip(1);
+    let mut camera_id = None;
+    let mut config = PathBuf::from("config/cameras.json");
+    let mut ipc = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config = args.next().context("--config needs a PATH")?.into(),
+            "--ipc" => ipc = Some(args.next().context("--ipc needs a NAME")?),
+            "-h" | "--help" => bail!("{USAGE}"),
+            s if s.starts_with('-') => bail!("unknown option {s}; {USAGE}"),
+            s if camera_id.is_none() => camera_id = Some(s.to_string()),
+            s => bail!("unexpected argument {s}; {USAGE}"),
+        }
+    }
+    Ok(Args {
+        camera_id: camera_id.context(USAGE)?,
+        config,
+        ipc,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("worker: {e:#}");
+            return ExitCode::from(exit_code::BAD_CONFIG as u8);
+        }
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let span = tracing::info_span!("worker", camera_id = %args.camera_id);
+    let _entered = span.enter();
+    let code = match &args.ipc {
+        Some(name) => supervised(&args.camera_id, name),
+        None => standalone(&args),
+    };
+    ExitCode::from(code as u8)
+}
+
+/// Runs the camera alone: heartbeats go to stdout as JSON lines.
+fn standalone(args: &Args) -> i32 {
+    let config = match nvr_config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit_code::BAD_CONFIG;
+        }
+    };
+    let Some(camera) = config.camera(&args.camera_id) else {
+        eprintln!(
+            "{}: no camera with id \"{}\"; known ids: {}",
+            args.config.display(),
+            args.camera_id,
+            config
+                .cameras
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return exit_code::BAD_CONFIG;
+    };
+    info!(name = %camera.name, "running standalone; heartbeats on stdout");
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
+    for n in 0.. {
+        let beat = ToSupervisor::Heartbeat(stats(started, n));
+        println!("{}", serde_json::to_string(&beat).unwrap_or_default());
+        std::thread::sleep(interval);
+    }
+    exit_code::OK
+}
+
+fn stats(started: Instant, heartbeats_sent: u64) -> WorkerStats {
+    WorkerStats {
+        uptime_s: started.elapsed().as_secs_f64(),
+        heartbeats_sent,
+        media: None,
+    }
+}
+
+/// Runs under a supervisor until `Shutdown` or until the link breaks; returns the exit code.
+fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
+    let started = Instant::now();
+    let (mut up, down) = match link::connect(ipc_name) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "cannot reach the supervisor");
+            return exit_code::LOST_SUPERVISOR;
+        }
+    };
+    let hello = ToSupervisor::Hello {
+        camera_id: camera_id.to_string(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    if up.send(&hello).is_err() {
+        return exit_code::LOST_SUPERVISOR;
+    }
+    let config = match down.recv().map(|m| m.body) {
+        Ok(ToWorker::Configure(c)) => c,
+        Ok(ToWorker::Shutdown { .. }) => return exit_code::OK,
+        Err(LinkError::Disconnected) => return exit_code::LOST_SUPERVISOR,
+        Err(e) => {
+            error!(error = %e, "expected Configure");
+            report(&mut up, &e);
+            return exit_code::PROTOCOL;
+        }
+    };
+    if config.camera.id.as_str() != camera_id {
+        error!(got = %config.camera.id, "Configure is for another camera");
+        return exit_code::PROTOCOL;
+    }
+    info!(name = %config.camera.name, "configured; no media pipelines yet");
+    let faults = fault::from_env(camera_id);
+    fault::start(&faults);
+
+    let up = Arc::new(Mutex::new(up));
+    let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
+    if !faults.contains(&fault::Fault::Hang) {
+        spawn_heartbeats(Arc::clone(&up), interval, started);
+    } else {
+        warn!("test fault: hang (no heartbeats)");
+    }
+    command_loop(&down, &up)
+}
+
+/// Sends a heartbeat every `interval`; a failed send means the supervisor is gone, so the process exits.
+fn spawn_heartbeats(up: Arc<Mutex<Sender<ToSupervisor>>>, interval: Duration, started: Instant) {
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            let _entered = span.enter();
+            for n in 0.. {
+                let beat = ToSupervisor::Heartbeat(stats(started, n));
+                let sent = up.lock().map(|mut tx| tx.send(&beat));
+                if !matches!(sent, Ok(Ok(()))) {
+                    warn!("heartbeat send failed; the supervisor is gone, exiting");
+                    std::process::exit(exit_code::LOST_SUPERVISOR);
+                }
+                std::thread::sleep(interval);
+            }
+        })
+        .expect("spawn heartbeat thread");
+}
+
+/// Obeys the supervisor until `Shutdown` or disconnect.
+fn command_loop(down: &link::Receiver<ToWorker>, up: &Mutex<Sender<ToSupervisor>>) -> i32 {
+    loop {
+        match down.recv().map(|m| m.body) {
+            Ok(ToWorker::Shutdown { deadline_ms }) => {
+                info!(deadline_ms, "shutdown requested");
+                return exit_code::OK;
+            }
+            Ok(ToWorker::Configure(_)) => {
+                warn!("ignoring a second Configure; the supervisor restarts workers to reconfigure them")
+            }
+            Err(e @ LinkError::Decode(_)) => {
+                error!(error = %e, "bad message from the supervisor");
+                if let Ok(mut tx) = up.lock() {
+                    report(&mut tx, &e);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "the supervisor is gone; exiting");
+                return exit_code::LOST_SUPERVISOR;
+            }
+        }
+    }
+}
+
+fn report(up: &mut Sender<ToSupervisor>, e: &LinkError) {
+    let _ = up.send(&ToSupervisor::Event(WorkerEvent::ProtocolError {
+        detail: e.to_string(),
+    }));
+}
