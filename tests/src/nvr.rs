@@ -1,0 +1,307 @@
+//! Runs the real `supervisor` binary in a fresh temp directory and talks to its HTTP API.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A built release binary of the workspace (`supervisor` or `worker`).
+///
+/// A separate test package does not get `CARGO_BIN_EXE_*`, so the test command builds the binaries
+/// first (`cargo build --release`); this says so when they are missing.
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("release").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --release` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A directory of its own for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "nvr-test-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends `signal` (e.g. "KILL", "STOP", "TERM") to `pid` with the `kill` command.
+pub fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or fails after `timeout` naming `what`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 client: returns (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status code")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A running supervisor with its own config, output directory and API port.
+pub struct Nvr {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: TempDir,
+    /// Everything the supervisor (and, through it, every worker) wrote to stderr.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Nvr {
+    /// Writes `config` (with `output_dir` inside the temp dir) and starts the supervisor on a free port,
+    /// with `env` added to its environment. Waits until the API answers.
+    pub fn start(mut config: Value, env: &[(&str, &str)]) -> Nvr {
+        let dir = TempDir::new("nvr");
+        config["output_dir"] = dir.path().join("output").display().to_string().into();
+        let config_path = dir.path().join("cameras.json");
+        std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(bin("supervisor"));
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn supervisor");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let nvr = Nvr {
+            child: Some(child),
+            port,
+            dir,
+            log,
+        };
+        wait_until(Duration::from_secs(20), "the API to answer", || {
+            http(port, "GET", "/status").ok()
+        });
+        nvr
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("cameras.json")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        let (code, body) = http(self.port, "GET", path).expect("HTTP GET");
+        let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        (code, value)
+    }
+
+    pub fn status(&self) -> Value {
+        self.get_json("/status").1
+    }
+
+    /// The `/status` entry of one camera.
+    pub fn camera(&self, id: &str) -> Value {
+        camera_in(&self.status(), id).unwrap_or_else(|| panic!("no camera {id} in /status"))
+    }
+
+    /// Polls `/status` until `pred` holds for camera `id`; returns that camera's entry.
+    pub fn wait_camera(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_until(timeout, &format!("camera {id}: {what}"), || {
+            camera_in(&self.status(), id).filter(|c| pred(c))
+        })
+    }
+
+    /// Waits until every listed camera is `running`; returns their pids in order.
+    pub fn wait_running(&self, ids: &[&str]) -> Vec<u32> {
+        ids.iter()
+            .map(|id| {
+                let c = self.wait_camera(id, Duration::from_secs(20), "running", |c| {
+                    c["state"] == "running"
+                });
+                c["pid"].as_u64().unwrap() as u32
+            })
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (up to 20 s) for the supervisor to exit.
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        signal(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("supervisor did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs the supervisor, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nvr {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            if self.terminate().is_err() {
+                self.kill();
+            }
+        }
+    }
+}
+
+pub fn camera_in(status: &Value, id: &str) -> Option<Value> {
+    status["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+}
+
+/// A config for cameras that need no media yet, with a fast heartbeat.
+pub fn config(ids: &[&str], heartbeat_s: f64) -> Value {
+    let cameras: Vec<Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "main_url": format!("rtsp://127.0.0.1:9/{id}")}))
+        .collect();
+    serde_json::json!({"heartbeat_interval_s": heartbeat_s, "cameras": cameras})
+}
