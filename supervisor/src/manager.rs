@@ -311,11 +311,11 @@ impl Manager {
                 generation,
                 received_ns,
                 envelope,
-            } => self.from_worker(generation, received_ns, envelope),
+            } => self.on_worker_message(generation, received_ns, envelope),
         }
     }
 
-    fn from_worker(&mut self, generation: u64, received_ns: u64, env: Envelope<ToSupervisor>) {
+    fn on_worker_message(&mut self, generation: u64, received_ns: u64, env: Envelope<ToSupervisor>) {
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
         let Some(slot) = self.slot_of(generation) else {
