@@ -281,10 +281,8 @@ impl Nvr {
 
 impl Drop for Nvr {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            if self.terminate().is_err() {
-                self.kill();
-            }
+        if self.child.is_some() && self.terminate().is_err() {
+            self.kill();
         }
     }
 }
