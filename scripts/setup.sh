@@ -10,7 +10,7 @@ PACKAGES=(
   # fake cameras and media checks: GStreamer's RTSP server, the ffmpeg CLI for clips and ffprobe
   ffmpeg python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-bad fonts-dejavu-core
   # tests use these
   curl procps
 )

@@ -103,9 +103,48 @@ pub struct WorkerStats {
     pub uptime_s: f64,
     /// Heartbeats sent before this one (since 1).
     pub heartbeats_sent: u64,
-    /// Media pipeline state; `None` until the media pipelines exist (since 1).
+    /// The SUB stream (decoded for motion and preview); `None` before the pipeline starts (since 1).
     #[serde(default)]
-    pub media: Option<String>,
+    pub sub: Option<StreamStatus>,
+}
+
+/// A camera stream's connection state, as the worker sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Opening the stream (first attempt or a reconnect).
+    #[default]
+    Connecting,
+    /// Frames (or packets) are flowing.
+    Up,
+    /// The last attempt failed or the stream stopped; retrying with backoff.
+    Down,
+    /// The camera refused the credentials; retrying slowly.
+    Unauthorized,
+}
+
+/// One stream's figures, reported in every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub state: StreamState,
+    /// Frames decoded (SUB) or packets received (MAIN) since the worker started.
+    #[serde(default)]
+    pub frames: u64,
+    /// Frames per second over the last second or so.
+    #[serde(default)]
+    pub fps: f64,
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
+    #[serde(default)]
+    pub codec: String,
+    /// Connection attempts that failed or ended, since the worker started.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Why the stream is not up (never contains credentials).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Things a worker reports as they happen.
@@ -113,6 +152,31 @@ pub struct WorkerStats {
 pub enum WorkerEvent {
     /// A message from the supervisor could not be understood (since 1).
     ProtocolError { detail: String },
+    /// Motion started (since 1).
+    MotionStart(MotionStart),
+    /// Motion ended (since 1).
+    MotionEnd { duration_s: f64, peak_score: f64 },
+}
+
+/// A motion onset, stamped with the first moving frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MotionStart {
+    /// PTS of the first moving frame, in the SUB stream's time base.
+    pub pts: i64,
+    /// Wall clock of the first moving frame's arrival, Unix ms.
+    pub wall_unix_ms: u64,
+    /// CLOCK_MONOTONIC of the first moving frame's arrival, ns (comparable with the frame ring's stamps).
+    pub first_frame_mono_ns: u64,
+    /// Percent of the watched area that changed in the deciding frame.
+    pub score: f64,
+    /// Changed region, 0..1 coordinates: [x0, y0, x1, y1].
+    pub bbox: Option<[f64; 4]>,
+    /// Processing latency: arrival of the packet that completed the deciding frame → decision, ms.
+    pub latency_ms: f64,
+    /// Decode-done of the deciding frame → decision, ms.
+    pub decode_latency_ms: f64,
+    /// Arrival of the first moving frame → decision, ms: includes waiting for `min_frames` frames.
+    pub onset_delay_ms: f64,
 }
 
 /// Why a received message was rejected. Never a panic: the caller logs it and shows it in `/status`.

@@ -36,7 +36,11 @@ fn every_message_round_trips() {
         ToSupervisor::Heartbeat(WorkerStats {
             uptime_s: 1.5,
             heartbeats_sent: 3,
-            media: Some("x".into()),
+            sub: Some(StreamStatus {
+                state: StreamState::Up,
+                fps: 30.0,
+                ..Default::default()
+            }),
         }),
         ToSupervisor::Event(WorkerEvent::ProtocolError { detail: "d".into() }),
     ];
@@ -70,7 +74,7 @@ fn the_password_survives_configure_for_the_worker() {
 
 #[test]
 fn an_older_heartbeat_without_newer_fields_still_decodes() {
-    // A v1 heartbeat as an older worker would send it: no `media` field.
+    // A v1 heartbeat as an older worker would send it: no `sub` field.
     #[derive(Serialize)]
     struct OldStats {
         uptime_s: f64,
@@ -96,7 +100,7 @@ fn an_older_heartbeat_without_newer_fields_still_decodes() {
         ToSupervisor::Heartbeat(WorkerStats {
             uptime_s: 2.0,
             heartbeats_sent: 4,
-            media: None
+            sub: None
         })
     );
 }

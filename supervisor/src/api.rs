@@ -3,8 +3,10 @@
 //! commands; they never touch workers themselves.
 
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
+use crate::preview::{PreviewHub, DEFAULT_FPS};
 use crate::status::Snapshot;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +21,7 @@ pub struct AppState {
     pub status: Arc<RwLock<Snapshot>>,
     pub inbox: Inbox,
     pub config_path: PathBuf,
+    pub preview: Arc<PreviewHub>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -28,6 +31,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/reload", post(reload))
         .route("/api/cameras/{id}/restart", post(restart))
+        .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
+        .route("/api/cameras/{id}/mjpeg", get(mjpeg))
         .with_state(state)
 }
 
@@ -99,6 +104,99 @@ async fn restart(State(state): State<AppState>, Path(id): Path<String>) -> Respo
     }
 }
 
+/// Whether `id` is a configured camera: only those ids reach the frame-bus layer (which maps them to
+/// shared-memory names), so a request can never name anything else.
+fn known_camera(state: &AppState, id: &str) -> bool {
+    state
+        .status
+        .read()
+        .is_ok_and(|s| s.cameras.iter().any(|c| c.id == id))
+}
+
+fn not_found(id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no camera with id {id:?}")})),
+    )
+        .into_response()
+}
+
+async fn snapshot_jpg(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if !known_camera(&state, &id) {
+        return not_found(&id);
+    }
+    let hub = Arc::clone(&state.preview);
+    let camera = id.clone();
+    match tokio::task::spawn_blocking(move || hub.snapshot(&camera)).await {
+        Ok(Ok(p)) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            Bytes::from(p.jpeg.as_ref().clone()),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MjpegQuery {
+    fps: Option<f64>,
+}
+
+/// `multipart/x-mixed-replace` stream of JPEGs at `?fps=` (default 5, up to 30).
+async fn mjpeg(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<MjpegQuery>,
+) -> Response {
+    if !known_camera(&state, &id) {
+        return not_found(&id);
+    }
+    let sub = state.preview.subscribe(&id, q.fps.unwrap_or(DEFAULT_FPS));
+    let period = std::time::Duration::from_secs_f64(1.0 / sub.fps);
+    let stream =
+        futures_util::stream::unfold((sub, None::<u64>), move |(mut sub, last)| async move {
+            loop {
+                if sub.rx.changed().await.is_err() {
+                    return None;
+                }
+                let picture = sub.rx.borrow_and_update().clone();
+                if let Some(p) = picture.filter(|p| Some(p.seq) != last) {
+                    let mut part = format!(
+                        "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                        p.jpeg.len()
+                    )
+                    .into_bytes();
+                    part.extend_from_slice(&p.jpeg);
+                    part.extend_from_slice(b"\r\n");
+                    tokio::time::sleep(period).await;
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(Bytes::from(part)),
+                        (sub, Some(p.seq)),
+                    ));
+                }
+            }
+        });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "multipart/x-mixed-replace; boundary=frame",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 /// Re-reads the config file and hands it to the manager. An invalid file is rejected (the running
 /// config stays) and the error is recorded for `/status`.
 pub async fn reload_config(path: &std::path::Path, inbox: &Inbox) -> Result<ReloadSummary, String> {
@@ -151,9 +249,16 @@ mod tests {
             heartbeat_latency: None,
             cpu_percent: Some(1.5),
             rss_mb: None,
-            worker: None,
+            worker: Some(nvr_proto::WorkerStats {
+                sub: Some(nvr_proto::StreamStatus {
+                    state: nvr_proto::StreamState::Up,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             last_error: None,
             stderr_tail: vec![],
+            motion: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
         }
@@ -168,6 +273,7 @@ mod tests {
             })),
             inbox,
             config_path: "x.json".into(),
+            preview: Arc::default(),
         }
     }
 

@@ -11,6 +11,7 @@ mod api;
 mod backoff;
 mod manager;
 mod police;
+mod preview;
 mod process;
 mod status;
 
@@ -184,6 +185,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         status,
         inbox: inbox.clone(),
         config_path: args.config.clone(),
+        preview: Arc::default(),
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

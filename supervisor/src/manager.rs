@@ -10,11 +10,14 @@ use crate::backoff::Backoff;
 use crate::police::{self, Police};
 use crate::process::{self, StderrTail};
 use crate::status::{
-    percentile, CameraStatus, Latency, RestartRecord, Snapshot, SupervisorInfo, WorkerState,
+    percentile, CameraStatus, Latency, MotionEnd, MotionStatus, RestartRecord, Snapshot,
+    SupervisorInfo, WorkerState,
 };
 use nvr_config::{redact_url, CameraConfig, Config};
 use nvr_proto::link::{LinkError, Listener, Sender};
-use nvr_proto::{exit_code, Envelope, ToSupervisor, ToWorker, WorkerConfig, WorkerStats};
+use nvr_proto::{
+    exit_code, Envelope, ToSupervisor, ToWorker, WorkerConfig, WorkerEvent, WorkerStats,
+};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -146,6 +149,7 @@ struct Slot {
     last_stats: Option<WorkerStats>,
     latencies_ms: VecDeque<f64>,
     stderr_tail: StderrTail,
+    motion: MotionStatus,
 }
 
 impl Slot {
@@ -167,6 +171,7 @@ impl Slot {
             last_stats: None,
             latencies_ms: VecDeque::new(),
             stderr_tail: StderrTail::default(),
+            motion: MotionStatus::default(),
         }
     }
 
@@ -315,7 +320,12 @@ impl Manager {
         }
     }
 
-    fn on_worker_message(&mut self, generation: u64, received_ns: u64, env: Envelope<ToSupervisor>) {
+    fn on_worker_message(
+        &mut self,
+        generation: u64,
+        received_ns: u64,
+        env: Envelope<ToSupervisor>,
+    ) {
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
         let Some(slot) = self.slot_of(generation) else {
@@ -362,10 +372,26 @@ impl Manager {
                 slot.latencies_ms.push_back(latency_ms);
                 slot.last_stats = Some(stats);
             }
-            ToSupervisor::Event(event) => {
-                warn!(camera_id = %slot.cfg.id, ?event, "worker event");
-                let nvr_proto::WorkerEvent::ProtocolError { detail } = event;
+            ToSupervisor::Event(WorkerEvent::ProtocolError { detail }) => {
+                warn!(camera_id = %slot.cfg.id, %detail, "worker could not understand a message");
                 slot.last_error = Some(format!("worker could not understand us: {detail}"));
+            }
+            ToSupervisor::Event(WorkerEvent::MotionStart(m)) => {
+                info!(camera_id = %slot.cfg.id, score = m.score, latency_ms = m.latency_ms, onset_delay_ms = m.onset_delay_ms, "motion started");
+                slot.motion.active = true;
+                slot.motion.events += 1;
+                slot.motion.last_start = Some(m);
+            }
+            ToSupervisor::Event(WorkerEvent::MotionEnd {
+                duration_s,
+                peak_score,
+            }) => {
+                info!(camera_id = %slot.cfg.id, duration_s, peak_score, "motion ended");
+                slot.motion.active = false;
+                slot.motion.last_end = Some(MotionEnd {
+                    duration_s,
+                    peak_score,
+                });
             }
         }
     }
@@ -518,6 +544,8 @@ impl Manager {
             }
         };
         let run = slot.run.take().expect("checked above");
+        slot.last_stats = None;
+        slot.motion.active = false;
         let ran_for = now.duration_since(run.started);
         let (reason, detail, restart_now) = match run.ending {
             Some(e) => (e.reason, e.detail, e.restart_now),
@@ -809,6 +837,7 @@ fn camera_status(slot: &Slot, now: Instant) -> CameraStatus {
             .lock()
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default(),
+        motion: slot.motion.clone(),
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
     }

@@ -1,7 +1,7 @@
 //! What the supervisor knows about itself and each camera, as published for the HTTP API: the
 //! `/status` JSON, the `/health` verdict and the `/metrics` text all come from one [`Snapshot`].
 
-use nvr_proto::WorkerStats;
+use nvr_proto::{MotionStart, StreamState, WorkerStats};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -46,6 +46,23 @@ pub struct RestartRecord {
     pub at_unix_ms: u64,
 }
 
+/// Motion as the worker last reported it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MotionStatus {
+    /// In motion now.
+    pub active: bool,
+    /// Motion starts since the supervisor started.
+    pub events: u64,
+    pub last_start: Option<MotionStart>,
+    pub last_end: Option<MotionEnd>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MotionEnd {
+    pub duration_s: f64,
+    pub peak_score: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     pub last_ms: f64,
@@ -77,24 +94,48 @@ pub struct CameraStatus {
     /// The last IPC or spawn problem, if any.
     pub last_error: Option<String>,
     pub stderr_tail: Vec<String>,
+    pub motion: MotionStatus,
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
 }
 
+impl CameraStatus {
+    /// Why this camera is not healthy, or `None` if it is.
+    pub fn problem(&self) -> Option<String> {
+        if self.state != WorkerState::Running {
+            let state = format!("{:?}", self.state).to_lowercase();
+            return Some(match &self.last_restart {
+                Some(r) => format!("worker {state}: {} ({})", r.reason, r.detail),
+                None => format!("worker {state}"),
+            });
+        }
+        let sub = self.worker.as_ref().and_then(|w| w.sub.as_ref());
+        match sub {
+            Some(s) if s.state == StreamState::Up => None,
+            Some(s) => Some(format!(
+                "sub stream {}{}",
+                serde_json::to_value(s.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )),
+            None => Some("no stream report from the worker yet".into()),
+        }
+    }
+}
+
 impl Snapshot {
-    /// Enabled cameras that are not healthy, each with why.
+    /// Enabled cameras that are not healthy (worker not running, or its stream not up), each with why.
     pub fn unhealthy(&self) -> Vec<(String, String)> {
         self.cameras
             .iter()
-            .filter(|c| c.enabled && c.state != WorkerState::Running)
-            .map(|c| {
-                let why = match &c.last_restart {
-                    Some(r) => format!("worker {:?}: {} ({})", c.state, r.reason, r.detail),
-                    None => format!("worker {:?}", c.state),
-                };
-                (c.id.clone(), why.to_lowercase())
-            })
+            .filter(|c| c.enabled)
+            .filter_map(|c| c.problem().map(|why| (c.id.clone(), why)))
             .collect()
     }
 

@@ -8,17 +8,24 @@
 //! `worker <camera_id> [--config PATH]` runs the camera alone for debugging: it loads the config through
 //! the same validation and prints its heartbeats as JSON lines on stdout.
 //!
-//! Threads: main (commands), heartbeat. The SUB and MAIN media threads come with the media pipelines.
+//! Threads: main (commands), heartbeat, and SUB (decode into the shared-memory frame ring, see
+//! [`camera`]). The MAIN (recording) thread comes with the recording pipeline.
 
+mod camera;
 mod fault;
+mod motion;
+mod rtsp;
+mod sub;
 
 use anyhow::{bail, Context};
+use camera::CameraRuntime;
+use ffmpeg_next as ffmpeg;
 use nvr_proto::link::{self, LinkError, Sender};
-use nvr_proto::{exit_code, ToSupervisor, ToWorker, WorkerEvent, WorkerStats};
+use nvr_proto::{exit_code, ToSupervisor, ToWorker, WorkerEvent};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{error, info, warn};
 
 const USAGE: &str = "usage: worker <camera_id> [--config PATH] [--ipc NAME]";
@@ -67,6 +74,13 @@ fn main() -> ExitCode {
         .init();
     let span = tracing::info_span!("worker", camera_id = %args.camera_id);
     let _entered = span.enter();
+    if let Err(e) = ffmpeg::init() {
+        error!(error = %e, "cannot initialise FFmpeg");
+        return ExitCode::from(exit_code::BAD_CONFIG as u8);
+    }
+    // FFmpeg's own log lines can quote URLs, credentials included: keep it quiet and report errors
+    // ourselves, classified and redacted.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Quiet);
     let code = match &args.ipc {
         Some(name) => supervised(&args.camera_id, name),
         None => standalone(&args),
@@ -98,27 +112,24 @@ fn standalone(args: &Args) -> i32 {
         return exit_code::BAD_CONFIG;
     };
     info!(name = %camera.name, "running standalone; heartbeats on stdout");
-    let started = Instant::now();
+    let print_event: camera::EventSink = Box::new(|e| {
+        println!(
+            "{}",
+            serde_json::to_string(&ToSupervisor::Event(e)).unwrap_or_default()
+        );
+    });
+    let runtime = CameraRuntime::start(camera.clone(), print_event);
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     for n in 0.. {
-        let beat = ToSupervisor::Heartbeat(stats(started, n));
+        let beat = ToSupervisor::Heartbeat(runtime.stats(n));
         println!("{}", serde_json::to_string(&beat).unwrap_or_default());
         std::thread::sleep(interval);
     }
     exit_code::OK
 }
 
-fn stats(started: Instant, heartbeats_sent: u64) -> WorkerStats {
-    WorkerStats {
-        uptime_s: started.elapsed().as_secs_f64(),
-        heartbeats_sent,
-        media: None,
-    }
-}
-
 /// Runs under a supervisor until `Shutdown` or until the link breaks; returns the exit code.
 fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
-    let started = Instant::now();
     let (mut up, down) = match link::connect(ipc_name) {
         Ok(l) => l,
         Err(e) => {
@@ -148,47 +159,67 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
         error!(got = %config.camera.id, "Configure is for another camera");
         return exit_code::PROTOCOL;
     }
-    info!(name = %config.camera.name, "configured; no media pipelines yet");
+    info!(name = %config.camera.name, "configured");
     let faults = fault::from_env(camera_id);
     fault::start(&faults);
 
     let up = Arc::new(Mutex::new(up));
+    let link = Arc::clone(&up);
+    let send_event: camera::EventSink = Box::new(move |e| {
+        if let Ok(mut tx) = link.lock() {
+            let _ = tx.send(&ToSupervisor::Event(e));
+        }
+    });
+    let runtime = Arc::new(CameraRuntime::start(config.camera.clone(), send_event));
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     if !faults.contains(&fault::Fault::Hang) {
-        spawn_heartbeats(Arc::clone(&up), interval, started);
+        spawn_heartbeats(Arc::clone(&up), interval, Arc::clone(&runtime));
     } else {
         warn!("test fault: hang (no heartbeats)");
     }
-    command_loop(&down, &up)
+    let (code, deadline) = command_loop(&down, &up);
+    runtime.stop(deadline);
+    code
 }
 
 /// Sends a heartbeat every `interval`; a failed send means the supervisor is gone, so the process exits.
-fn spawn_heartbeats(up: Arc<Mutex<Sender<ToSupervisor>>>, interval: Duration, started: Instant) {
+fn spawn_heartbeats(
+    up: Arc<Mutex<Sender<ToSupervisor>>>,
+    interval: Duration,
+    runtime: Arc<CameraRuntime>,
+) {
     let span = tracing::Span::current();
     std::thread::Builder::new()
         .name("heartbeat".into())
         .spawn(move || {
             let _entered = span.enter();
+            let mut seen = 0;
             for n in 0.. {
-                let beat = ToSupervisor::Heartbeat(stats(started, n));
+                let beat = ToSupervisor::Heartbeat(runtime.stats(n));
                 let sent = up.lock().map(|mut tx| tx.send(&beat));
                 if !matches!(sent, Ok(Ok(()))) {
                     warn!("heartbeat send failed; the supervisor is gone, exiting");
+                    runtime.stop(Duration::from_secs(1));
                     std::process::exit(exit_code::LOST_SUPERVISOR);
                 }
-                std::thread::sleep(interval);
+                // Next beat after `interval`, or at once when a stream changes state.
+                seen = runtime.wait_for_change(seen, interval);
             }
         })
         .expect("spawn heartbeat thread");
 }
 
-/// Obeys the supervisor until `Shutdown` or disconnect.
-fn command_loop(down: &link::Receiver<ToWorker>, up: &Mutex<Sender<ToSupervisor>>) -> i32 {
+/// Obeys the supervisor until `Shutdown` or disconnect; returns the exit code and how long the
+/// pipelines may take to stop.
+fn command_loop(
+    down: &link::Receiver<ToWorker>,
+    up: &Mutex<Sender<ToSupervisor>>,
+) -> (i32, Duration) {
     loop {
         match down.recv().map(|m| m.body) {
             Ok(ToWorker::Shutdown { deadline_ms }) => {
                 info!(deadline_ms, "shutdown requested");
-                return exit_code::OK;
+                return (exit_code::OK, Duration::from_millis(deadline_ms));
             }
             Ok(ToWorker::Configure(_)) => {
                 warn!("ignoring a second Configure; the supervisor restarts workers to reconfigure them")
@@ -201,7 +232,7 @@ fn command_loop(down: &link::Receiver<ToWorker>, up: &Mutex<Sender<ToSupervisor>
             }
             Err(e) => {
                 warn!(error = %e, "the supervisor is gone; exiting");
-                return exit_code::LOST_SUPERVISOR;
+                return (exit_code::LOST_SUPERVISOR, Duration::from_secs(1));
             }
         }
     }

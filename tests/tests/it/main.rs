@@ -1,4 +1,5 @@
 //! The one integration-test binary; each module covers one area.
 
 mod fakecam;
+mod media;
 mod supervisor;

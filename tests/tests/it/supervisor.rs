@@ -1,5 +1,6 @@
 //! The process model, end to end: real supervisor, real workers, real signals.
 
+use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{alive, bin, config, http, signal, wait_until, Nvr, TempDir};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -13,9 +14,18 @@ fn pid_of(c: &Value) -> u32 {
 
 #[test]
 fn killed_worker_comes_back_and_the_others_never_miss_a_heartbeat() {
-    let nvr = Nvr::start(config(&["a", "b", "c"], HEARTBEAT_S), &[]);
+    // Real streams, so /health can be 200: every camera's worker running and its stream up.
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let mut cfg = config(&["a", "b", "c"], HEARTBEAT_S);
+    for cam in cfg["cameras"].as_array_mut().unwrap() {
+        cam["main_url"] = fc.url("motion/main").into();
+        cam["sub_url"] = fc.url("motion/sub").into();
+    }
+    let nvr = Nvr::start(cfg, &[]);
     let pids = nvr.wait_running(&["a", "b", "c"]);
-    assert_eq!(nvr.get_json("/health").0, 200);
+    wait_until(Duration::from_secs(20), "/health 200", || {
+        Some(nvr.get_json("/health").0).filter(|c| *c == 200)
+    });
 
     signal(pids[0], "KILL");
     // /health flips to 503 while `a` is down (the first restart waits about 1 s) ...
@@ -31,7 +41,7 @@ fn killed_worker_comes_back_and_the_others_never_miss_a_heartbeat() {
     assert_eq!(a["restarts"], 1);
     assert_eq!(a["last_restart"]["reason"], "signal", "{a}");
     assert_eq!(a["last_restart"]["detail"], "killed by signal 9");
-    wait_until(Duration::from_secs(5), "/health 200", || {
+    wait_until(Duration::from_secs(20), "/health 200 again", || {
         Some(nvr.get_json("/health").0).filter(|c| *c == 200)
     });
 

@@ -1,0 +1,107 @@
+//! Shared-memory frame ring: one writer per camera publishes decoded frames into a segment in
+//! `/dev/shm`, any number of readers in other processes read them in place, lock-free.
+//!
+//! # Design
+//! - One segment per camera, `/dev/shm/nvr-<camera_id>` (`$NVR_SHM_DIR` overrides the directory):
+//!   a versioned `#[repr(C)]` header, a control page (futex word and waiter count), then
+//!   `n_slots` slots of metadata and YUV 4:2:0 planes. `src/layout.rs` documents the byte
+//!   layout.
+//! - **No lock a reader can hold.** Each slot carries a sequence counter, odd while it is being
+//!   written; a reader reads it, reads the frame in place, fences, re-reads it, and drops the
+//!   frame if it changed. A reader that stalls, is stopped or is killed never blocks or slows the
+//!   writer; the worst a dead reader leaves behind is a waiter count that makes the writer issue
+//!   one needless FUTEX_WAKE per frame.
+//! - Wake-ups: the writer bumps a futex word after each publish and calls FUTEX_WAKE only when a
+//!   reader announced it sleeps, so publishing without sleepers costs no syscall.
+//! - Generations: a restarted writer takes the segment over in place and a resolution change
+//!   reconfigures it; both bump the header's generation. [`Reader::wait_next`] then reports
+//!   [`Wait::GenerationChanged`] and the reader calls [`Reader::reattach`]. The writer's `Drop`
+//!   removes the segment; [`remove_stale`] cleans up after a crash at start-up.
+//! - Space: every page is reserved when the segment is created or grown (`fallocate`), so a full
+//!   /dev/shm is [`BusError::NoSpace`] at creation, never a SIGBUS later. Readers check the file
+//!   length before trusting the header.
+//!
+//! The protocol (`src/ring.rs`) is platform-free and model-checked with `loom`:
+//! `RUSTFLAGS="--cfg loom" cargo test --release -p shm-bus --lib loom`. All OS code lives in
+//! `platform/linux.rs`.
+//!
+//! **Architecture invariant:** this is the only crate of the workspace with `unsafe` code.
+
+// The one crate allowed `unsafe`: mapping shared memory and viewing it as typed data.
+#![allow(unsafe_code)]
+// Under `--cfg loom` only the protocol is built; the OS-facing code that uses the rest is not.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
+
+mod frame;
+mod layout;
+mod ring;
+mod sync;
+#[cfg(not(loom))]
+pub mod test_pattern;
+
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod platform;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+mod segment;
+#[cfg(not(loom))]
+mod writer;
+
+pub use frame::{FrameMeta, FrameView, Geometry, PixelFormat, Plane, PlaneMut, MAX_DIMENSION};
+
+#[cfg(not(loom))]
+pub use error::BusError;
+#[cfg(not(loom))]
+pub use reader::{Reader, Wait};
+#[cfg(not(loom))]
+pub use segment::{segment_path_in, shm_dir, validate_camera_id, SHM_DIR_ENV};
+#[cfg(not(loom))]
+pub use writer::Writer;
+
+/// The segment file of `camera_id` in [`shm_dir()`].
+#[cfg(not(loom))]
+pub fn segment_path(camera_id: &str) -> Result<std::path::PathBuf, BusError> {
+    segment_path_in(&shm_dir(), camera_id)
+}
+
+/// Removes camera `camera_id`'s segment left behind by a writer that died (for start-up
+/// cleanup). Returns whether there was one. A segment a live writer holds is left alone:
+/// [`BusError::WriterActive`]. Readers still holding the removed segment are told to re-attach.
+#[cfg(not(loom))]
+pub fn remove_stale(camera_id: &str) -> Result<bool, BusError> {
+    remove_stale_in(&shm_dir(), camera_id)
+}
+
+/// [`remove_stale`] in directory `dir`.
+#[cfg(not(loom))]
+pub fn remove_stale_in(dir: &std::path::Path, camera_id: &str) -> Result<bool, BusError> {
+    let path = segment_path_in(dir, camera_id)?;
+    let ctx = segment::Ctx {
+        camera_id,
+        path: &path,
+    };
+    let Some(file) = segment::lock_existing(ctx)? else {
+        return Ok(false);
+    };
+    let len = file.len().map_err(|e| ctx.io("stat", e))?;
+    if len >= std::mem::size_of::<layout::Header>() as u64 {
+        if let Ok(map) = file.map(0, len as usize, true) {
+            segment::close(&map);
+        }
+    }
+    match platform::unlink(&path) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(ctx.io("remove", e)),
+    }
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of [`FrameMeta::arrival_ns`] and
+/// [`FrameMeta::decoded_ns`], comparable across processes on one machine.
+#[cfg(not(loom))]
+pub fn monotonic_ns() -> u64 {
+    platform::monotonic_ns()
+}

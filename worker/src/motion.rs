@@ -1,0 +1,291 @@
+//! Motion detection on the luma (Y) plane. Pure code: frames and their timestamps come in, decisions
+//! come out; no IO and no clock, so every stage is tested with synthetic frames and tables.
+//!
+//! Per frame: scale the Y plane down to a small working image (about 100 rows, aspect kept) by area
+//! averaging, blur it lightly, compare with a running-average background, and count the pixels that
+//! changed by more than `threshold` inside the watched area (zones minus masks). That percentage is the
+//! frame's score. Motion starts after `min_frames` consecutive frames scoring at least `min_area` and
+//! ends after `post_motion_s` below it. A change of most of the picture at once (lights, IR switch,
+//! exposure jump) re-seeds the background instead of firing. The background follows the scene with a
+//! time constant in seconds (not frames, so behaviour does not depend on fps), which also absorbs
+//! things that stop moving (a parked car) after a while.
+
+use nvr_config::{MotionConfig, Polygon};
+
+/// Rows of the working image.
+pub const WORK_HEIGHT: usize = 100;
+/// Background time constant: a change that stays this long is mostly part of the background.
+const BACKGROUND_TAU_S: f64 = 8.0;
+/// A frame where more than this fraction of the watched area changed is a global change, not motion.
+const RESEED_FRACTION: f64 = 0.6;
+
+/// A luma plane as the decoder (or the frame ring) holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Luma<'a> {
+    pub data: &'a [u8],
+    pub stride: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Where the changed pixels were, in 0..1 coordinates of the frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+}
+
+/// What one frame tells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameResult {
+    /// Percent of the watched area that changed.
+    pub score: f64,
+    /// The frame changed too much at once and re-seeded the background.
+    pub reseeded: bool,
+    pub bbox: Option<BoundingBox>,
+    pub event: Option<Event>,
+}
+
+/// A decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Start {
+        /// Timestamp (the caller's clock, ns) and PTS of the first frame of the moving run.
+        first_frame_ns: u64,
+        first_pts: i64,
+        score: f64,
+        bbox: Option<BoundingBox>,
+    },
+    End {
+        duration_s: f64,
+        peak_score: f64,
+    },
+}
+
+pub struct Detector {
+    cfg: MotionConfig,
+    /// Working size, fixed at the first frame (a new resolution builds a new detector).
+    work_w: usize,
+    work_h: usize,
+    src_w: usize,
+    src_h: usize,
+    /// Working-image pixels that are watched (zones minus masks).
+    watched: Vec<bool>,
+    n_watched: usize,
+    background: Option<Vec<f32>>,
+    last_frame_ns: Option<u64>,
+    small: Vec<u8>,
+    blurred: Vec<u8>,
+    /// The current run of moving frames: (count, first frame ns, first pts).
+    run: (u32, u64, i64),
+    /// While in motion: start ns, last moving frame ns, peak score.
+    active: Option<(u64, u64, f64)>,
+}
+
+impl Detector {
+    pub fn new(cfg: MotionConfig, src_w: usize, src_h: usize) -> Self {
+        let work_h = WORK_HEIGHT.min(src_h).max(1);
+        let work_w = ((src_w * work_h) as f64 / src_h.max(1) as f64)
+            .round()
+            .max(1.0) as usize;
+        let watched = watched_mask(&cfg.zones, &cfg.masks, work_w, work_h);
+        let n_watched = watched.iter().filter(|w| **w).count();
+        Detector {
+            cfg,
+            work_w,
+            work_h,
+            src_w,
+            src_h,
+            watched,
+            n_watched,
+            background: None,
+            last_frame_ns: None,
+            small: vec![0; work_w * work_h],
+            blurred: vec![0; work_w * work_h],
+            run: (0, 0, 0),
+            active: None,
+        }
+    }
+
+    /// The source size this detector was built for.
+    pub fn source_size(&self) -> (usize, usize) {
+        (self.src_w, self.src_h)
+    }
+
+    /// Processes one frame taken at `t_ns` (any monotonic clock) with presentation time `pts`.
+    pub fn process(&mut self, y: Luma<'_>, t_ns: u64, pts: i64) -> FrameResult {
+        downscale(y, self.work_w, self.work_h, &mut self.small);
+        blur3(&self.small, self.work_w, self.work_h, &mut self.blurred);
+        let dt_s = self
+            .last_frame_ns
+            .map_or(0.0, |last| t_ns.saturating_sub(last) as f64 / 1e9);
+        self.last_frame_ns = Some(t_ns);
+
+        let Some(bg) = &mut self.background else {
+            self.background = Some(self.blurred.iter().map(|&p| f32::from(p)).collect());
+            return FrameResult {
+                score: 0.0,
+                reseeded: true,
+                bbox: None,
+                event: self.advance(false, 0.0, None, t_ns, pts),
+            };
+        };
+        let threshold = f32::from(self.cfg.threshold);
+        let (mut changed, mut bbox) = (0usize, (usize::MAX, usize::MAX, 0usize, 0usize));
+        for (i, (&cur, b)) in self.blurred.iter().zip(bg.iter()).enumerate() {
+            if self.watched[i] && (f32::from(cur) - b).abs() > threshold {
+                changed += 1;
+                let (x, y) = (i % self.work_w, i / self.work_w);
+                bbox = (bbox.0.min(x), bbox.1.min(y), bbox.2.max(x), bbox.3.max(y));
+            }
+        }
+        let fraction = changed as f64 / self.n_watched.max(1) as f64;
+        if fraction > RESEED_FRACTION {
+            for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
+                *b = f32::from(cur);
+            }
+            self.run.0 = 0;
+            return FrameResult {
+                score: fraction * 100.0,
+                reseeded: true,
+                bbox: None,
+                event: self.advance(false, 0.0, None, t_ns, pts),
+            };
+        }
+        let alpha = (1.0 - (-dt_s / BACKGROUND_TAU_S).exp()) as f32;
+        for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
+            *b += alpha * (f32::from(cur) - *b);
+        }
+        let score = fraction * 100.0;
+        let bbox = (changed > 0).then(|| BoundingBox {
+            x0: bbox.0 as f64 / self.work_w as f64,
+            y0: bbox.1 as f64 / self.work_h as f64,
+            x1: (bbox.2 + 1) as f64 / self.work_w as f64,
+            y1: (bbox.3 + 1) as f64 / self.work_h as f64,
+        });
+        let moving = changed > 0 && score >= self.cfg.min_area;
+        let event = self.advance(moving, score, bbox, t_ns, pts);
+        FrameResult {
+            score,
+            reseeded: false,
+            bbox,
+            event,
+        }
+    }
+
+    /// The start/end state machine.
+    fn advance(
+        &mut self,
+        moving: bool,
+        score: f64,
+        bbox: Option<BoundingBox>,
+        t_ns: u64,
+        pts: i64,
+    ) -> Option<Event> {
+        if moving {
+            if self.run.0 == 0 {
+                self.run = (0, t_ns, pts);
+            }
+            self.run.0 += 1;
+        } else {
+            self.run.0 = 0;
+        }
+        match &mut self.active {
+            Some((_, last_moving, peak)) if moving => {
+                *last_moving = t_ns;
+                *peak = peak.max(score);
+                None
+            }
+            Some((start, last_moving, peak)) => {
+                let quiet_s = t_ns.saturating_sub(*last_moving) as f64 / 1e9;
+                if quiet_s < self.cfg.post_motion_s {
+                    return None;
+                }
+                let end = Event::End {
+                    duration_s: t_ns.saturating_sub(*start) as f64 / 1e9,
+                    peak_score: *peak,
+                };
+                self.active = None;
+                Some(end)
+            }
+            None if moving && self.run.0 >= self.cfg.min_frames.max(1) => {
+                self.active = Some((self.run.1, t_ns, score));
+                Some(Event::Start {
+                    first_frame_ns: self.run.1,
+                    first_pts: self.run.2,
+                    score,
+                    bbox,
+                })
+            }
+            None => None,
+        }
+    }
+}
+
+/// Area-average downscale of the luma plane into `out` (`w` × `h`).
+fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8]) {
+    for oy in 0..h {
+        let y0 = oy * src.height / h;
+        let y1 = ((oy + 1) * src.height / h).max(y0 + 1);
+        for ox in 0..w {
+            let x0 = ox * src.width / w;
+            let x1 = ((ox + 1) * src.width / w).max(x0 + 1);
+            let mut sum = 0u32;
+            for row in y0..y1 {
+                let line = &src.data[row * src.stride + x0..row * src.stride + x1];
+                sum += line.iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+            out[oy * w + ox] = (sum / ((y1 - y0) * (x1 - x0)) as u32) as u8;
+        }
+    }
+}
+
+/// 3×3 box blur with clamped edges.
+fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = 0u32;
+            let mut n = 0u32;
+            for yy in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for xx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    sum += u32::from(src[yy * w + xx]);
+                    n += 1;
+                }
+            }
+            out[y * w + x] = (sum / n) as u8;
+        }
+    }
+}
+
+/// Which working-image pixels are watched: inside a zone (or anywhere, without zones) and in no mask.
+fn watched_mask(zones: &[Polygon], masks: &[Polygon], w: usize, h: usize) -> Vec<bool> {
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = (
+                ((i % w) as f64 + 0.5) / w as f64,
+                ((i / w) as f64 + 0.5) / h as f64,
+            );
+            let in_zone = zones.is_empty() || zones.iter().any(|z| inside(z, x, y));
+            in_zone && !masks.iter().any(|m| inside(m, x, y))
+        })
+        .collect()
+}
+
+/// Even-odd point-in-polygon test.
+fn inside(poly: &Polygon, x: f64, y: f64) -> bool {
+    let mut inside = false;
+    let n = poly.len();
+    for i in 0..n {
+        let [xi, yi] = poly[i];
+        let [xj, yj] = poly[(i + n - 1) % n];
+        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+#[cfg(test)]
+mod tests;
