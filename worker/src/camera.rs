@@ -2,7 +2,7 @@
 //! motion detection on the slot just written), its status for heartbeats, and an orderly stop. Used
 //! the same way supervised and standalone; events go to whatever [`EventSink`] the caller gives.
 
-use crate::motion::{Detector, Event, Luma};
+use worker::motion::{Detector, Event, Luma};
 use crate::sub::{FrameSink, SharedStatus, StateChange, SubPipeline};
 use ffmpeg_next as ffmpeg;
 use nvr_config::CameraConfig;

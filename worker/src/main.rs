@@ -13,7 +13,6 @@
 
 mod camera;
 mod fault;
-mod motion;
 mod rtsp;
 mod sub;
 

@@ -1,0 +1,4 @@
+//! The parts of the worker that are pure code, as a library so benchmarks can drive them too.
+//! The worker process itself is `src/main.rs`.
+
+pub mod motion;
