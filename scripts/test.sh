@@ -9,4 +9,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace --bins
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast

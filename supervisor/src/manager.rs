@@ -237,6 +237,8 @@ impl Manager {
             shutdown_reply: None,
             last_reload_error: None,
         };
+        // Publish before the API serves anything, so `/health` never judges an empty camera list.
+        manager.publish();
         (manager, inbox_tx)
     }
 

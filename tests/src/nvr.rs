@@ -1,5 +1,6 @@
 //! Runs the real `supervisor` binary in a fresh temp directory and talks to its HTTP API.
 
+use crate::fakecam::workspace_root;
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,14 +10,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The workspace's root directory.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// A built release binary of the workspace (`supervisor` or `worker`).
 ///

@@ -2,7 +2,6 @@
 //! motion detection on the slot just written), its status for heartbeats, and an orderly stop. Used
 //! the same way supervised and standalone; events go to whatever [`EventSink`] the caller gives.
 
-use worker::motion::{Detector, Event, Luma};
 use crate::sub::{FrameSink, SharedStatus, StateChange, SubPipeline};
 use ffmpeg_next as ffmpeg;
 use nvr_config::CameraConfig;
@@ -14,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+use worker::motion::{Detector, Event, Luma};
 
 /// Where the runtime's events go: the supervisor link, or stdout when standalone.
 pub type EventSink = Box<dyn Fn(WorkerEvent) + Send>;

@@ -86,7 +86,17 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(cfg: MotionConfig, src_w: usize, src_h: usize) -> Self {
-        let work_h = WORK_HEIGHT.min(src_h).max(1);
+        Self::with_work_height(cfg, src_w, src_h, WORK_HEIGHT)
+    }
+
+    /// Like [`Detector::new`] with another working height (benchmarks compare sizes with it).
+    pub fn with_work_height(
+        cfg: MotionConfig,
+        src_w: usize,
+        src_h: usize,
+        work_height: usize,
+    ) -> Self {
+        let work_h = work_height.min(src_h).max(1);
         let work_w = ((src_w * work_h) as f64 / src_h.max(1) as f64)
             .round()
             .max(1.0) as usize;

@@ -138,22 +138,9 @@ fn is(event: &'static str) -> impl Fn(&Value) -> bool {
     move |e| e["event"] == event
 }
 
-/// CLOCK_MONOTONIC now, read through `Instant` (which is CLOCK_MONOTONIC on Linux and prints its
-/// timespec in `Debug`), so the test needs no `unsafe` clock_gettime.
+/// CLOCK_MONOTONIC now: the clock of the server's `mono_ns` (and of the frame ring's stamps).
 fn monotonic_now_ns() -> u64 {
-    let dbg = format!("{:?}", Instant::now());
-    let field = |name: &str| -> u64 {
-        let rest = &dbg[dbg
-            .find(name)
-            .unwrap_or_else(|| panic!("no {name} in {dbg}"))
-            + name.len()..];
-        rest.trim_start_matches([':', ' '])
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("bad {name} in {dbg}"))
-    };
-    field("tv_sec") * 1_000_000_000 + field("tv_nsec")
+    shm_bus::monotonic_ns()
 }
 
 #[test]

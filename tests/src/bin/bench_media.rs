@@ -1,0 +1,295 @@
+//! Media benchmark, side by side in one run: the NVR's worker decoding a camera's SUB stream into the
+//! frame ring (with motion detection) against the floor, `ffmpeg -rtsp_transport tcp -i <sub> -f null -`
+//! decoding the same stream; then detection quality and latency on every fake-camera scenario.
+//!
+//! `cargo run --release -p nvr-tests --bin bench_media -- [--seconds 60] [--repeats 3]`
+//! (build the binaries first: `cargo build --release --workspace --bins`). Prints Markdown.
+
+use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
+use nvr_tests::nvr::{camera_in, Nvr};
+use serde_json::{json, Value};
+use shm_bus::Reader;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// (RssAnon + RssFile, RssShmem) in MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        (kb("RssAnon:") + kb("RssFile:")) / 1024.0,
+        kb("RssShmem:") / 1024.0,
+    )
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn median_spread(v: &mut [f64]) -> String {
+    v.sort_by(f64::total_cmp);
+    format!("{:.1} ({:.1}–{:.1})", v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(((p / 100.0) * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+fn wait_sub_up(nvr: &Nvr, id: &str) -> u32 {
+    let c = nvr.wait_camera(id, Duration::from_secs(30), "sub up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    c["pid"].as_u64().unwrap() as u32
+}
+
+struct Floor(Child);
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let window = arg("--seconds", 60.0);
+    let repeats = arg("--repeats", 3.0) as usize;
+    let tck = clk_tck();
+    println!(
+        "Machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!();
+
+    // Phase 1: one camera, worker vs ffmpeg floor on the same SUB stream.
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let sub = fc.url("motion/sub");
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 5, "cameras": [{
+            "id": "bench", "main_url": fc.url("motion/main"), "sub_url": sub,
+            "recording": {"mode": "off"}}]}),
+        &[],
+    );
+    let worker = wait_sub_up(&nvr, "bench");
+    let floor = Floor(
+        Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                &sub,
+                "-f",
+                "null",
+                "-",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    std::thread::sleep(Duration::from_secs(5)); // warm-up
+    let pids = [
+        ("worker", worker),
+        ("ffmpeg floor", floor.0.id()),
+        ("fake camera", fc.pid()),
+        ("supervisor", nvr.pid()),
+    ];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); pids.len()];
+    let mut rss: Vec<Vec<f64>> = vec![Vec::new(); pids.len()];
+    let mut shm: Vec<f64> = Vec::new();
+    for _ in 0..repeats {
+        let before: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(window));
+        let secs = t.elapsed().as_secs_f64();
+        for (i, (_, pid)) in pids.iter().enumerate() {
+            cpu[i].push((cpu_ticks(*pid) - before[i]) as f64 / tck / secs * 100.0);
+            rss[i].push(rss_mb(*pid).0);
+        }
+        shm.push(rss_mb(worker).1);
+    }
+    println!("### Decode SUB 640×360@30 H.264: worker vs floor ({repeats} windows of {window:.0} s; median (min–max))");
+    println!();
+    println!("| process | CPU % of one core | RssAnon+RssFile MB |");
+    println!("|---|---|---|");
+    for (i, (name, _)) in pids.iter().enumerate() {
+        println!(
+            "| {name} | {} | {} |",
+            median_spread(&mut cpu[i]),
+            median_spread(&mut rss[i])
+        );
+    }
+    let ratio: Vec<f64> = cpu[0].iter().zip(&cpu[1]).map(|(w, f)| w / f).collect();
+    println!();
+    println!(
+        "Worker/floor CPU ratio: {} (target ≤ 1.3). Worker frame ring (RssShmem, not counted above): {:.1} MB.",
+        median_spread(&mut ratio.clone()),
+        shm.iter().copied().fold(0.0, f64::max)
+    );
+
+    // JPEG encode time of real frames, read from the ring in this process.
+    let mut reader = Reader::attach("bench").expect("attach to the frame ring");
+    let mut jpeg_ms = Vec::new();
+    while jpeg_ms.len() < 100 {
+        let _ = reader.wait_next(Duration::from_secs(1));
+        if let Ok(Some((_, ms))) = reader.read_latest(|f| {
+            let t = Instant::now();
+            let _ = std::hint::black_box(nvr_preview::jpeg(f, nvr_preview::QUALITY));
+            t.elapsed().as_secs_f64() * 1e3
+        }) {
+            jpeg_ms.push(ms);
+        }
+    }
+    println!(
+        "Snapshot JPEG encode (YUV→RGB + image's encoder, quality {}), 640×360: p50 {:.2} ms, p99 {:.2} ms (target < 1.5 ms).",
+        nvr_preview::QUALITY,
+        percentile(&mut jpeg_ms.clone(), 50.0),
+        percentile(&mut jpeg_ms, 99.0)
+    );
+    drop(floor);
+    drop(nvr);
+    drop(fc);
+    println!();
+
+    // Phase 2: detection quality and latency on every scenario, one camera each.
+    let scenes = [
+        ("motion", "sub"),
+        ("motion", "sub_h265"),
+        ("small", "sub"),
+        ("noise", "sub"),
+        ("lights", "sub"),
+        ("clock", "sub"),
+    ];
+    let fc = FakeCam::start(FakeCamOpts::scenes(&[
+        "motion", "small", "noise", "lights", "clock",
+    ]))
+    .unwrap();
+    let cameras: Vec<Value> = scenes
+        .iter()
+        .map(|(scene, mount)| {
+            json!({"id": format!("{scene}_{mount}"), "main_url": fc.url(&format!("{scene}/main")),
+            "sub_url": fc.url(&format!("{scene}/{mount}")), "recording": {"mode": "off"}})
+        })
+        .collect();
+    let nvr = Nvr::start(json!({"heartbeat_interval_s": 1, "cameras": cameras}), &[]);
+    for (scene, mount) in scenes {
+        wait_sub_up(&nvr, &format!("{scene}_{mount}"));
+    }
+    let since = fc.n_events();
+    let quality_s = window.max(60.0);
+    let mut seen: Vec<Vec<Value>> = vec![Vec::new(); scenes.len()];
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < quality_s {
+        let status = nvr.status();
+        for (i, (scene, mount)) in scenes.iter().enumerate() {
+            let c = camera_in(&status, &format!("{scene}_{mount}")).unwrap();
+            let s = &c["motion"]["last_start"];
+            if s.is_object() && seen[i].last() != Some(s) {
+                seen[i].push(s.clone());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let truth: Vec<Value> = fc
+        .events()
+        .into_iter()
+        .skip(since)
+        .filter(|e| e["event"] == "motion_start")
+        .collect();
+    println!("### Detection quality over {quality_s:.0} s (default motion settings)");
+    println!();
+    println!("| scene (SUB mount) | onsets | detected | missed | delay mean / worst, frames | false events / min |");
+    println!("|---|---|---|---|---|---|");
+    let mut latencies = Vec::new();
+    for (i, (scene, mount)) in scenes.iter().enumerate() {
+        let onsets: Vec<u64> = truth
+            .iter()
+            .filter(|e| e["scene"] == *scene)
+            .map(|e| e["mono_ns"].as_u64().unwrap())
+            .collect();
+        let mut delays = Vec::new();
+        let mut false_events = 0;
+        for ev in &seen[i] {
+            let first = ev["first_frame_mono_ns"].as_u64().unwrap() as f64;
+            match onsets
+                .iter()
+                .map(|t| (first - *t as f64) / 1e6)
+                .find(|d| (-40.0..=500.0).contains(d))
+            {
+                Some(d) => {
+                    delays.push(d / (1000.0 / 30.0));
+                    latencies.push(ev["latency_ms"].as_f64().unwrap());
+                }
+                None => false_events += 1,
+            }
+        }
+        let delay = if delays.is_empty() {
+            "–".to_string()
+        } else {
+            format!(
+                "{:.1} / {:.1}",
+                delays.iter().sum::<f64>() / delays.len() as f64,
+                delays.iter().copied().fold(f64::MIN, f64::max)
+            )
+        };
+        println!(
+            "| {scene} ({mount}) | {} | {} | {} | {delay} | {:.1} |",
+            onsets.len(),
+            delays.len(),
+            onsets.len().saturating_sub(delays.len()),
+            false_events as f64 / (quality_s / 60.0)
+        );
+    }
+    if !latencies.is_empty() {
+        println!();
+        println!(
+            "Motion decision latency, packet arrival of the deciding frame → decision: p50 {:.2} ms, p99 {:.2} ms over {} onsets (target p99 < 15 ms).",
+            percentile(&mut latencies.clone(), 50.0),
+            percentile(&mut latencies.clone(), 99.0),
+            latencies.len()
+        );
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
