@@ -1,8 +1,10 @@
 //! Turns frames from the shared-memory frame ring into JPEG pictures: snapshots, the supervisor's
 //! MJPEG preview, and the `nvr-preview` client.
+//!
+//! The encoder (`jpeg-encoder`) takes the frame's YCbCr planes directly: no RGB round trip. Video uses
+//! limited-range BT.601 YCbCr, JPEG (JFIF) full range, so each sample goes through a lookup table.
 
-use image::codecs::jpeg::JpegEncoder;
-use image::ExtendedColorType;
+use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use shm_bus::FrameView;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,20 +13,21 @@ pub enum PreviewError {
     Encode {
         width: u32,
         height: u32,
-        source: image::ImageError,
+        source: jpeg_encoder::EncodingError,
     },
 }
 
 /// Default JPEG quality for previews and snapshots.
 pub const QUALITY: u8 = 80;
 
-/// Encodes a YUV 4:2:0 frame as JPEG.
+/// Encodes a YUV 4:2:0 frame as a 4:2:0 JPEG.
 pub fn jpeg(frame: &FrameView<'_>, quality: u8) -> Result<Vec<u8>, PreviewError> {
     let (width, height) = (frame.geometry.width, frame.geometry.height);
-    let rgb = rgb_from_yuv420(frame);
-    let mut out = Vec::with_capacity(rgb.len() / 8);
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode(&rgb, width, height, ExtendedColorType::Rgb8)
+    let mut out = Vec::with_capacity((width * height / 8) as usize);
+    let mut encoder = Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(SamplingFactor::F_2_2);
+    encoder
+        .encode_image(Planes::new(frame))
         .map_err(|source| PreviewError::Encode {
             width,
             height,
@@ -33,32 +36,49 @@ pub fn jpeg(frame: &FrameView<'_>, quality: u8) -> Result<Vec<u8>, PreviewError>
     Ok(out)
 }
 
-/// BT.601 limited-range YUV 4:2:0 → packed RGB, in integer arithmetic.
-pub fn rgb_from_yuv420(frame: &FrameView<'_>) -> Vec<u8> {
-    let (w, h) = (
-        frame.geometry.width as usize,
-        frame.geometry.height as usize,
-    );
-    let (y_plane, y_stride) = frame.plane(0);
-    let (u_plane, u_stride) = frame.plane(1);
-    let (v_plane, v_stride) = frame.plane(2);
-    let mut rgb = vec![0u8; w * h * 3];
-    for (row, out_row) in rgb.chunks_exact_mut(w * 3).enumerate() {
-        let ys = &y_plane[row * y_stride..row * y_stride + w];
-        let us = &u_plane[(row / 2) * u_stride..];
-        let vs = &v_plane[(row / 2) * v_stride..];
-        for (col, px) in out_row.chunks_exact_mut(3).enumerate() {
-            let c = 298 * (i32::from(ys[col]) - 16);
-            let d = i32::from(us[col / 2]) - 128;
-            let e = i32::from(vs[col / 2]) - 128;
-            px[0] = clamp((c + 409 * e + 128) >> 8);
-            px[1] = clamp((c - 100 * d - 208 * e + 128) >> 8);
-            px[2] = clamp((c + 516 * d + 128) >> 8);
-        }
-    }
-    rgb
+/// A frame's planes as `jpeg-encoder` reads them, row by row, converted to full range.
+struct Planes<'a> {
+    frame: &'a FrameView<'a>,
+    luma: [u8; 256],
+    chroma: [u8; 256],
 }
 
-fn clamp(v: i32) -> u8 {
-    v.clamp(0, 255) as u8
+impl<'a> Planes<'a> {
+    fn new(frame: &'a FrameView<'a>) -> Self {
+        let map = |v: usize, lo: f64, scale: f64, mid: f64| {
+            ((v as f64 - lo) * scale + mid).round().clamp(0.0, 255.0) as u8
+        };
+        Planes {
+            frame,
+            luma: std::array::from_fn(|v| map(v, 16.0, 255.0 / 219.0, 0.0)),
+            chroma: std::array::from_fn(|v| map(v, 128.0, 255.0 / 224.0, 128.0)),
+        }
+    }
+}
+
+impl ImageBuffer for Planes<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.frame.geometry.width as u16
+    }
+
+    fn height(&self) -> u16 {
+        self.frame.geometry.height as u16
+    }
+
+    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
+        let (w, row) = (self.width() as usize, row as usize);
+        let (y, y_stride) = self.frame.plane(0);
+        let (u, u_stride) = self.frame.plane(1);
+        let (v, v_stride) = self.frame.plane(2);
+        let ys = &y[row * y_stride..row * y_stride + w];
+        let us = &u[(row / 2) * u_stride..];
+        let vs = &v[(row / 2) * v_stride..];
+        buffers[0].extend(ys.iter().map(|&p| self.luma[p as usize]));
+        buffers[1].extend((0..w).map(|x| self.chroma[us[x / 2] as usize]));
+        buffers[2].extend((0..w).map(|x| self.chroma[vs[x / 2] as usize]));
+    }
 }

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The protocol version this build speaks.
-pub const SCHEMA: u16 = 1;
+/// 2: recording events and the MAIN stream and recorder in heartbeats.
+pub const SCHEMA: u16 = 2;
 
 /// Exit codes of the worker, so the supervisor's restart policy can tell failures apart.
 pub mod exit_code {
@@ -106,6 +107,43 @@ pub struct WorkerStats {
     /// The SUB stream (decoded for motion and preview); `None` before the pipeline starts (since 1).
     #[serde(default)]
     pub sub: Option<StreamStatus>,
+    /// The MAIN stream (recorded, never decoded); `None` when the camera does not record (since 2).
+    #[serde(default)]
+    pub main: Option<StreamStatus>,
+    /// The recorder; `None` when the camera does not record (since 2).
+    #[serde(default)]
+    pub recording: Option<RecordingStatus>,
+}
+
+/// What the recorder is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecorderState {
+    /// Waiting for motion (or for the MAIN stream).
+    #[default]
+    Idle,
+    /// A file is open.
+    Recording,
+    /// The last attempt to open or write a file failed (`last_error` says why); retrying.
+    Error,
+}
+
+/// The recorder's figures, reported in every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordingStatus {
+    pub state: RecorderState,
+    /// The file being written, relative to the output directory.
+    #[serde(default)]
+    pub current_file: Option<String>,
+    /// Files finished since the worker started.
+    #[serde(default)]
+    pub files: u64,
+    /// Seconds of MAIN video held in the pre-roll buffer.
+    #[serde(default)]
+    pub pre_roll_s: f64,
+    /// Why recording failed last (e.g. `disk full`), cleared by the next file that opens.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// A camera stream's connection state, as the worker sees it.
@@ -156,6 +194,43 @@ pub enum WorkerEvent {
     MotionStart(MotionStart),
     /// Motion ended (since 1).
     MotionEnd { duration_s: f64, peak_score: f64 },
+    /// A recording file was opened and its pre-roll written (since 2).
+    RecordingStarted(RecordingStarted),
+    /// A recording file was finished: fsynced and renamed to its final name (since 2).
+    RecordingFinished(RecordingFinished),
+    /// Recording failed (could not open or write a file); the worker retries (since 2).
+    RecordingError { detail: String },
+}
+
+/// A new recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingStarted {
+    /// Final path relative to the output directory (written as `<path>.part` until finished).
+    pub path: String,
+    /// Arrival of the clip's first frame relative to the motion onset, ms (negative: before it).
+    /// `None` for continuous recording and for a segment that continues a recording.
+    pub first_frame_offset_ms: Option<f64>,
+    /// Motion decision → file open with the pre-roll written, ms (`None` without motion).
+    pub open_ms: Option<f64>,
+    /// Wall clock of the first frame, Unix ms.
+    pub start_unix_ms: u64,
+    /// `h264` or `hevc`.
+    pub codec: String,
+}
+
+/// A finished recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingFinished {
+    /// Path relative to the output directory.
+    pub path: String,
+    pub start_unix_ms: u64,
+    pub duration_s: f64,
+    pub bytes: u64,
+    /// Video frames written.
+    pub frames: u64,
+    /// Finished at start-up from a `.part` left by a crash, rather than closed normally.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// A motion onset, stamped with the first moving frame.

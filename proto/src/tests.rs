@@ -41,8 +41,32 @@ fn every_message_round_trips() {
                 fps: 30.0,
                 ..Default::default()
             }),
+            main: None,
+            recording: Some(RecordingStatus {
+                state: RecorderState::Recording,
+                current_file: Some("a/2026-12-01/a_20261201T000000Z.mp4".into()),
+                ..Default::default()
+            }),
         }),
         ToSupervisor::Event(WorkerEvent::ProtocolError { detail: "d".into() }),
+        ToSupervisor::Event(WorkerEvent::RecordingStarted(RecordingStarted {
+            path: "a/x.mp4".into(),
+            first_frame_offset_ms: Some(-6000.0),
+            open_ms: Some(3.5),
+            start_unix_ms: 1,
+            codec: "h264".into(),
+        })),
+        ToSupervisor::Event(WorkerEvent::RecordingFinished(RecordingFinished {
+            path: "a/x.mp4".into(),
+            start_unix_ms: 1,
+            duration_s: 12.0,
+            bytes: 6_000_000,
+            frames: 360,
+            recovered: false,
+        })),
+        ToSupervisor::Event(WorkerEvent::RecordingError {
+            detail: "disk full".into(),
+        }),
     ];
     for msg in &to_sup {
         let env: Envelope<ToSupervisor> = decode(&encode(7, msg)).unwrap();
@@ -74,7 +98,7 @@ fn the_password_survives_configure_for_the_worker() {
 
 #[test]
 fn an_older_heartbeat_without_newer_fields_still_decodes() {
-    // A v1 heartbeat as an older worker would send it: no `sub` field.
+    // A heartbeat as an older worker of this schema would send it: none of the optional fields.
     #[derive(Serialize)]
     struct OldStats {
         uptime_s: f64,
@@ -85,7 +109,7 @@ fn an_older_heartbeat_without_newer_fields_still_decodes() {
         Heartbeat(OldStats),
     }
     let old = rmp_serde::to_vec_named(&Envelope {
-        schema: 1,
+        schema: SCHEMA,
         seq: 9,
         sent_at_ns: 1,
         body: OldToSupervisor::Heartbeat(OldStats {
@@ -100,7 +124,7 @@ fn an_older_heartbeat_without_newer_fields_still_decodes() {
         ToSupervisor::Heartbeat(WorkerStats {
             uptime_s: 2.0,
             heartbeats_sent: 4,
-            sub: None
+            ..WorkerStats::default()
         })
     );
 }

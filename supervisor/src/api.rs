@@ -259,6 +259,7 @@ mod tests {
             last_error: None,
             stderr_tail: vec![],
             motion: Default::default(),
+            recordings: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
         }

@@ -10,8 +10,8 @@ use crate::backoff::Backoff;
 use crate::police::{self, Police};
 use crate::process::{self, StderrTail};
 use crate::status::{
-    percentile, CameraStatus, Latency, MotionEnd, MotionStatus, RestartRecord, Snapshot,
-    SupervisorInfo, WorkerState,
+    percentile, CameraStatus, Latency, MotionEnd, MotionStatus, RecordingLog, RestartRecord,
+    Snapshot, SupervisorInfo, WorkerState,
 };
 use nvr_config::{redact_url, CameraConfig, Config};
 use nvr_proto::link::{LinkError, Listener, Sender};
@@ -81,7 +81,8 @@ pub enum Msg {
     FromWorker {
         generation: u64,
         received_ns: u64,
-        envelope: Envelope<ToSupervisor>,
+        /// Boxed: heartbeats are much larger than the other messages.
+        envelope: Box<Envelope<ToSupervisor>>,
     },
     BadMessage {
         generation: u64,
@@ -150,6 +151,7 @@ struct Slot {
     latencies_ms: VecDeque<f64>,
     stderr_tail: StderrTail,
     motion: MotionStatus,
+    recordings: RecordingLog,
 }
 
 impl Slot {
@@ -172,6 +174,7 @@ impl Slot {
             latencies_ms: VecDeque::new(),
             stderr_tail: StderrTail::default(),
             motion: MotionStatus::default(),
+            recordings: RecordingLog::default(),
         }
     }
 
@@ -318,7 +321,7 @@ impl Manager {
                 generation,
                 received_ns,
                 envelope,
-            } => self.on_worker_message(generation, received_ns, envelope),
+            } => self.on_worker_message(generation, received_ns, *envelope),
         }
     }
 
@@ -394,6 +397,19 @@ impl Manager {
                     duration_s,
                     peak_score,
                 });
+            }
+            ToSupervisor::Event(WorkerEvent::RecordingStarted(r)) => {
+                info!(camera_id = %slot.cfg.id, path = %r.path, first_frame_offset_ms = r.first_frame_offset_ms, open_ms = r.open_ms, "recording started");
+                slot.recordings.last_started = Some(r);
+            }
+            ToSupervisor::Event(WorkerEvent::RecordingFinished(r)) => {
+                info!(camera_id = %slot.cfg.id, path = %r.path, duration_s = r.duration_s, bytes = r.bytes, recovered = r.recovered, "recording finished");
+                slot.recordings.finished += 1;
+                slot.recordings.last_finished = Some(r);
+            }
+            ToSupervisor::Event(WorkerEvent::RecordingError { detail }) => {
+                warn!(camera_id = %slot.cfg.id, %detail, "recording failed");
+                slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));
             }
         }
     }
@@ -787,7 +803,7 @@ fn link_thread(listener: Listener, generation: u64, timeout: Duration, inbox: In
             Ok(envelope) => Msg::FromWorker {
                 generation,
                 received_ns: nvr_proto::unix_ns(),
-                envelope,
+                envelope: Box::new(envelope),
             },
             Err(LinkError::Decode(e)) => Msg::BadMessage {
                 generation,
@@ -840,6 +856,7 @@ fn camera_status(slot: &Slot, now: Instant) -> CameraStatus {
             .map(|t| t.iter().cloned().collect())
             .unwrap_or_default(),
         motion: slot.motion.clone(),
+        recordings: slot.recordings.clone(),
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
     }

@@ -1,7 +1,10 @@
 //! What the supervisor knows about itself and each camera, as published for the HTTP API: the
 //! `/status` JSON, the `/health` verdict and the `/metrics` text all come from one [`Snapshot`].
 
-use nvr_proto::{MotionStart, StreamState, WorkerStats};
+use nvr_proto::{
+    MotionStart, RecorderState, RecordingFinished, RecordingStarted, StreamState, StreamStatus,
+    WorkerStats,
+};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -57,6 +60,17 @@ pub struct MotionStatus {
     pub last_end: Option<MotionEnd>,
 }
 
+/// Recordings as the worker reported them (the file being written is in `worker.recording`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecordingLog {
+    /// Files finished since the supervisor started (including `.part` files recovered after a crash).
+    pub finished: u64,
+    pub last_started: Option<RecordingStarted>,
+    pub last_finished: Option<RecordingFinished>,
+    /// The last recording error (e.g. `disk full`) and when, Unix ms.
+    pub last_error: Option<(String, u64)>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MotionEnd {
     pub duration_s: f64,
@@ -95,6 +109,7 @@ pub struct CameraStatus {
     pub last_error: Option<String>,
     pub stderr_tail: Vec<String>,
     pub motion: MotionStatus,
+    pub recordings: RecordingLog,
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
@@ -110,22 +125,38 @@ impl CameraStatus {
                 None => format!("worker {state}"),
             });
         }
-        let sub = self.worker.as_ref().and_then(|w| w.sub.as_ref());
-        match sub {
-            Some(s) if s.state == StreamState::Up => None,
-            Some(s) => Some(format!(
-                "sub stream {}{}",
-                serde_json::to_value(s.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                s.last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            )),
-            None => Some("no stream report from the worker yet".into()),
-        }
+        let Some(worker) = &self.worker else {
+            return Some("no stream report from the worker yet".into());
+        };
+        let stream_problem = |name: &str, s: &StreamStatus| {
+            (s.state != StreamState::Up).then(|| {
+                format!(
+                    "{name} stream {}{}",
+                    serde_json::to_value(s.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            })
+        };
+        let Some(sub) = &worker.sub else {
+            return Some("no stream report from the worker yet".into());
+        };
+        stream_problem("sub", sub)
+            .or_else(|| worker.main.as_ref().and_then(|m| stream_problem("main", m)))
+            .or_else(|| {
+                let r = worker.recording.as_ref()?;
+                (r.state == RecorderState::Error).then(|| {
+                    format!(
+                        "recording error: {}",
+                        r.last_error.as_deref().unwrap_or("unknown")
+                    )
+                })
+            })
     }
 }
 
@@ -177,6 +208,19 @@ impl Snapshot {
             "nvr_heartbeat_latency_p99_seconds",
             "Heartbeat send-to-receive latency, p99",
             &|c| c.heartbeat_latency.as_ref().map(|l| l.p99_ms / 1e3),
+        );
+        gauge(
+            "nvr_recording",
+            "1 while the camera is writing a recording",
+            &|c| {
+                let r = c.worker.as_ref()?.recording.as_ref()?;
+                Some(f64::from(u8::from(r.state == RecorderState::Recording)))
+            },
+        );
+        gauge(
+            "nvr_recordings_finished_total",
+            "Recording files finished since the supervisor started",
+            &|c| Some(c.recordings.finished as f64),
         );
         let _ = writeln!(
             out,

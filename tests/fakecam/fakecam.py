@@ -91,9 +91,9 @@ class Track:
             raise SystemExit(f"fakecam: {path}: does not start on a key frame, cannot loop")
 
 
-def load_track(path, loop_ns):
-    """Demuxes and parses the single stream of PATH into memory."""
-    pipeline = Gst.parse_launch(f'filesrc location="{path}" ! parsebin ! appsink name=sink sync=false')
+def pull_samples(path, parse):
+    """All samples of PATH through the parsing elements PARSE."""
+    pipeline = Gst.parse_launch(f'filesrc location="{path}" ! {parse} ! appsink name=sink sync=false')
     sink = pipeline.get_by_name("sink")
     pipeline.set_state(Gst.State.PLAYING)
     samples = []
@@ -108,6 +108,18 @@ def load_track(path, loop_ns):
         raise SystemExit(f"fakecam: {path}: {err.parse_error()[0].message}")
     if not samples:
         raise SystemExit(f"fakecam: {path}: no data")
+    return samples
+
+
+def load_track(path, loop_ns):
+    """Demuxes and parses the single stream of PATH into memory."""
+    samples = pull_samples(path, "parsebin")
+    if samples[0].get_caps().get_structure(0).get_name() == "video/x-h264":
+        # Again with SPS/PPS in-band before every IDR, as a real camera sends them: parsebin alone
+        # leaves them in the clip's first frame only, so a client joining mid-loop could not
+        # decode anything until the loop wrapped.
+        samples = pull_samples(path, "parsebin ! h264parse config-interval=-1 ! "
+                               "video/x-h264,stream-format=byte-stream,alignment=au")
     caps = samples[0].get_caps()
     if caps.get_structure(0).get_name() == "audio/x-alaw":
         return Track(path, caps, alaw_frames(samples, caps, loop_ns), loop_ns)

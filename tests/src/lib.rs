@@ -1,5 +1,7 @@
 //! Helpers for the integration tests: find the built binaries, make temp dirs, run and stop the
-//! supervisor and talk to its API (`nvr`), and start fake cameras (`fakecam`).
+//! supervisor and talk to its API (`nvr`), start fake cameras (`fakecam`), and judge recorded files
+//! (`clipcheck`).
 
+pub mod clipcheck;
 pub mod fakecam;
 pub mod nvr;

@@ -1,14 +1,19 @@
 //! One camera's media runtime inside the worker: the SUB thread (decode → shared-memory frame ring →
-//! motion detection on the slot just written), its status for heartbeats, and an orderly stop. Used
-//! the same way supervised and standalone; events go to whatever [`EventSink`] the caller gives.
+//! motion detection on the slot just written), the MAIN thread (pre-roll buffer → clips, see
+//! [`crate::recording`]), their status for heartbeats, and an orderly stop. Used the same way
+//! supervised and standalone; events go to whatever [`EventSink`] the caller gives.
 
-use crate::sub::{FrameSink, SharedStatus, StateChange, SubPipeline};
+use crate::recording::{self, MainPipeline, MotionSignal, SharedRecording};
+use crate::stream::{SharedStatus, StateChange, StreamRunner};
+use crate::sub::{FrameSink, SubPipeline};
 use ffmpeg_next as ffmpeg;
 use nvr_config::CameraConfig;
 use nvr_proto::{MotionStart, WorkerEvent, WorkerStats};
 use shm_bus::monotonic_ns;
 use shm_bus::{Geometry, PixelFormat, Writer};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,7 +21,7 @@ use tracing::{error, info, warn};
 use worker::motion::{Detector, Event, Luma};
 
 /// Where the runtime's events go: the supervisor link, or stdout when standalone.
-pub type EventSink = Box<dyn Fn(WorkerEvent) + Send>;
+pub type EventSink = recording::Events;
 
 /// Slots in the frame ring: about a quarter second at 30 fps, so a reader that wakes late still finds
 /// the frame it was told about.
@@ -25,44 +30,84 @@ const RING_SLOTS: usize = 8;
 pub struct CameraRuntime {
     stop: Arc<AtomicBool>,
     sub_status: SharedStatus,
+    /// `None` when the camera does not record.
+    main_status: Option<(SharedStatus, SharedRecording)>,
     changed: Arc<StateChange>,
-    sub_thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
 
 impl CameraRuntime {
-    pub fn start(camera: CameraConfig, events: EventSink) -> Self {
+    pub fn start(camera: CameraConfig, output_dir: PathBuf, events: EventSink) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let sub_status = SharedStatus::default();
         let changed = Arc::new(StateChange::default());
-        let pipeline = SubPipeline {
-            camera,
+        let runner = |name, url: &str| StreamRunner {
+            name,
+            url: url.to_string(),
             stop: Arc::clone(&stop),
-            status: Arc::clone(&sub_status),
+            status: SharedStatus::default(),
             changed: Arc::clone(&changed),
         };
+        let mut threads = Vec::new();
         let span = tracing::Span::current();
-        let sub_thread = std::thread::Builder::new()
-            .name("sub".into())
-            .spawn(move || {
-                let _entered = span.enter();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            let span = span.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let _entered = span.enter();
+                    f()
+                })
+                .map_err(|e| error!(error = %e, thread = name, "cannot start a pipeline thread"))
+                .ok()
+        };
+        let (motion_tx, main_status) = if recording::records(&camera) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let main = MainPipeline {
+                camera: camera.clone(),
+                output_dir,
+                runner: runner("main", &camera.main_url),
+                motion: rx,
+                status: SharedRecording::default(),
+                events: Arc::clone(&events),
+            };
+            let status = (Arc::clone(&main.runner.status), Arc::clone(&main.status));
+            threads.extend(spawn("main", Box::new(move || main.run())));
+            (Some(tx), Some(status))
+        } else {
+            (None, None)
+        };
+        // A camera with one stream decodes it for motion and preview too (at MAIN's resolution).
+        let sub_url = camera
+            .sub_url
+            .clone()
+            .unwrap_or_else(|| camera.main_url.clone());
+        let sub = SubPipeline {
+            runner: runner("sub", &sub_url),
+            camera,
+        };
+        let sub_status = Arc::clone(&sub.runner.status);
+        threads.extend(spawn(
+            "sub",
+            Box::new(move || {
                 let mut sink = BusSink {
-                    camera_id: pipeline.camera.id.to_string(),
+                    camera_id: sub.camera.id.to_string(),
                     writer: None,
                     retry_at: None,
-                    motion: pipeline.camera.motion.clone(),
+                    motion: sub.camera.motion.clone(),
                     detector: None,
                     events,
+                    recorder: motion_tx,
                 };
-                pipeline.run(&mut sink);
-            })
-            .map_err(|e| error!(error = %e, "cannot start the SUB thread"))
-            .ok();
+                sub.run(&mut sink);
+            }),
+        ));
         CameraRuntime {
             stop,
             sub_status,
+            main_status,
             changed,
-            sub_thread: Mutex::new(sub_thread),
+            threads: Mutex::new(threads),
             started: Instant::now(),
         }
     }
@@ -72,6 +117,14 @@ impl CameraRuntime {
             uptime_s: self.started.elapsed().as_secs_f64(),
             heartbeats_sent,
             sub: self.sub_status.lock().ok().map(|s| s.clone()),
+            main: self
+                .main_status
+                .as_ref()
+                .and_then(|(m, _)| m.lock().ok().map(|s| s.clone())),
+            recording: self
+                .main_status
+                .as_ref()
+                .and_then(|(_, r)| r.lock().ok().map(|s| s.clone())),
         }
     }
 
@@ -81,19 +134,22 @@ impl CameraRuntime {
         self.changed.wait(seen, timeout)
     }
 
-    /// Stops the pipelines, waiting up to `deadline` for them to finish.
+    /// Stops the pipelines (the MAIN one finishes its clip), waiting up to `deadline` for them.
     pub fn stop(&self, deadline: Duration) {
         self.stop.store(true, Ordering::Relaxed);
         let until = Instant::now() + deadline;
-        let thread = self.sub_thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
+        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t));
+        for t in threads.into_iter().flatten() {
             while !t.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if t.is_finished() {
                 let _ = t.join();
             } else {
-                warn!("SUB thread did not stop in time");
+                warn!(
+                    thread = t.thread().name().unwrap_or("?"),
+                    "pipeline thread did not stop in time"
+                );
             }
         }
     }
@@ -108,6 +164,8 @@ struct BusSink {
     motion: nvr_config::MotionConfig,
     detector: Option<Detector>,
     events: EventSink,
+    /// The MAIN pipeline's ear for motion decisions (`None` when not recording).
+    recorder: Option<Sender<MotionSignal>>,
     /// After a failure to create the ring, when to try again (instead of failing on every frame).
     retry_at: Option<Instant>,
 }
@@ -184,6 +242,12 @@ impl FrameSink for BusSink {
                 score,
                 bbox,
             } => {
+                if let Some(r) = &self.recorder {
+                    let _ = r.send(MotionSignal::Start {
+                        first_frame_ns,
+                        decided_ns,
+                    });
+                }
                 let onset_delay_ms = ms(first_frame_ns);
                 let wall_unix_ms =
                     (nvr_proto::unix_ns() / 1_000_000).saturating_sub(onset_delay_ms as u64);
@@ -207,7 +271,11 @@ impl FrameSink for BusSink {
             Event::End {
                 duration_s,
                 peak_score,
+                last_moving_ns,
             } => {
+                if let Some(r) = &self.recorder {
+                    let _ = r.send(MotionSignal::End { last_moving_ns });
+                }
                 info!(duration_s, peak_score, "motion ended");
                 WorkerEvent::MotionEnd {
                     duration_s,

@@ -8,12 +8,15 @@
 //! `worker <camera_id> [--config PATH]` runs the camera alone for debugging: it loads the config through
 //! the same validation and prints its heartbeats as JSON lines on stdout.
 //!
-//! Threads: main (commands), heartbeat, and SUB (decode into the shared-memory frame ring, see
-//! [`camera`]). The MAIN (recording) thread comes with the recording pipeline.
+//! Threads: main (commands), heartbeat, SUB (decode into the shared-memory frame ring and detect
+//! motion) and MAIN (pre-roll and recording), see [`camera`].
 
 mod camera;
 mod fault;
+mod mp4;
+mod recording;
 mod rtsp;
+mod stream;
 mod sub;
 
 use anyhow::{bail, Context};
@@ -111,13 +114,13 @@ fn standalone(args: &Args) -> i32 {
         return exit_code::BAD_CONFIG;
     };
     info!(name = %camera.name, "running standalone; heartbeats on stdout");
-    let print_event: camera::EventSink = Box::new(|e| {
+    let print_event: camera::EventSink = Arc::new(|e| {
         println!(
             "{}",
             serde_json::to_string(&ToSupervisor::Event(e)).unwrap_or_default()
         );
     });
-    let runtime = CameraRuntime::start(camera.clone(), print_event);
+    let runtime = CameraRuntime::start(camera.clone(), config.output_dir.clone(), print_event);
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     for n in 0.. {
         let beat = ToSupervisor::Heartbeat(runtime.stats(n));
@@ -164,12 +167,16 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
 
     let up = Arc::new(Mutex::new(up));
     let link = Arc::clone(&up);
-    let send_event: camera::EventSink = Box::new(move |e| {
+    let send_event: camera::EventSink = Arc::new(move |e| {
         if let Ok(mut tx) = link.lock() {
             let _ = tx.send(&ToSupervisor::Event(e));
         }
     });
-    let runtime = Arc::new(CameraRuntime::start(config.camera.clone(), send_event));
+    let runtime = Arc::new(CameraRuntime::start(
+        config.camera.clone(),
+        PathBuf::from(&config.output_dir),
+        send_event,
+    ));
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     if !faults.contains(&fault::Fault::Hang) {
         spawn_heartbeats(Arc::clone(&up), interval, Arc::clone(&runtime));

@@ -61,6 +61,8 @@ pub enum Event {
     End {
         duration_s: f64,
         peak_score: f64,
+        /// Timestamp (the caller's clock, ns) of the last moving frame.
+        last_moving_ns: u64,
     },
 }
 
@@ -216,6 +218,7 @@ impl Detector {
                 let end = Event::End {
                     duration_s: t_ns.saturating_sub(*start) as f64 / 1e9,
                     peak_score: *peak,
+                    last_moving_ns: *last_moving,
                 };
                 self.active = None;
                 Some(end)
@@ -234,37 +237,66 @@ impl Detector {
     }
 }
 
-/// Area-average downscale of the luma plane into `out` (`w` × `h`).
+/// Area-average downscale of the luma plane into `out` (`w` × `h`): sum the source rows of each output
+/// row first (contiguous, vectorisable), then each output column's span of that sum. Divisions are
+/// multiplications by precomputed reciprocals (this runs on every frame).
 fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8]) {
-    for oy in 0..h {
+    let spans: Vec<(usize, usize)> = (0..w)
+        .map(|ox| {
+            let x0 = ox * src.width / w;
+            (x0, ((ox + 1) * src.width / w).max(x0 + 1))
+        })
+        .collect();
+    let mut acc = vec![0u32; src.width];
+    for (oy, out_row) in out.chunks_exact_mut(w).take(h).enumerate() {
         let y0 = oy * src.height / h;
         let y1 = ((oy + 1) * src.height / h).max(y0 + 1);
-        for ox in 0..w {
-            let x0 = ox * src.width / w;
-            let x1 = ((ox + 1) * src.width / w).max(x0 + 1);
-            let mut sum = 0u32;
-            for row in y0..y1 {
-                let line = &src.data[row * src.stride + x0..row * src.stride + x1];
-                sum += line.iter().map(|&p| u32::from(p)).sum::<u32>();
+        acc.fill(0);
+        for row in y0..y1 {
+            let line = &src.data[row * src.stride..row * src.stride + src.width];
+            for (a, &p) in acc.iter_mut().zip(line) {
+                *a += u32::from(p);
             }
-            out[oy * w + ox] = (sum / ((y1 - y0) * (x1 - x0)) as u32) as u8;
+        }
+        for (o, &(x0, x1)) in out_row.iter_mut().zip(&spans) {
+            let sum: u32 = acc[x0..x1].iter().sum();
+            *o = divide(sum, ((y1 - y0) * (x1 - x0)) as u32);
         }
     }
 }
 
-/// 3×3 box blur with clamped edges.
+/// `sum / n` rounded down, for the small `n` and `sum < 2^16 · n` of these filters, without a
+/// hardware division: `n` takes few distinct values per frame, so the reciprocal is cheap to recompute
+/// and the multiply is exact for these ranges.
+#[inline]
+fn divide(sum: u32, n: u32) -> u8 {
+    let recip = (1u64 << 32).div_ceil(u64::from(n));
+    ((u64::from(sum) * recip) >> 32) as u8
+}
+
+/// 3×3 box blur with clamped edges (each pixel averages the neighbours that exist), done separably.
 fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
+    // Horizontal sums of the 1×3 windows.
+    let mut hsum = vec![0u16; w * h];
+    for (row, sums) in src.chunks_exact(w).zip(hsum.chunks_exact_mut(w)) {
+        for (x, sum) in sums.iter_mut().enumerate() {
+            let (a, b) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            *sum = row[a..=b].iter().map(|&p| u16::from(p)).sum();
+        }
+    }
+    let count = |i: usize, len: usize| 1 + u32::from(i > 0) + u32::from(i + 1 < len);
+    // Reciprocals of the possible window sizes (1..=9 pixels).
+    let recip: [u64; 10] = std::array::from_fn(|n| (1u64 << 32).div_ceil(n.max(1) as u64));
     for y in 0..h {
+        let (ya, yb) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let ny = count(y, h);
         for x in 0..w {
             let mut sum = 0u32;
-            let mut n = 0u32;
-            for yy in y.saturating_sub(1)..=(y + 1).min(h - 1) {
-                for xx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
-                    sum += u32::from(src[yy * w + xx]);
-                    n += 1;
-                }
+            for yy in ya..=yb {
+                sum += u32::from(hsum[yy * w + x]);
             }
-            out[y * w + x] = (sum / n) as u8;
+            let n = (count(x, w) * ny) as usize;
+            out[y * w + x] = ((u64::from(sum) * recip[n]) >> 32) as u8;
         }
     }
 }

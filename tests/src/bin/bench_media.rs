@@ -173,7 +173,7 @@ fn main() {
         }
     }
     println!(
-        "Snapshot JPEG encode (YUV→RGB + image's encoder, quality {}), 640×360: p50 {:.2} ms, p99 {:.2} ms (target < 1.5 ms).",
+        "Snapshot JPEG encode (jpeg-encoder from the YCbCr planes, quality {}), 640×360: p50 {:.2} ms, p99 {:.2} ms (target < 1.5 ms).",
         nvr_preview::QUALITY,
         percentile(&mut jpeg_ms.clone(), 50.0),
         percentile(&mut jpeg_ms, 99.0)

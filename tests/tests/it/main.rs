@@ -2,4 +2,5 @@
 
 mod fakecam;
 mod media;
+mod recording;
 mod supervisor;

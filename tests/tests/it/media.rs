@@ -132,6 +132,43 @@ fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
 }
 
 #[test]
+fn preview_survives_a_worker_restart() {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub")]);
+    let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap() as u32;
+    // One MJPEG viewer across the restart: the supervisor's reader re-attaches to the new ring.
+    let mut s = TcpStream::connect(("127.0.0.1", nvr.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /api/cameras/cam/mjpeg?fps=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    read_parts(&mut s, &mut raw, 2);
+    nvr_tests::nvr::signal(pid, "KILL");
+    nvr.wait_camera("cam", Duration::from_secs(20), "restarted", |c| {
+        c["pid"].as_u64().is_some_and(|p| p != u64::from(pid)) && sub_of(c)["state"] == "up"
+    });
+    let before = split_jpegs(&raw).len();
+    read_parts(&mut s, &mut raw, before + 3);
+    check_picture(
+        split_jpegs(&raw).last().unwrap(),
+        "MJPEG part after the restart",
+    );
+}
+
+/// Reads from `s` into `raw` until it holds `n` complete JPEGs.
+fn read_parts(s: &mut TcpStream, raw: &mut Vec<u8>, n: usize) {
+    let mut buf = [0u8; 65536];
+    while split_jpegs(raw).len() < n {
+        let k = s.read(&mut buf).expect("MJPEG stream stalled");
+        assert!(k > 0, "MJPEG stream closed");
+        raw.extend_from_slice(&buf[..k]);
+    }
+}
+
+#[test]
 fn camera_server_restart_reconnects_without_restarting_the_worker() {
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub")]);

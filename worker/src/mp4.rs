@@ -1,0 +1,513 @@
+//! Writing MAIN packets into a fragmented MP4 without transcoding, crash-safe.
+//!
+//! A clip is written as `<name>.mp4.part` with `movflags=frag_keyframe+empty_moov+default_base_moof
+//! +delay_moov`: a fragment goes to disk at every keyframe, so a file cut by a crash or power loss
+//! still plays up to its last fragment (`delay_moov` lets the muxer take the parameter sets from the
+//! first keyframe when the camera's SDP has none). Closing writes the trailer (the fragment index,
+//! so players can seek), fsyncs the file, renames it to `<name>.mp4` and fsyncs the directory.
+//!
+//! Timestamps are rebased so the clip starts at zero and are kept strictly increasing per track: a
+//! camera whose clock jumps back, or forward further than the arrival clock says time passed, is
+//! re-anchored on the arrival clock instead of writing a broken file. H.265 is tagged `hvc1` (what
+//! Apple players want); AAC audio is passed through, other audio codecs (G.711, which MP4 cannot
+//! carry) are dropped with a warning by [`Tracks::of`].
+//!
+//! This module and `rtsp.rs` are the worker's FFI edge: the one `unsafe` block here sets a field that
+//! ffmpeg-next has no setter for.
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::{codec, format, media, Packet, Rational};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::warn;
+use worker::clip_path::PART_SUFFIX;
+
+/// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs.
+const SYNC_EVERY: Duration = Duration::from_secs(10);
+/// A forward jump of the camera's timestamps beyond the arrival clock's by more than this is a
+/// glitch, not real time passing.
+const MAX_FORWARD_JUMP_S: f64 = 5.0;
+
+/// One input stream that is recorded.
+#[derive(Clone)]
+pub struct Track {
+    pub in_index: usize,
+    pub parameters: codec::Parameters,
+    pub time_base: Rational,
+    pub codec: codec::Id,
+}
+
+/// The MAIN input's streams that go into clips: its video, and its audio if MP4 can carry it.
+#[derive(Clone)]
+pub struct Tracks {
+    pub video: Track,
+    pub audio: Option<Track>,
+}
+
+impl Tracks {
+    /// Picks the tracks of an opened input; `None` if it has no video. Audio MP4 cannot carry is
+    /// left out with a warning (once per connection).
+    pub fn of(input: &format::context::Input) -> Option<Tracks> {
+        let track = |s: format::stream::Stream<'_>| Track {
+            in_index: s.index(),
+            parameters: s.parameters(),
+            time_base: s.time_base(),
+            codec: s.parameters().id(),
+        };
+        let video = track(input.streams().best(media::Type::Video)?);
+        let audio = input
+            .streams()
+            .best(media::Type::Audio)
+            .map(track)
+            .filter(|a| {
+                let ok = a.codec == codec::Id::AAC;
+                if !ok {
+                    warn!(
+                        stream = "main",
+                        codec = ?a.codec,
+                        "audio codec cannot go into MP4; recording video only"
+                    );
+                }
+                ok
+            });
+        Some(Tracks { video, audio })
+    }
+
+    /// Width and height of the video.
+    pub fn video_size(&self) -> (u32, u32) {
+        ffi::video_size(&self.video.parameters)
+    }
+
+    /// `h264`, `hevc`, ... for events and the index.
+    pub fn video_codec_name(&self) -> String {
+        format!("{:?}", self.video.codec).to_lowercase()
+    }
+}
+
+/// Per-track timestamp state: rebase to zero, keep strictly increasing.
+struct Timeline {
+    out_index: usize,
+    in_tb: Rational,
+    out_tb: Rational,
+    /// Added to rebased input timestamps (output time base); changes when the camera's clock jumps.
+    offset: i64,
+    last: Option<(i64, u64)>,
+}
+
+impl Timeline {
+    /// Output `(pts, dts)` for a packet with input timestamps `pts`/`dts` that arrived at
+    /// `arrival_ns`. The first packet of a track starts at `origin_s` (seconds of the input clock:
+    /// the clip's first video frame), or at zero when `None`; `None` is returned for a packet that
+    /// would fall before the clip's start.
+    fn map(
+        &mut self,
+        pts: Option<i64>,
+        dts: Option<i64>,
+        arrival_ns: u64,
+        origin_s: Option<f64>,
+    ) -> Option<(i64, i64)> {
+        let to_out = |ts: i64| ts.rescale(self.in_tb, self.out_tb);
+        let ticks_per_s = f64::from(self.out_tb.denominator()) / f64::from(self.out_tb.numerator());
+        let since_last = |last_arrival: u64| {
+            (arrival_ns.saturating_sub(last_arrival) as f64 / 1e9 * ticks_per_s) as i64
+        };
+        let raw_dts = dts.or(pts).map(to_out);
+        if self.last.is_none() {
+            // The clip starts at zero (or, for audio, where its video starts).
+            let start = match origin_s {
+                Some(o) => (o * ticks_per_s).round() as i64,
+                None => raw_dts.unwrap_or(0),
+            };
+            self.offset = -start;
+        }
+        let mut out_dts = match (raw_dts, self.last) {
+            (Some(d), _) => d + self.offset,
+            // No timestamp at all (the first RTSP packets can lack them): go by the arrival clock.
+            (None, Some((last, at))) => last + since_last(at).max(1),
+            (None, None) => 0,
+        };
+        match self.last {
+            None if out_dts < 0 => return None,
+            None => {}
+            Some((last, at)) => {
+                let elapsed = since_last(at);
+                let jumped = out_dts <= last
+                    || (out_dts - last) as f64 > elapsed as f64 + MAX_FORWARD_JUMP_S * ticks_per_s;
+                if jumped {
+                    let fixed = last + elapsed.max(1);
+                    self.offset += fixed - out_dts;
+                    out_dts = fixed;
+                }
+            }
+        }
+        let out_pts = pts
+            .map(|p| to_out(p) + self.offset)
+            .unwrap_or(out_dts)
+            .max(out_dts);
+        self.last = Some((out_dts, arrival_ns));
+        Some((out_pts, out_dts))
+    }
+
+    /// Seconds of the input clock at which this track's output starts (valid after the first
+    /// packet).
+    fn origin_s(&self) -> f64 {
+        -self.offset as f64 * f64::from(self.out_tb.numerator())
+            / f64::from(self.out_tb.denominator())
+    }
+}
+
+trait Rescale {
+    fn rescale(self, from: Rational, to: Rational) -> i64;
+}
+
+impl Rescale for i64 {
+    fn rescale(self, from: Rational, to: Rational) -> i64 {
+        // ts · from / to, in 128 bits so no realistic timestamp overflows.
+        let num = i128::from(self) * i128::from(from.numerator()) * i128::from(to.denominator());
+        let den = i128::from(from.denominator()) * i128::from(to.numerator());
+        (num / den.max(1)) as i64
+    }
+}
+
+/// An open clip.
+pub struct Clip {
+    octx: format::context::Output,
+    /// Final path and the `.part` being written.
+    path: PathBuf,
+    part: PathBuf,
+    video: Timeline,
+    audio: Option<(usize, Timeline)>,
+    video_in_index: usize,
+    first_arrival_ns: Option<u64>,
+    last_arrival_ns: u64,
+    frames: u64,
+    last_sync: Instant,
+}
+
+/// What a finished clip holds.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub path: PathBuf,
+    pub duration_s: f64,
+    pub bytes: u64,
+    pub frames: u64,
+}
+
+/// Why a clip could not be written. `disk full` and `read-only` are called out, since they are
+/// what a user has to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("{path}: disk full")]
+    DiskFull { path: String },
+    #[error("{path}: the output file system is read-only")]
+    ReadOnly { path: String },
+    #[error("{path}: {what}: {detail}")]
+    Io {
+        path: String,
+        what: &'static str,
+        detail: String,
+    },
+}
+
+impl ClipError {
+    fn new(path: &Path, what: &'static str, errno: Option<i32>, detail: String) -> Self {
+        let path = path.display().to_string();
+        match errno {
+            Some(libc_errno::ENOSPC) | Some(libc_errno::EDQUOT) => ClipError::DiskFull { path },
+            Some(libc_errno::EROFS) => ClipError::ReadOnly { path },
+            _ => ClipError::Io { path, what, detail },
+        }
+    }
+
+    fn ffmpeg(path: &Path, what: &'static str, e: ffmpeg::Error) -> Self {
+        let errno = match e {
+            ffmpeg::Error::Other { errno } => Some(errno),
+            _ => None,
+        };
+        Self::new(path, what, errno, e.to_string())
+    }
+
+    fn io(path: &Path, what: &'static str, e: std::io::Error) -> Self {
+        Self::new(path, what, e.raw_os_error(), e.to_string())
+    }
+
+    /// A short reason for `/status`: `disk full`, `read-only file system`, or the detail.
+    pub fn reason(&self) -> String {
+        match self {
+            ClipError::DiskFull { .. } => "disk full".into(),
+            ClipError::ReadOnly { .. } => "read-only file system".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The errno values the writer distinguishes (Linux numbering, which FFmpeg reports through).
+mod libc_errno {
+    pub const ENOSPC: i32 = 28;
+    pub const EROFS: i32 = 30;
+    pub const EDQUOT: i32 = 122;
+}
+
+impl Clip {
+    /// Creates `<path>.part` (and its directory) and writes the header.
+    pub fn create(path: &Path, tracks: &Tracks) -> Result<Clip, ClipError> {
+        let part = worker::clip_path::part_of(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ClipError::io(dir, "creating", e))?;
+        }
+        let mut octx =
+            format::output_as(&part, "mp4").map_err(|e| ClipError::ffmpeg(&part, "creating", e))?;
+        let mut add = |t: &Track| -> Result<usize, ClipError> {
+            let mut s = octx
+                .add_stream(ffmpeg::encoder::find(codec::Id::None))
+                .map_err(|e| ClipError::ffmpeg(&part, "adding a stream", e))?;
+            s.set_parameters(t.parameters.clone());
+            s.set_time_base(t.time_base);
+            let tag = match t.codec {
+                codec::Id::HEVC => *b"hvc1",
+                codec::Id::H264 => *b"avc1",
+                _ => [0; 4],
+            };
+            ffi::set_codec_tag(&mut s, tag);
+            Ok(s.index())
+        };
+        let video_out = add(&tracks.video)?;
+        let audio_out = tracks.audio.as_ref().map(&mut add).transpose()?;
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set(
+            "movflags",
+            "frag_keyframe+empty_moov+default_base_moof+delay_moov",
+        );
+        octx.write_header_with(opts)
+            .map_err(|e| ClipError::ffmpeg(&part, "writing the header", e))?;
+        // The muxer may have chosen its own time bases in write_header.
+        let timeline = |out_index: usize, t: &Track| Timeline {
+            out_index,
+            in_tb: t.time_base,
+            out_tb: octx
+                .stream(out_index)
+                .map_or(t.time_base, |s| s.time_base()),
+            offset: 0,
+            last: None,
+        };
+        let video = timeline(video_out, &tracks.video);
+        let audio = match (&tracks.audio, audio_out) {
+            (Some(a), Some(out)) => Some((a.in_index, timeline(out, a))),
+            _ => None,
+        };
+        Ok(Clip {
+            octx,
+            path: path.to_path_buf(),
+            part,
+            video,
+            audio,
+            video_in_index: tracks.video.in_index,
+            first_arrival_ns: None,
+            last_arrival_ns: 0,
+            frames: 0,
+            last_sync: Instant::now(),
+        })
+    }
+
+    /// Appends a packet read from the MAIN input (a copy: timestamps are rewritten). Packets of
+    /// streams that are not recorded are ignored; audio before the first video frame is dropped, so
+    /// the clip starts on its first keyframe.
+    pub fn write(&mut self, packet: &Packet, arrival_ns: u64) -> Result<(), ClipError> {
+        let (timeline, origin_s) = if packet.stream() == self.video_in_index {
+            self.frames += 1;
+            self.first_arrival_ns.get_or_insert(arrival_ns);
+            (&mut self.video, None)
+        } else {
+            match &mut self.audio {
+                Some((idx, t)) if *idx == packet.stream() && self.first_arrival_ns.is_some() => {
+                    (t, Some(self.video.origin_s()))
+                }
+                _ => return Ok(()),
+            }
+        };
+        let Some((pts, dts)) = timeline.map(packet.pts(), packet.dts(), arrival_ns, origin_s)
+        else {
+            return Ok(());
+        };
+        let mut out = packet.clone();
+        out.set_stream(timeline.out_index);
+        out.set_pts(Some(pts));
+        out.set_dts(Some(dts));
+        out.set_duration(packet.duration().rescale(timeline.in_tb, timeline.out_tb));
+        out.set_position(-1);
+        self.last_arrival_ns = arrival_ns;
+        out.write_interleaved(&mut self.octx)
+            .map_err(|e| ClipError::ffmpeg(&self.part, "writing", e))?;
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.last_sync = Instant::now();
+            File::open(&self.part)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| ClipError::io(&self.part, "syncing", e))?;
+        }
+        Ok(())
+    }
+
+    /// Seconds of video written so far (by the arrival clock).
+    pub fn duration_s(&self) -> f64 {
+        self.first_arrival_ns
+            .map_or(0.0, |f| self.last_arrival_ns.saturating_sub(f) as f64 / 1e9)
+    }
+
+    /// Writes the trailer, fsyncs, renames to the final name. If the trailer cannot be written (disk
+    /// full) the fragments already on disk still play: the file is renamed anyway, and the error
+    /// returned alongside.
+    pub fn finish(mut self) -> (Option<Finished>, Option<ClipError>) {
+        let trailer = self
+            .octx
+            .write_trailer()
+            .map_err(|e| ClipError::ffmpeg(&self.part, "writing the trailer", e))
+            .err();
+        let (part, path) = (self.part.clone(), self.path.clone());
+        let (duration_s, frames) = (self.duration_s(), self.frames);
+        drop(self); // closes the file
+        if frames == 0 {
+            let _ = std::fs::remove_file(&part);
+            return (None, trailer);
+        }
+        match seal(&part, &path) {
+            Ok(bytes) => (
+                Some(Finished {
+                    path,
+                    duration_s,
+                    bytes,
+                    frames,
+                }),
+                trailer,
+            ),
+            Err(e) => (None, trailer.or(Some(e))),
+        }
+    }
+}
+
+/// fsyncs `part`, renames it to `path`, fsyncs the directory; returns the size.
+fn seal(part: &Path, path: &Path) -> Result<u64, ClipError> {
+    let f = File::open(part).map_err(|e| ClipError::io(part, "opening", e))?;
+    f.sync_all()
+        .map_err(|e| ClipError::io(part, "syncing", e))?;
+    let bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
+    std::fs::rename(part, path).map_err(|e| ClipError::io(part, "renaming", e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ClipError::io(dir, "syncing", e))?;
+    }
+    Ok(bytes)
+}
+
+/// A `.part` file found at start-up: what became of it.
+#[derive(Debug)]
+pub enum Recovered {
+    /// It held video: renamed to its final name.
+    Finished(Finished),
+    /// It held nothing playable: renamed to `<name>.mp4.broken` so it is not retried.
+    Broken { path: PathBuf, why: String },
+}
+
+/// Finishes the `.part` files a crashed worker left under `dir` (a camera's output directory):
+/// each is checked by reading it with FFmpeg; one that holds video is renamed to its final name.
+pub fn recover_parts(dir: &Path) -> Vec<Recovered> {
+    let mut found = Vec::new();
+    let days = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for day in days.filter(|d| d.path().is_dir()) {
+        for entry in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let part = entry.path();
+            if part.to_string_lossy().ends_with(PART_SUFFIX) {
+                found.push(recover(&part));
+            }
+        }
+    }
+    found
+}
+
+fn recover(part: &Path) -> Recovered {
+    let s = part.to_string_lossy();
+    let path = PathBuf::from(&s[..s.len() - PART_SUFFIX.len()]);
+    match probe(part) {
+        Ok((frames, duration_s)) if frames > 0 => match seal(part, &path) {
+            Ok(bytes) => Recovered::Finished(Finished {
+                path,
+                duration_s,
+                bytes,
+                frames,
+            }),
+            Err(e) => Recovered::Broken {
+                path: part.to_path_buf(),
+                why: e.to_string(),
+            },
+        },
+        result => {
+            let why = match result {
+                Ok(_) => "no video frames".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let broken = PathBuf::from(format!("{}.broken", path.display()));
+            let _ = std::fs::rename(part, &broken);
+            Recovered::Broken { path: broken, why }
+        }
+    }
+}
+
+/// Counts the video packets of a file and the seconds they span.
+fn probe(path: &Path) -> Result<(u64, f64), ffmpeg::Error> {
+    let mut input = format::input(path)?;
+    let video = input
+        .streams()
+        .best(media::Type::Video)
+        .ok_or(ffmpeg::Error::StreamNotFound)?;
+    let (index, tb) = (video.index(), video.time_base());
+    let (mut frames, mut first, mut last) = (0u64, None, 0i64);
+    let mut packet = Packet::empty();
+    while packet.read(&mut input).is_ok() {
+        if packet.stream() == index {
+            frames += 1;
+            if let Some(t) = packet.pts() {
+                first.get_or_insert(t);
+                last = last.max(t);
+            }
+        }
+    }
+    let ticks = last - first.unwrap_or(0);
+    Ok((
+        frames,
+        ticks as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1)),
+    ))
+}
+
+/// The FFI edge: what ffmpeg-next does not expose.
+#[allow(unsafe_code)]
+mod ffi {
+    use ffmpeg_next::codec;
+    use ffmpeg_next::format::stream::StreamMut;
+
+    /// Sets the output stream's codec tag (a fourcc, e.g. `hvc1`); `[0; 4]` lets the muxer choose.
+    pub fn set_codec_tag(stream: &mut StreamMut<'_>, tag: [u8; 4]) {
+        let mut params = stream.parameters();
+        // SAFETY: `params` wraps the stream's own AVCodecParameters (a live pointer owned by the
+        // output context that `stream` borrows mutably, so nothing else touches it now);
+        // `codec_tag` is a plain integer field that the muxer reads in write_header.
+        unsafe {
+            (*params.as_mut_ptr()).codec_tag = u32::from_le_bytes(tag);
+        }
+    }
+
+    /// Width and height of video codec parameters.
+    pub fn video_size(params: &codec::Parameters) -> (u32, u32) {
+        // SAFETY: `params` is a live AVCodecParameters (ffmpeg-next keeps its owner alive); width
+        // and height are plain integer fields, only read here.
+        let (w, h) = unsafe {
+            let p = params.as_ptr();
+            ((*p).width, (*p).height)
+        };
+        (w.max(0) as u32, h.max(0) as u32)
+    }
+}

@@ -1,0 +1,324 @@
+//! The MAIN pipeline: keep the camera's high-resolution stream connected (never decoded), hold its
+//! last seconds in the [`PreRoll`] buffer, and write clips when the [`Trigger`] says so. Motion
+//! decisions come from the SUB thread as [`MotionSignal`]s stamped with the arrival clock both
+//! streams share, which is how a SUB onset maps to MAIN packets.
+//!
+//! A failed write (disk full, read-only file system) closes the clip at its last fragment, reports
+//! the error, and retries after [`RETRY_AFTER`]; a lost stream closes the clip and a new one starts
+//! when the stream is back. Neither ever ends the process.
+
+use crate::mp4::{Clip, ClipError, Finished, Recovered, Tracks};
+use crate::rtsp::{self, StreamError, Watchdog};
+use crate::stream::StreamRunner;
+use ffmpeg_next as ffmpeg;
+use nvr_config::{redact_url, CameraConfig, RecordingMode};
+use nvr_proto::{RecorderState, RecordingFinished, RecordingStarted, RecordingStatus, WorkerEvent};
+use shm_bus::monotonic_ns;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+use worker::clip_path::{clip_path, part_of};
+use worker::preroll::PreRoll;
+use worker::trigger::{Action, Trigger};
+
+/// After a failure to open or write a clip, how long before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The pre-roll buffer keeps this much more than `pre_roll_s`, so the motion decision (a few SUB
+/// frames after the onset) still finds the onset's pre-roll in it.
+const PRE_ROLL_SLACK_S: f64 = 2.0;
+
+/// A motion decision from the SUB thread, stamped with the worker's monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub enum MotionSignal {
+    Start {
+        first_frame_ns: u64,
+        decided_ns: u64,
+    },
+    End {
+        last_moving_ns: u64,
+    },
+}
+
+pub type SharedRecording = Arc<Mutex<RecordingStatus>>;
+
+/// Where recording events go (shared with the SUB thread).
+pub type Events = Arc<dyn Fn(WorkerEvent) + Send + Sync>;
+
+pub struct MainPipeline {
+    pub camera: CameraConfig,
+    pub output_dir: PathBuf,
+    pub runner: StreamRunner,
+    pub motion: Receiver<MotionSignal>,
+    pub status: SharedRecording,
+    pub events: Events,
+}
+
+/// What lives across connections.
+struct Recorder<'a> {
+    p: &'a MainPipeline,
+    trigger: Trigger,
+    preroll: PreRoll<ffmpeg::Packet>,
+    clip: Option<Clip>,
+    /// The motion onset waiting for its clip: (first moving frame, decision), for the event.
+    onset: Option<(u64, u64)>,
+    /// Wall clock of the open clip's first frame, Unix ms.
+    clip_start_unix_ms: u64,
+    /// No new clip before this (after a failure).
+    retry_at: Option<Instant>,
+}
+
+impl MainPipeline {
+    /// Runs until `stop` is set.
+    pub fn run(&self) {
+        self.recover();
+        let keep_s = self.camera.recording.pre_roll_s + PRE_ROLL_SLACK_S;
+        let mut rec = Recorder {
+            p: self,
+            trigger: Trigger::new(&self.camera.recording),
+            preroll: PreRoll::new((keep_s * 1e9) as u64),
+            clip: None,
+            onset: None,
+            clip_start_unix_ms: 0,
+            retry_at: None,
+        };
+        self.runner.run(|| {
+            let result = rec.session();
+            rec.close("stream ended");
+            result
+        });
+        rec.close("stopping");
+    }
+
+    /// Finishes the `.part` files a crashed worker left behind.
+    fn recover(&self) {
+        let dir = self.output_dir.join(self.camera.id.as_str());
+        for r in crate::mp4::recover_parts(&dir) {
+            match r {
+                Recovered::Finished(f) => {
+                    info!(path = %f.path.display(), duration_s = f.duration_s, "finished a recording left by a crash");
+                    self.finished(&f, 0, true);
+                }
+                Recovered::Broken { path, why } => {
+                    warn!(path = %path.display(), %why, "a recording left by a crash holds no playable video; kept aside")
+                }
+            }
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut RecordingStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.output_dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    fn finished(&self, f: &Finished, start_unix_ms: u64, recovered: bool) {
+        let path = self.relative(&f.path);
+        self.set_status(|s| s.files += 1);
+        (self.events)(WorkerEvent::RecordingFinished(RecordingFinished {
+            path,
+            start_unix_ms,
+            duration_s: f.duration_s,
+            bytes: f.bytes,
+            frames: f.frames,
+            recovered,
+        }));
+    }
+}
+
+impl Recorder<'_> {
+    /// One connection: read packets until the stream fails or ends.
+    fn session(&mut self) -> Result<(), StreamError> {
+        let runner = &self.p.runner;
+        let url = redact_url(&runner.url);
+        let watchdog = Watchdog::new(Arc::clone(&runner.stop));
+        let fferr = |e| StreamError::from_ffmpeg(e, &url, &watchdog);
+        let mut input = rtsp::open(&runner.url, &self.p.camera, &watchdog)?;
+        let tracks = Tracks::of(&input).ok_or_else(|| StreamError::Failed {
+            url: url.clone(),
+            detail: "no video stream".into(),
+        })?;
+        let (width, height) = tracks.video_size();
+        let codec = tracks.video_codec_name();
+        info!(stream = "main", %url, %codec, width, height, audio = tracks.audio.is_some(), "connected");
+        // Packets of an earlier connection belong to another timeline.
+        self.preroll.clear();
+        let mut window = (Instant::now(), 0u32);
+        loop {
+            if runner.stopping() {
+                return Err(StreamError::Stopped);
+            }
+            let mut packet = ffmpeg::Packet::empty();
+            packet.read(&mut input).map_err(fferr)?;
+            watchdog.progress();
+            let arrival_ns = monotonic_ns();
+            let is_video = packet.stream() == tracks.video.in_index;
+            let is_audio = tracks
+                .audio
+                .as_ref()
+                .is_some_and(|a| a.in_index == packet.stream());
+            if !is_video && !is_audio {
+                continue;
+            }
+            if is_video && runner.count(&mut window, width, height, &codec) {
+                info!(stream = "main", "packets flowing");
+            }
+            self.take_motion();
+            let key = is_video && packet.is_key();
+            self.preroll.push(arrival_ns, key, packet);
+            if !self.preroll.is_empty() {
+                let span = self.preroll.span_ns() as f64 / 1e9;
+                self.p.set_status(|s| s.pre_roll_s = span);
+            }
+            let action = if is_video {
+                let can_start = self.retry_at.is_none_or(|t| Instant::now() >= t)
+                    && self.preroll.has_keyframe();
+                self.trigger.packet(arrival_ns, key, can_start)
+            } else if self.clip.is_some() {
+                Action::Write
+            } else {
+                Action::Idle
+            };
+            match action {
+                Action::Idle => {}
+                Action::Open { preroll_from_ns } => {
+                    self.open(&tracks, preroll_from_ns);
+                }
+                Action::Write => self.write_newest(),
+                Action::Rotate => {
+                    self.close("segment length reached");
+                    self.open(&tracks, arrival_ns);
+                }
+                Action::Close => self.close("motion over"),
+            }
+        }
+    }
+
+    /// Passes the SUB thread's motion decisions to the trigger.
+    fn take_motion(&mut self) {
+        while let Ok(signal) = self.p.motion.try_recv() {
+            match signal {
+                MotionSignal::Start {
+                    first_frame_ns,
+                    decided_ns,
+                } => {
+                    if !self.trigger.recording() {
+                        self.onset = Some((first_frame_ns, decided_ns));
+                    }
+                    self.trigger.motion_start(first_frame_ns);
+                }
+                MotionSignal::End { last_moving_ns } => self.trigger.motion_end(last_moving_ns),
+            }
+        }
+    }
+
+    /// Opens a clip and writes the buffered packets from the keyframe at or before
+    /// `preroll_from_ns` (which include the newest packet).
+    fn open(&mut self, tracks: &Tracks, preroll_from_ns: u64) {
+        let Some((first_arrival_ns, _)) = self.preroll.since(preroll_from_ns).next() else {
+            return;
+        };
+        let first_unix_ms = unix_ms_of(first_arrival_ns);
+        let p = self.p;
+        let rel = clip_path(p.camera.id.as_str(), (first_unix_ms / 1000) as i64, |rel| {
+            let path = p.output_dir.join(rel);
+            path.exists() || part_of(&path).exists()
+        });
+        let mut clip = match Clip::create(&p.output_dir.join(&rel), tracks) {
+            Ok(c) => c,
+            Err(e) => return self.failed(e),
+        };
+        let written = self
+            .preroll
+            .since(preroll_from_ns)
+            .try_for_each(|(arrival_ns, packet)| clip.write(packet, arrival_ns));
+        self.clip = Some(clip);
+        self.clip_start_unix_ms = first_unix_ms;
+        if let Err(e) = written {
+            return self.failed(e);
+        }
+        let onset = self.onset.take();
+        let first_frame_offset_ms =
+            onset.map(|(onset_ns, _)| (first_arrival_ns as f64 - onset_ns as f64) / 1e6);
+        let open_ms =
+            onset.map(|(_, decided_ns)| monotonic_ns().saturating_sub(decided_ns) as f64 / 1e6);
+        let rel = rel.display().to_string();
+        info!(path = %rel, ?first_frame_offset_ms, ?open_ms, "recording started");
+        p.set_status(|s| {
+            s.state = RecorderState::Recording;
+            s.current_file = Some(rel.clone());
+            s.last_error = None;
+        });
+        (p.events)(WorkerEvent::RecordingStarted(RecordingStarted {
+            path: rel,
+            first_frame_offset_ms,
+            open_ms,
+            start_unix_ms: first_unix_ms,
+            codec: tracks.video_codec_name(),
+        }));
+    }
+
+    /// Writes the packet just pushed into the pre-roll buffer to the open clip.
+    fn write_newest(&mut self) {
+        let (Some(clip), Some((arrival_ns, packet))) = (&mut self.clip, self.preroll.newest())
+        else {
+            return;
+        };
+        if let Err(e) = clip.write(packet, arrival_ns) {
+            self.failed(e);
+        }
+    }
+
+    /// Finishes the open clip, if any.
+    fn close(&mut self, why: &str) {
+        let Some(clip) = self.clip.take() else {
+            return;
+        };
+        self.trigger.file_closed();
+        let (finished, error) = clip.finish();
+        if let Some(f) = &finished {
+            info!(path = %self.p.relative(&f.path), duration_s = f.duration_s, bytes = f.bytes, frames = f.frames, why, "recording finished");
+            self.p.finished(f, self.clip_start_unix_ms, false);
+        }
+        self.p.set_status(|s| {
+            s.state = RecorderState::Idle;
+            s.current_file = None;
+        });
+        if let Some(e) = error {
+            self.failed(e);
+        }
+    }
+
+    /// A clip could not be opened or written: close what there is, report, retry later.
+    fn failed(&mut self, e: ClipError) {
+        error!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "recording failed");
+        self.close("write failed");
+        self.trigger.file_closed();
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        let reason = e.reason();
+        self.p.set_status(|s| {
+            s.state = RecorderState::Error;
+            s.last_error = Some(reason.clone());
+        });
+        (self.p.events)(WorkerEvent::RecordingError { detail: reason });
+    }
+}
+
+/// The wall clock (Unix ms) of a monotonic timestamp in the past.
+fn unix_ms_of(mono_ns: u64) -> u64 {
+    let ago_ns = monotonic_ns().saturating_sub(mono_ns);
+    nvr_proto::unix_ns().saturating_sub(ago_ns) / 1_000_000
+}
+
+/// Whether this camera's worker runs a MAIN pipeline at all.
+pub fn records(camera: &CameraConfig) -> bool {
+    camera.recording.mode != RecordingMode::Off
+}
