@@ -207,6 +207,8 @@ pub struct Manager {
     rng: u64,
     shutdown_reply: Option<oneshot::Sender<()>>,
     last_reload_error: Option<String>,
+    /// The `/health` verdict last published (camera, why), so changes are logged once.
+    unhealthy: Vec<(String, String)>,
 }
 
 impl Manager {
@@ -223,7 +225,7 @@ impl Manager {
             .iter()
             .map(|c| Slot::new(c.clone(), &config))
             .collect();
-        let manager = Manager {
+        let mut manager = Manager {
             config,
             config_path,
             listen,
@@ -239,6 +241,7 @@ impl Manager {
             rng: nvr_proto::unix_ns() ^ u64::from(std::process::id()) | 1,
             shutdown_reply: None,
             last_reload_error: None,
+            unhealthy: Vec::new(),
         };
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
         manager.publish();
@@ -574,6 +577,10 @@ impl Manager {
         };
         if slot.intent != Intent::Run {
             info!(camera_id = %slot.cfg.id, pid = run.pid, %detail, "worker stopped");
+            // A worker that exited cleanly removed its frame ring; one that was killed did not.
+            if let Err(e) = shm_bus::remove_stale(slot.cfg.id.as_str()) {
+                warn!(camera_id = %slot.cfg.id, error = %e, "cannot remove the frame ring");
+            }
             return;
         }
         let (delay_s, failed) = if restart_now {
@@ -695,7 +702,7 @@ impl Manager {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let now = Instant::now();
         let cameras = self.slots.iter().map(|s| camera_status(s, now)).collect();
         let snapshot = Snapshot {
@@ -709,6 +716,17 @@ impl Manager {
             },
             cameras,
         };
+        let unhealthy = snapshot.unhealthy();
+        if unhealthy != self.unhealthy {
+            if unhealthy.is_empty() {
+                info!("health: ok, every camera is running with its streams up");
+            } else {
+                for (camera_id, why) in unhealthy.iter().filter(|u| !self.unhealthy.contains(u)) {
+                    warn!(%camera_id, %why, "health: camera not healthy");
+                }
+            }
+            self.unhealthy = unhealthy;
+        }
         if let Ok(mut s) = self.status.write() {
             *s = snapshot;
         }

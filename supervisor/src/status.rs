@@ -209,6 +209,30 @@ impl Snapshot {
             "Heartbeat send-to-receive latency, p99",
             &|c| c.heartbeat_latency.as_ref().map(|l| l.p99_ms / 1e3),
         );
+        for (stream, pick) in [
+            (
+                "sub",
+                (|w: &WorkerStats| w.sub.as_ref()) as fn(&WorkerStats) -> Option<&StreamStatus>,
+            ),
+            ("main", |w: &WorkerStats| w.main.as_ref()),
+        ] {
+            gauge(
+                &format!("nvr_{stream}_stream_up"),
+                &format!("1 when the camera's {stream} stream is up"),
+                &|c| {
+                    let s = pick(c.worker.as_ref()?)?;
+                    Some(f64::from(u8::from(s.state == StreamState::Up)))
+                },
+            );
+            gauge(
+                &format!("nvr_{stream}_stream_fps"),
+                &format!("Frames (sub) or video packets (main) per second of the {stream} stream"),
+                &|c| Some(pick(c.worker.as_ref()?)?.fps),
+            );
+        }
+        gauge("nvr_motion_active", "1 while motion is detected", &|c| {
+            Some(f64::from(u8::from(c.motion.active)))
+        });
         gauge(
             "nvr_recording",
             "1 while the camera is writing a recording",

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Bump when the clips or the manifest change, so caches are regenerated.
-VERSION="fakecam-clips-6"
+VERSION="fakecam-clips-7"
 LOOP_S=20        # loop length, seconds
 MOTION_AT_S=10   # first moving (or lights-on) frame within the loop, seconds
 FPS=30
@@ -65,7 +65,7 @@ scene_filter() {
         echo ",lutyuv=y='val*0.35':u='128+(val-128)*0.5':v='128+(val-128)*0.5':enable='lt(t,${MOTION_AT_S})'" ;;
     clock) # a small on-screen clock (time within the loop), nothing else changes
         if [[ -f $FONT ]]; then
-            echo ",drawtext=fontfile=${FONT}:text='%{pts\\:hms}':x=24:y=24:fontsize=32:fontcolor=white:box=1:boxcolor=black@1:boxborderw=6"
+            echo ",drawtext=fontfile=${FONT}:text='%{pts\\:hms}':x=24:y=24:fontsize=96:fontcolor=white:box=1:boxcolor=black@1:boxborderw=6"
         else # no font: a small box whose shade changes every second
             echo ",drawbox=x=24:y=24:w=96:h=32:color=white@1:t=fill:enable='lt(mod(t,2),1)'"
         fi ;;

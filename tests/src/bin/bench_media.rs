@@ -1,9 +1,12 @@
-//! Media benchmark, side by side in one run: the NVR's worker decoding a camera's SUB stream into the
-//! frame ring (with motion detection) against the floor, `ffmpeg -rtsp_transport tcp -i <sub> -f null -`
-//! decoding the same stream; then detection quality and latency on every fake-camera scenario.
+//! Media benchmark, side by side in one run: (1) the NVR's worker decoding a camera's SUB stream into
+//! the frame ring (with motion detection) against the floor, `ffmpeg -rtsp_transport tcp -i <sub> -f
+//! null -` decoding the same stream; (2) detection quality and latency on every fake-camera scenario;
+//! (3) recording: the extra CPU of a worker that records the MAIN stream against the floor `ffmpeg -i
+//! <main> -c copy -f mp4`, and how fast and how early motion clips start.
 //!
-//! `cargo run --release -p nvr-tests --bin bench_media -- [--seconds 60] [--repeats 3]`
-//! (build the binaries first: `cargo build --release --workspace --bins`). Prints Markdown.
+//! `cargo run --release -p nvr-tests --bin bench_media -- [--seconds 60] [--repeats 3] [--phase N]`
+//! (build the binaries first: `cargo build --release --workspace --bins`; `--phase 0` runs all).
+//! Prints Markdown.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_in, Nvr};
@@ -89,8 +92,20 @@ fn main() {
         cpu_model()
     );
     println!();
+    let phase = arg("--phase", 0.0) as u32;
+    if phase == 0 || phase == 1 {
+        decode_vs_floor(window, repeats, tck);
+    }
+    if phase == 0 || phase == 2 {
+        detection_quality(window);
+    }
+    if phase == 0 || phase == 3 {
+        recording_vs_floor(window, repeats, tck);
+    }
+}
 
-    // Phase 1: one camera, worker vs ffmpeg floor on the same SUB stream.
+/// Phase 1: one camera, worker vs ffmpeg floor on the same SUB stream.
+fn decode_vs_floor(window: f64, repeats: usize, tck: f64) {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let sub = fc.url("motion/sub");
     let nvr = Nvr::start(
@@ -182,8 +197,10 @@ fn main() {
     drop(nvr);
     drop(fc);
     println!();
+}
 
-    // Phase 2: detection quality and latency on every scenario, one camera each.
+/// Phase 2: detection quality and latency on every scenario, one camera each.
+fn detection_quality(window: f64) {
     let scenes = [
         ("motion", "sub"),
         ("motion", "sub_h265"),
@@ -281,6 +298,109 @@ fn main() {
             latencies.len()
         );
     }
+}
+
+/// Phase 3: a worker that records MAIN continuously against one that does not record, both on the
+/// same camera, and the floor `ffmpeg -c copy` writing the same fragmented MP4; then motion clips.
+fn recording_vs_floor(window: f64, repeats: usize, tck: f64) {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let (main, sub) = (fc.url("motion/main"), fc.url("motion/sub"));
+    let cam = |id: &str, mode: &str| json!({"id": id, "main_url": main, "sub_url": sub, "recording": {"mode": mode}});
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 5, "cameras": [cam("rec", "continuous"), cam("norec", "off"),
+            {"id": "motion", "main_url": main, "sub_url": sub, "recording": {"post_roll_s": 4}}]}),
+        &[],
+    );
+    let rec = wait_sub_up(&nvr, "rec");
+    let norec = wait_sub_up(&nvr, "norec");
+    let out = nvr.dir.path().join("floor.mp4");
+    let floor = Floor(
+        Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                &main,
+            ])
+            .args(["-c", "copy", "-f", "mp4", "-movflags"])
+            .args(["frag_keyframe+empty_moov+default_base_moof", "-y"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    std::thread::sleep(Duration::from_secs(5)); // warm-up
+    let pids = [rec, norec, floor.0.id()];
+    let (mut extra, mut floor_cpu, mut ratio, mut rss) = (vec![], vec![], vec![], vec![]);
+    let mut starts: Vec<Value> = Vec::new();
+    for _ in 0..repeats {
+        let before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() < window {
+            let s = &nvr.camera("motion")["recordings"]["last_started"];
+            if s.is_object() && starts.last() != Some(s) {
+                starts.push(s.clone());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let pct: Vec<f64> = pids
+            .iter()
+            .zip(&before)
+            .map(|(p, b)| (cpu_ticks(*p) - b) as f64 / tck / secs * 100.0)
+            .collect();
+        extra.push(pct[0] - pct[1]);
+        floor_cpu.push(pct[2]);
+        ratio.push((pct[0] - pct[1]) / pct[2]);
+        rss.push(rss_mb(rec).0 - rss_mb(norec).0);
+    }
+    println!("### Recording MAIN 1920×1080@30 H.264 4 Mbit/s: extra worker CPU vs the floor ({repeats} windows of {window:.0} s; median (min–max))");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| worker recording − worker not recording, CPU % of one core | {} |",
+        median_spread(&mut extra)
+    );
+    println!(
+        "| floor `ffmpeg -c copy -f mp4` (fragmented), CPU % of one core | {} |",
+        median_spread(&mut floor_cpu)
+    );
+    println!(
+        "| ratio extra / floor (target ≤ 1.2) | {} |",
+        median_spread(&mut ratio)
+    );
+    println!(
+        "| extra RssAnon+RssFile of the recording worker (pre-roll buffer), MB | {} |",
+        median_spread(&mut rss)
+    );
+    let mut open_ms: Vec<f64> = starts
+        .iter()
+        .filter_map(|s| s["open_ms"].as_f64())
+        .collect();
+    let mut offset_s: Vec<f64> = starts
+        .iter()
+        .filter_map(|s| s["first_frame_offset_ms"].as_f64())
+        .map(|ms| ms / 1e3)
+        .collect();
+    println!();
+    if open_ms.is_empty() {
+        println!("No motion clip started (no onset in the window?).");
+    } else {
+        println!(
+            "Motion clips ({} onsets, pre_roll_s 5, post_roll_s 4, MAIN GOP 2 s): motion decision → file open with the pre-roll written p50 {:.1} ms, max {:.1} ms (target < 200 ms); first frame relative to the onset median {:.2} s, latest {:.2} s (target ≤ −5 s).",
+            open_ms.len(),
+            percentile(&mut open_ms.clone(), 50.0),
+            percentile(&mut open_ms, 100.0),
+            percentile(&mut offset_s.clone(), 50.0),
+            percentile(&mut offset_s, 100.0),
+        );
+    }
+    println!();
 }
 
 fn cpu_model() -> String {

@@ -274,27 +274,3 @@ fn stages_downscale_blur_and_polygons() {
         assert_eq!(inside(&tri, x, y), want, "({x}, {y})");
     }
 }
-
-#[test]
-#[ignore = "timing probe, run by hand"]
-fn stage_timing_probe() {
-    let f = frame(1, 4, 100, &[(100, 100, 80, 80)]);
-    let mut small = vec![0u8; 178 * 100];
-    let mut blurred = vec![0u8; 178 * 100];
-    let t = std::time::Instant::now();
-    for _ in 0..1000 {
-        downscale(luma(&f), 178, 100, &mut small);
-    }
-    eprintln!("downscale {:?}", t.elapsed() / 1000);
-    let t = std::time::Instant::now();
-    for _ in 0..1000 {
-        blur3(&small, 178, 100, &mut blurred);
-    }
-    eprintln!("blur {:?}", t.elapsed() / 1000);
-    let mut det = Detector::new(cfg(), W, H);
-    let t = std::time::Instant::now();
-    for i in 0..1000 {
-        det.process(luma(&f), i * FRAME_NS, i as i64);
-    }
-    eprintln!("process {:?}", t.elapsed() / 1000);
-}
