@@ -4,6 +4,7 @@
 //! the file, the field's JSON path and a fix: `config/cameras.json: cameras[2].sub_url: ...`. Every field
 //! and default is documented in `docs/config.md`; the defaults below are the source of truth for it.
 
+pub mod layout;
 mod reader;
 mod secret;
 
@@ -26,6 +27,7 @@ pub struct Config {
     /// How often a worker sends a heartbeat; three missed ones get it restarted.
     pub heartbeat_interval_s: f64,
     pub restart: RestartConfig,
+    pub retention: RetentionConfig,
     /// Every camera, enabled or not, in file order.
     pub cameras: Vec<CameraConfig>,
 }
@@ -40,6 +42,28 @@ impl Config {
 pub struct ApiConfig {
     /// Address of the HTTP API. Default `127.0.0.1:5001`.
     pub listen: SocketAddr,
+}
+
+/// Free space the supervisor keeps on the output file system, by deleting the oldest finished
+/// recordings of any camera (per-camera limits are `recording.keep_days` and `recording.max_gb`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetentionConfig {
+    /// Keep at least this many GB free (default 1; 0 turns it off).
+    pub min_free_gb: f64,
+    /// Keep at least this percent of the file system free (default 0 = off).
+    pub min_free_percent: f64,
+    /// How often retention runs (default 60 s); it also runs when a worker reports a full disk.
+    pub check_every_s: f64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            min_free_gb: 1.0,
+            min_free_percent: 0.0,
+            check_every_s: 60.0,
+        }
+    }
 }
 
 /// When and how often the supervisor restarts a worker that died.
@@ -315,6 +339,10 @@ fn read_config(
         Some(v) => read_restart(v, problems),
         None => Some(RestartConfig::default()),
     };
+    let retention = match top.raw("retention") {
+        Some(v) => read_retention(v, problems),
+        None => Some(RetentionConfig::default()),
+    };
     // Defaults are validated on their own (errors point at `defaults.*`); cameras inherit them only
     // when they are valid, so one mistake is reported once.
     let defaults = top.raw("defaults").cloned();
@@ -373,8 +401,27 @@ fn read_config(
         api: api?,
         heartbeat_interval_s: heartbeat_interval_s.unwrap_or(5.0),
         restart: restart?,
+        retention: retention?,
         cameras: cameras?,
     })
+}
+
+fn read_retention(value: &Value, problems: &mut Problems) -> Option<RetentionConfig> {
+    let d = RetentionConfig::default();
+    let mut obj = ObjReader::new(value, "retention", problems)?;
+    let r = RetentionConfig {
+        min_free_gb: obj
+            .number_in("min_free_gb", 0.0, 1e6, problems)
+            .unwrap_or(d.min_free_gb),
+        min_free_percent: obj
+            .number_in("min_free_percent", 0.0, 90.0, problems)
+            .unwrap_or(d.min_free_percent),
+        check_every_s: obj
+            .seconds("check_every_s", problems)
+            .unwrap_or(d.check_every_s),
+    };
+    obj.finish(problems);
+    Some(r)
 }
 
 fn default_listen() -> SocketAddr {

@@ -1,7 +1,6 @@
 //! The parts of the worker that are pure code, as a library so benchmarks can drive them too.
 //! The worker process itself is `src/main.rs`.
 
-pub mod clip_path;
 pub mod motion;
 pub mod preroll;
 pub mod trigger;

@@ -17,11 +17,11 @@
 
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, format, media, Packet, Rational};
+use nvr_config::layout::PART_SUFFIX;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
-use worker::clip_path::PART_SUFFIX;
 
 /// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs.
 const SYNC_EVERY: Duration = Duration::from_secs(10);
@@ -252,7 +252,7 @@ mod libc_errno {
 impl Clip {
     /// Creates `<path>.part` (and its directory) and writes the header.
     pub fn create(path: &Path, tracks: &Tracks) -> Result<Clip, ClipError> {
-        let part = worker::clip_path::part_of(path);
+        let part = nvr_config::layout::part_of(path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| ClipError::io(dir, "creating", e))?;
         }

@@ -11,6 +11,7 @@ use crate::mp4::{Clip, ClipError, Finished, Recovered, Tracks};
 use crate::rtsp::{self, StreamError, Watchdog};
 use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
+use nvr_config::layout::{clip_path, part_of};
 use nvr_config::{redact_url, CameraConfig, RecordingMode};
 use nvr_proto::{RecorderState, RecordingFinished, RecordingStarted, RecordingStatus, WorkerEvent};
 use shm_bus::monotonic_ns;
@@ -19,7 +20,6 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
-use worker::clip_path::{clip_path, part_of};
 use worker::preroll::PreRoll;
 use worker::trigger::{Action, Trigger};
 
@@ -98,7 +98,12 @@ impl MainPipeline {
             match r {
                 Recovered::Finished(f) => {
                     info!(path = %f.path.display(), duration_s = f.duration_s, "finished a recording left by a crash");
-                    self.finished(&f, 0, true);
+                    let start_unix_ms = f
+                        .path
+                        .file_name()
+                        .and_then(|n| nvr_config::layout::parse_clip_name(&n.to_string_lossy()))
+                        .map_or(0, |(_, unix_s)| unix_s.max(0) as u64 * 1000);
+                    self.finished(&f, start_unix_ms, true);
                 }
                 Recovered::Broken { path, why } => {
                     warn!(path = %path.display(), %why, "a recording left by a crash holds no playable video; kept aside")

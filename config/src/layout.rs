@@ -1,6 +1,7 @@
-//! Where a recording goes: `<output>/<camera>/<YYYY-MM-DD>/<camera>_<YYYYMMDDTHHMMSSZ>.mp4`, the time
-//! being the clip's first frame in UTC (so a DST change never makes two files with one name), with
-//! `-1`, `-2`, ... before `.mp4` when a name is taken. Pure: the caller says which names are taken.
+//! The output directory's layout, shared by the worker (which writes it) and the supervisor (which
+//! indexes and prunes it): a recording is `<output>/<camera>/<YYYY-MM-DD>/<camera>_<YYYYMMDDTHHMMSSZ>.mp4`,
+//! the time being the clip's first frame in UTC (so a DST change never makes two files with one name),
+//! with `-1`, `-2`, ... before `.mp4` when a name is taken. Pure: the caller says which names are taken.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,45 @@ impl Utc {
         }
     }
 
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub fn to_unix(&self) -> i64 {
+        // Howard Hinnant's days_from_civil.
+        let y = self.year - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+    }
+
+    /// Parses `YYYYMMDDTHHMMSSZ`.
+    pub fn parse_stamp(s: &str) -> Option<Utc> {
+        let b = s.as_bytes();
+        if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> { s.get(r)?.parse().ok() };
+        let t = Utc {
+            year: i64::from(num(0..4)?),
+            month: num(4..6)?,
+            day: num(6..8)?,
+            hour: num(9..11)?,
+            minute: num(11..13)?,
+            second: num(13..15)?,
+        };
+        let valid = (1..=12).contains(&t.month)
+            && (1..=31).contains(&t.day)
+            && t.hour < 24
+            && t.minute < 60
+            && t.second < 60;
+        valid.then_some(t)
+    }
+
     /// `YYYY-MM-DD`.
     pub fn date(&self) -> String {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -72,6 +112,19 @@ pub fn clip_path(camera_id: &str, unix_s: i64, taken: impl Fn(&Path) -> bool) ->
         .expect("an unbounded range always has a free name")
 }
 
+/// A clip's name, `<camera>_<YYYYMMDDTHHMMSSZ>[-n].mp4`, taken apart: (camera id, first frame in
+/// Unix seconds). `None` for any other name.
+pub fn parse_clip_name(file_name: &str) -> Option<(String, i64)> {
+    let stem = file_name.strip_suffix(".mp4")?;
+    let stem = match stem.rsplit_once('-') {
+        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => stem,
+    };
+    let (camera, stamp) = stem.rsplit_once('_')?;
+    let t = Utc::parse_stamp(stamp)?;
+    (!camera.is_empty()).then(|| (camera.to_string(), t.to_unix()))
+}
+
 /// `name.mp4` → `name.mp4.part`.
 pub fn part_of(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -96,6 +149,44 @@ mod tests {
             assert_eq!(Utc::from_unix(unix_s).stamp(), want, "{unix_s}");
         }
         assert_eq!(Utc::from_unix(1_709_251_199).date(), "2024-02-29");
+        for unix_s in [
+            0,
+            951_782_400,
+            1_700_000_000,
+            1_709_251_199,
+            4_102_444_800,
+            -1,
+        ] {
+            let t = Utc::from_unix(unix_s);
+            assert_eq!(t.to_unix(), unix_s);
+            assert_eq!(Utc::parse_stamp(&t.stamp()), Some(t));
+        }
+        for bad in [
+            "",
+            "20231114T221320",
+            "20231314T221320Z",
+            "2023111XT221320Z",
+        ] {
+            assert_eq!(Utc::parse_stamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clip_names_parse_back() {
+        for (name, want) in [
+            ("cam_20231114T221320Z.mp4", Some(("cam", 1_700_000_000))),
+            (
+                "front_door_20231114T221320Z-2.mp4",
+                Some(("front_door", 1_700_000_000)),
+            ),
+            ("a-b_20231114T221320Z.mp4", Some(("a-b", 1_700_000_000))),
+            ("cam_20231114T221320Z.mp4.part", None),
+            ("notes.mp4", None),
+            ("_20231114T221320Z.mp4", None),
+        ] {
+            let got = parse_clip_name(name);
+            assert_eq!(got.as_ref().map(|(c, t)| (c.as_str(), *t)), want, "{name}");
+        }
     }
 
     #[test]
