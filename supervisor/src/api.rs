@@ -1,6 +1,9 @@
-//! The HTTP API: `/health`, `/status`, `/metrics`, `POST /api/reload` and
-//! `POST /api/cameras/{id}/restart`. Handlers read the manager's published [`Snapshot`] and send it
-//! commands; they never touch workers themselves.
+//! The HTTP API: `/health`, `/status`, `/metrics`, `POST /api/reload`,
+//! `POST /api/cameras/{id}/restart`, live pictures (`snapshot.jpg`, `mjpeg`) and the recordings and
+//! events of [`recordings`]. Handlers read the manager's published [`Snapshot`] (or the recordings
+//! index) and send it commands; they never touch workers themselves.
+
+mod recordings;
 
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
@@ -22,6 +25,8 @@ pub struct AppState {
     pub inbox: Inbox,
     pub config_path: PathBuf,
     pub preview: Arc<PreviewHub>,
+    /// Where recordings and the index live; files are only ever served from inside it.
+    pub output_dir: PathBuf,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -33,6 +38,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/cameras/{id}/restart", post(restart))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
+        .route("/api/recordings", get(recordings::list_recordings))
+        .route("/api/recordings/{id}/file", get(recordings::recording_file))
+        .route("/api/events", get(recordings::list_events))
+        .route(
+            "/api/events/{id}/thumbnail.jpg",
+            get(recordings::event_thumbnail),
+        )
         .with_state(state)
 }
 
@@ -275,6 +287,7 @@ mod tests {
             inbox,
             config_path: "x.json".into(),
             preview: Arc::default(),
+            output_dir: std::env::temp_dir(),
         }
     }
 

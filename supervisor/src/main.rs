@@ -3,16 +3,20 @@
 //! `supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]` loads the config, starts one
 //! `worker` process per enabled camera (see [`manager`]), and serves the HTTP API (see [`api`]).
 //! `supervisor --check-config [PATH]` validates a config and exits 0 (valid) or 2 (invalid).
+//! `supervisor --reindex [--config PATH]` rebuilds the recordings index from the files and exits.
 //!
 //! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
 //! the config.
 
 mod api;
+mod archive;
 mod backoff;
+mod index;
 mod manager;
 mod police;
 mod preview;
 mod process;
+mod retention;
 mod status;
 
 use anyhow::{bail, Context};
@@ -24,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]";
+const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]\n       supervisor --reindex [--config PATH]";
 
 /// Exit code for an unusable config or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -34,6 +38,7 @@ struct Args {
     listen: Option<SocketAddr>,
     worker_bin: Option<PathBuf>,
     check_config: bool,
+    reindex: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -43,6 +48,7 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: None,
         worker_bin: None,
         check_config: false,
+        reindex: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -64,6 +70,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     out.config = path.into();
                 }
             }
+            "--reindex" => out.reindex = true,
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
@@ -93,6 +100,26 @@ fn main() -> ExitCode {
     if args.check_config {
         print_summary(&args.config, &config);
         return ExitCode::SUCCESS;
+    }
+    if args.reindex {
+        return match std::fs::create_dir_all(&config.output_dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(index::Index::rebuild(&config.output_dir)?))
+        {
+            Ok((_, summary)) => {
+                println!(
+                    "{}: index rebuilt: {} recording(s), {} motion event(s)",
+                    config.output_dir.display(),
+                    summary.recordings_added,
+                    summary.events_added
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("supervisor: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     tracing_subscriber::fmt()
         .json()
@@ -164,6 +191,14 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 
+    let output_dir = config.output_dir.clone();
+    let (index, reconciled) =
+        index::Index::open(&output_dir).context("cannot open the recordings index")?;
+    info!(?reconciled, "recordings index reconciled with the files");
+    let preview: Arc<preview::PreviewHub> = Arc::default();
+    let archive =
+        archive::spawn(index, Arc::clone(&preview)).context("cannot start the archive thread")?;
+
     let status = Arc::new(RwLock::new(status::Snapshot::default()));
     let config_path = args.config.display().to_string();
     let (manager, inbox) = Manager::new(
@@ -172,6 +207,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         local.to_string(),
         worker_bin,
         Arc::clone(&status),
+        archive,
     );
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())
@@ -185,7 +221,8 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         status,
         inbox: inbox.clone(),
         config_path: args.config.clone(),
-        preview: Arc::default(),
+        preview,
+        output_dir,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

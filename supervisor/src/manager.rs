@@ -6,6 +6,7 @@
 //! workers, start those whose backoff has run out, kill hung ones and police resources. After every
 //! pass it publishes a [`Snapshot`] for the API. Policy lives in pure modules (`backoff`, `police`).
 
+use crate::archive::{self, Archive, ArchiveOp};
 use crate::backoff::Backoff;
 use crate::police::{self, Police};
 use crate::process::{self, StderrTail};
@@ -209,6 +210,8 @@ pub struct Manager {
     last_reload_error: Option<String>,
     /// The `/health` verdict last published (camera, why), so changes are logged once.
     unhealthy: Vec<(String, String)>,
+    /// Where recording and motion events go to be indexed.
+    archive: Archive,
 }
 
 impl Manager {
@@ -218,6 +221,7 @@ impl Manager {
         listen: String,
         worker_bin: PathBuf,
         status: Arc<RwLock<Snapshot>>,
+        archive: Archive,
     ) -> (Self, Inbox) {
         let (inbox_tx, inbox) = mpsc::channel();
         let slots = config
@@ -242,7 +246,9 @@ impl Manager {
             shutdown_reply: None,
             last_reload_error: None,
             unhealthy: Vec::new(),
+            archive,
         };
+        let _ = manager.archive.send(archive::settings(&manager.config));
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
         manager.publish();
         (manager, inbox_tx)
@@ -336,6 +342,7 @@ impl Manager {
     ) {
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
+        let archive = self.archive.clone();
         let Some(slot) = self.slot_of(generation) else {
             return;
         };
@@ -386,6 +393,10 @@ impl Manager {
             }
             ToSupervisor::Event(WorkerEvent::MotionStart(m)) => {
                 info!(camera_id = %slot.cfg.id, score = m.score, latency_ms = m.latency_ms, onset_delay_ms = m.onset_delay_ms, "motion started");
+                let _ = archive.send(ArchiveOp::MotionStart {
+                    camera_id: slot.cfg.id.to_string(),
+                    m: m.clone(),
+                });
                 slot.motion.active = true;
                 slot.motion.events += 1;
                 slot.motion.last_start = Some(m);
@@ -395,6 +406,11 @@ impl Manager {
                 peak_score,
             }) => {
                 info!(camera_id = %slot.cfg.id, duration_s, peak_score, "motion ended");
+                let _ = archive.send(ArchiveOp::MotionEnd {
+                    camera_id: slot.cfg.id.to_string(),
+                    duration_s,
+                    peak_score,
+                });
                 slot.motion.active = false;
                 slot.motion.last_end = Some(MotionEnd {
                     duration_s,
@@ -403,15 +419,26 @@ impl Manager {
             }
             ToSupervisor::Event(WorkerEvent::RecordingStarted(r)) => {
                 info!(camera_id = %slot.cfg.id, path = %r.path, first_frame_offset_ms = r.first_frame_offset_ms, open_ms = r.open_ms, "recording started");
+                let _ = archive.send(ArchiveOp::RecordingStarted {
+                    camera_id: slot.cfg.id.to_string(),
+                    r: r.clone(),
+                });
                 slot.recordings.last_started = Some(r);
             }
             ToSupervisor::Event(WorkerEvent::RecordingFinished(r)) => {
                 info!(camera_id = %slot.cfg.id, path = %r.path, duration_s = r.duration_s, bytes = r.bytes, recovered = r.recovered, "recording finished");
+                let _ = archive.send(ArchiveOp::RecordingFinished {
+                    camera_id: slot.cfg.id.to_string(),
+                    r: r.clone(),
+                });
                 slot.recordings.finished += 1;
                 slot.recordings.last_finished = Some(r);
             }
             ToSupervisor::Event(WorkerEvent::RecordingError { detail }) => {
                 warn!(camera_id = %slot.cfg.id, %detail, "recording failed");
+                if detail.contains("disk full") {
+                    let _ = archive.send(ArchiveOp::DiskFull);
+                }
                 slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));
             }
         }
@@ -515,6 +542,7 @@ impl Manager {
                 .unwrap_or(usize::MAX)
         });
         self.config = config;
+        let _ = self.archive.send(archive::settings(&self.config));
         summary
     }
 
