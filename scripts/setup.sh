@@ -11,8 +11,8 @@ PACKAGES=(
   ffmpeg python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad fonts-dejavu-core
-  # tests use these
-  curl procps
+  # tests use these (chromium: recordings must play and seek in a real browser)
+  curl procps util-linux chromium
 )
 
 missing=()

@@ -151,20 +151,45 @@ pub struct Nvr {
 }
 
 impl Nvr {
-    /// Writes `config` (with `output_dir` inside the temp dir) and starts the supervisor on a free port,
-    /// with `env` added to its environment. Waits until the API answers.
-    pub fn start(mut config: Value, env: &[(&str, &str)]) -> Nvr {
-        let dir = TempDir::new("nvr");
-        config["output_dir"] = dir.path().join("output").display().to_string().into();
+    /// Writes `config` (with `output_dir` inside the temp dir unless it names one) and starts the
+    /// supervisor on a free port, with `env` added to its environment. Waits until the API answers.
+    pub fn start(config: Value, env: &[(&str, &str)]) -> Nvr {
+        Self::start_in(TempDir::new("nvr"), config, env)
+    }
+
+    /// [`Nvr::start`] in a directory made beforehand (e.g. with a small file system mounted in it).
+    pub fn start_in(dir: TempDir, mut config: Value, env: &[(&str, &str)]) -> Nvr {
+        if config.get("output_dir").is_none() {
+            config["output_dir"] = dir.path().join("output").display().to_string().into();
+        }
         let config_path = dir.path().join("cameras.json");
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-        let port = free_port();
+        let mut nvr = Nvr {
+            child: None,
+            port: free_port(),
+            dir,
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        nvr.spawn(env);
+        nvr
+    }
+
+    /// Stops the supervisor (SIGTERM) and starts it again on the same config, directory and port.
+    pub fn restart(&mut self, env: &[(&str, &str)]) {
+        if self.child.is_some() {
+            self.terminate().expect("supervisor stops");
+        }
+        self.spawn(env);
+    }
+
+    /// Starts the supervisor on this directory's config; waits until the API answers.
+    fn spawn(&mut self, env: &[(&str, &str)]) {
         let mut cmd = Command::new(bin("supervisor"));
         cmd.arg("--config")
-            .arg(&config_path)
+            .arg(self.config_path())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .current_dir(dir.path())
+            .arg(format!("127.0.0.1:{}", self.port))
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -172,9 +197,8 @@ impl Nvr {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn supervisor");
-        let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
+        let sink = Arc::clone(&self.log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut l = sink.lock().unwrap();
@@ -182,16 +206,18 @@ impl Nvr {
                 l.push('\n');
             }
         });
-        let nvr = Nvr {
-            child: Some(child),
-            port,
-            dir,
-            log,
-        };
+        self.child = Some(child);
+        let port = self.port;
         wait_until(Duration::from_secs(20), "the API to answer", || {
             http(port, "GET", "/status").ok()
         });
-        nvr
+    }
+
+    /// Where this supervisor's recordings go.
+    pub fn output_dir(&self) -> PathBuf {
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(self.config_path()).unwrap()).unwrap();
+        PathBuf::from(config["output_dir"].as_str().unwrap())
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -183,6 +183,8 @@ pub struct Clip {
     last_arrival_ns: u64,
     frames: u64,
     last_sync: Instant,
+    /// A write failed: the file must be checked before it is kept.
+    damaged: bool,
 }
 
 /// What a finished clip holds.
@@ -307,6 +309,7 @@ impl Clip {
             last_arrival_ns: 0,
             frames: 0,
             last_sync: Instant::now(),
+            damaged: false,
         })
     }
 
@@ -337,15 +340,20 @@ impl Clip {
         out.set_duration(packet.duration().rescale(timeline.in_tb, timeline.out_tb));
         out.set_position(-1);
         self.last_arrival_ns = arrival_ns;
-        out.write_interleaved(&mut self.octx)
-            .map_err(|e| ClipError::ffmpeg(&self.part, "writing", e))?;
-        if self.last_sync.elapsed() >= SYNC_EVERY {
-            self.last_sync = Instant::now();
-            File::open(&self.part)
-                .and_then(|f| f.sync_data())
-                .map_err(|e| ClipError::io(&self.part, "syncing", e))?;
-        }
-        Ok(())
+        let written = out
+            .write_interleaved(&mut self.octx)
+            .map_err(|e| ClipError::ffmpeg(&self.part, "writing", e))
+            .and_then(|()| {
+                if self.last_sync.elapsed() < SYNC_EVERY {
+                    return Ok(());
+                }
+                self.last_sync = Instant::now();
+                File::open(&self.part)
+                    .and_then(|f| f.sync_data())
+                    .map_err(|e| ClipError::io(&self.part, "syncing", e))
+            });
+        self.damaged |= written.is_err();
+        written
     }
 
     /// Seconds of video written so far (by the arrival clock).
@@ -354,9 +362,9 @@ impl Clip {
             .map_or(0.0, |f| self.last_arrival_ns.saturating_sub(f) as f64 / 1e9)
     }
 
-    /// Writes the trailer, fsyncs, renames to the final name. If the trailer cannot be written (disk
-    /// full) the fragments already on disk still play: the file is renamed anyway, and the error
-    /// returned alongside.
+    /// Writes the trailer, fsyncs, renames to the final name. If a write failed (disk full) the
+    /// fragments already on disk still play: the file is checked by reading it back and kept if it
+    /// holds video, deleted if not; the error is returned alongside.
     pub fn finish(mut self) -> (Option<Finished>, Option<ClipError>) {
         let trailer = self
             .octx
@@ -364,8 +372,12 @@ impl Clip {
             .map_err(|e| ClipError::ffmpeg(&self.part, "writing the trailer", e))
             .err();
         let (part, path) = (self.part.clone(), self.path.clone());
-        let (duration_s, frames) = (self.duration_s(), self.frames);
+        let (mut duration_s, mut frames) = (self.duration_s(), self.frames);
+        let damaged = self.damaged || trailer.is_some();
         drop(self); // closes the file
+        if damaged {
+            (frames, duration_s) = probe(&part).unwrap_or((0, 0.0));
+        }
         if frames == 0 {
             let _ = std::fs::remove_file(&part);
             return (None, trailer);

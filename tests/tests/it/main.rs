@@ -1,5 +1,6 @@
 //! The one integration-test binary; each module covers one area.
 
+mod archive;
 mod fakecam;
 mod media;
 mod recording;
