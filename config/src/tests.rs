@@ -88,6 +88,13 @@ fn each_error_class_names_file_field_and_fix() {
             ],
         ),
         (
+            r#"{"retention": {"min_free_percent": 95}, "cameras": [{"id": "a", "main_url": "rtsp://h/1"}]}"#,
+            &[
+                "config/cameras.json: retention.min_free_percent: 95 is out of range",
+                "use a number from 0 to 90",
+            ],
+        ),
+        (
             r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1"}, {"id": "a", "main_url": "rtsp://h/2"}]}"#,
             &["cameras[1].id: duplicate camera id \"a\"", "its own id"],
         ),
