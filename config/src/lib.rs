@@ -42,6 +42,17 @@ impl Config {
 pub struct ApiConfig {
     /// Address of the HTTP API. Default `127.0.0.1:5001`.
     pub listen: SocketAddr,
+    /// Login for the web UI and API; required to listen beyond loopback.
+    pub auth: Option<AuthConfig>,
+}
+
+/// One user who may log in. The password is stored only as an Argon2 hash (`supervisor
+/// --hash-password` makes one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub username: String,
+    /// PHC string, `$argon2id$v=19$...`.
+    pub password_hash: String,
 }
 
 /// Free space the supervisor keeps on the output file system, by deleting the oldest finished
@@ -332,6 +343,7 @@ fn read_config(
         Some(v) => read_api(v, problems),
         None => Some(ApiConfig {
             listen: default_listen(),
+            auth: None,
         }),
     };
     let heartbeat_interval_s = top.seconds("heartbeat_interval_s", problems);
@@ -443,8 +455,44 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
         },
         None => Some(default_listen()),
     };
+    let auth = obj.raw("auth").and_then(|v| read_auth(v, problems));
     obj.finish(problems);
-    Some(ApiConfig { listen: listen? })
+    Some(ApiConfig {
+        listen: listen?,
+        auth,
+    })
+}
+
+fn read_auth(value: &Value, problems: &mut Problems) -> Option<AuthConfig> {
+    let mut obj = ObjReader::new(value, "api.auth", problems)?;
+    let username: Option<String> = obj.get("username", "write a user name", problems);
+    let hash: Option<String> = obj.get(
+        "password_hash",
+        "write the output of `supervisor --hash-password`",
+        problems,
+    );
+    obj.finish(problems);
+    if username.as_deref().is_none_or(str::is_empty) {
+        problems.push(
+            "api.auth.username",
+            "missing; set the user name to log in with",
+        );
+    }
+    match &hash {
+        Some(h) if h.starts_with("$argon2") => {}
+        Some(_) => problems.push(
+            "api.auth.password_hash",
+            "not an Argon2 hash; run `supervisor --hash-password` and paste what it prints (never the password itself)",
+        ),
+        None => problems.push(
+            "api.auth.password_hash",
+            "missing; run `supervisor --hash-password` and paste what it prints",
+        ),
+    }
+    Some(AuthConfig {
+        username: username.filter(|u| !u.is_empty())?,
+        password_hash: hash.filter(|h| h.starts_with("$argon2"))?,
+    })
 }
 
 fn read_restart(value: &Value, problems: &mut Problems) -> Option<RestartConfig> {

@@ -5,9 +5,11 @@
 
 mod recordings;
 
+use crate::auth::{self, Auth};
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
 use crate::status::Snapshot;
+use crate::ui;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -27,10 +29,18 @@ pub struct AppState {
     pub preview: Arc<PreviewHub>,
     /// Where recordings and the index live; files are only ever served from inside it.
     pub output_dir: PathBuf,
+    pub auth: Auth,
 }
 
 pub fn app(state: AppState) -> Router {
+    let auth = state.auth.clone();
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/style.css", get(ui::style_css))
+        .route("/api/login", post(auth::login).with_state(auth.clone()))
+        .route("/api/session", get(auth::session).with_state(auth.clone()))
+        .route("/api/logout", post(auth::logout).with_state(auth.clone()))
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -46,6 +56,7 @@ pub fn app(state: AppState) -> Router {
             get(recordings::event_thumbnail),
         )
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::guard))
 }
 
 fn snapshot(state: &AppState) -> Snapshot {
@@ -103,12 +114,17 @@ async fn restart(State(state): State<AppState>, Path(id): Path<String>) -> Respo
         camera_id: id,
         reply,
     }));
-    match (sent, rx.await) {
-        (Ok(()), Ok(Ok(()))) => {
+    // A failed send hands the message (and the reply's sender) back: never wait on it then.
+    let answer = match sent {
+        Ok(()) => rx.await.ok(),
+        Err(_) => None,
+    };
+    match answer {
+        Some(Ok(())) => {
             (StatusCode::ACCEPTED, Json(json!({"status": "restarting"}))).into_response()
         }
-        (Ok(()), Ok(Err(e))) => (StatusCode::NOT_FOUND, Json(json!({"error": e}))).into_response(),
-        _ => (
+        Some(Err(e)) => (StatusCode::NOT_FOUND, Json(json!({"error": e}))).into_response(),
+        None => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "shutting down"})),
         )
@@ -288,6 +304,7 @@ mod tests {
             config_path: "x.json".into(),
             preview: Arc::default(),
             output_dir: std::env::temp_dir(),
+            auth: Auth::default(),
         }
     }
 
@@ -340,5 +357,99 @@ mod tests {
             body.contains("nvr_worker_cpu_percent{camera=\"a\"} 1.5"),
             "{body}"
         );
+    }
+
+    async fn send(app: Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn state_changes_need_the_csrf_header_even_without_auth() {
+        let app = app(state_with(vec![camera("a", WorkerState::Running)]));
+        let post = |csrf: Option<&str>| {
+            let mut r = Request::post("/api/cameras/a/restart");
+            if let Some(c) = csrf {
+                r = r.header("x-nvr-csrf", c);
+            }
+            r.body(Body::empty()).unwrap()
+        };
+        let (code, _, body) = send(app.clone(), post(None)).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        // With the header the request reaches the handler (no manager here: it answers 503).
+        let (code, _, _) = send(app, post(Some("1"))).await;
+        assert_ne!(code, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn with_auth_everything_but_the_login_needs_a_session() {
+        let mut state = state_with(vec![camera("a", WorkerState::Running)]);
+        state.auth = Auth::new(Some(nvr_config::AuthConfig {
+            username: "admin".into(),
+            password_hash: crate::auth::hash_password("s3cret pass").unwrap(),
+        }));
+        let app = app(state);
+        for uri in [
+            "/status",
+            "/health",
+            "/api/recordings",
+            "/api/cameras/a/snapshot.jpg",
+        ] {
+            let (code, _, _) =
+                send(app.clone(), Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        let (code, _, page) =
+            send(app.clone(), Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(page.contains("/ui/app.js"));
+        let login = |pw: &str| {
+            Request::post("/api/login")
+                .header("content-type", "application/json")
+                .body(Body::from(format!(
+                    r#"{{"username":"admin","password":"{pw}"}}"#
+                )))
+                .unwrap()
+        };
+        let (code, _, _) = send(app.clone(), login("wrong")).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, headers, body) = send(app.clone(), login("s3cret pass")).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let session = cookie.split(';').next().unwrap().to_string();
+        let csrf = serde_json::from_str::<serde_json::Value>(&body).unwrap()["csrf"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, _, _) = send(
+            app.clone(),
+            Request::get("/status")
+                .header("cookie", &session)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        let restart = |token: &str| {
+            Request::post("/api/cameras/a/restart")
+                .header("cookie", &session)
+                .header("x-nvr-csrf", token)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (code, _, _) = send(app.clone(), restart("1")).await;
+        assert_eq!(
+            code,
+            StatusCode::FORBIDDEN,
+            "the session's own token is needed"
+        );
+        let (code, _, _) = send(app, restart(&csrf)).await;
+        assert_ne!(code, StatusCode::FORBIDDEN);
     }
 }

@@ -4,12 +4,14 @@
 //! `worker` process per enabled camera (see [`manager`]), and serves the HTTP API (see [`api`]).
 //! `supervisor --check-config [PATH]` validates a config and exits 0 (valid) or 2 (invalid).
 //! `supervisor --reindex [--config PATH]` rebuilds the recordings index from the files and exits.
+//! `supervisor --hash-password` reads a password on stdin and prints the hash for `api.auth`.
 //!
 //! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
 //! the config.
 
 mod api;
 mod archive;
+mod auth;
 mod backoff;
 mod index;
 mod manager;
@@ -18,6 +20,7 @@ mod preview;
 mod process;
 mod retention;
 mod status;
+mod ui;
 
 use anyhow::{bail, Context};
 use manager::{Command, Manager, Msg};
@@ -28,7 +31,7 @@ use std::sync::{Arc, RwLock};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]\n       supervisor --reindex [--config PATH]";
+const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]\n       supervisor --reindex [--config PATH]\n       supervisor --hash-password < password.txt";
 
 /// Exit code for an unusable config or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -79,6 +82,24 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--hash-password") {
+        let mut password = String::new();
+        if std::io::stdin().read_line(&mut password).is_err() {
+            eprintln!("supervisor: cannot read the password from stdin");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        let password = password.trim_end_matches(['\r', '\n']);
+        return match auth::hash_password(password) {
+            Ok(h) => {
+                println!("{h}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("supervisor: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -162,11 +183,12 @@ fn print_summary(path: &std::path::Path, config: &nvr_config::Config) {
 
 fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
     let listen = args.listen.unwrap_or(config.api.listen);
-    if !listen.ip().is_loopback() {
+    if !listen.ip().is_loopback() && config.api.auth.is_none() {
         bail!(
-            "refusing to serve the API on {listen}: it has no authentication yet, so it only listens on loopback; use 127.0.0.1:PORT (or [::1]:PORT)"
+            "refusing to serve the API on {listen} without a login: set api.auth in the config (user name and a hash from `supervisor --hash-password`), or listen on 127.0.0.1:PORT"
         );
     }
+    let auth = auth::Auth::new(config.api.auth.clone());
     let worker_bin = match args.worker_bin {
         Some(p) => p,
         None => std::env::current_exe()
@@ -223,6 +245,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         config_path: args.config.clone(),
         preview,
         output_dir,
+        auth,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

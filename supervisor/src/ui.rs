@@ -1,0 +1,31 @@
+//! The web UI's files, embedded in the binary (no CDN, no build step, works offline): `/` and
+//! `/ui/{app.js,style.css}`. The page itself talks to the JSON API.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+pub async fn index() -> impl IntoResponse {
+    page("text/html; charset=utf-8", include_str!("../ui/index.html"))
+}
+
+pub async fn app_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../ui/app.js"),
+    )
+}
+
+pub async fn style_css() -> impl IntoResponse {
+    page("text/css; charset=utf-8", include_str!("../ui/style.css"))
+}
+
+fn page(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+}
