@@ -5,3 +5,4 @@ mod fakecam;
 mod media;
 mod recording;
 mod supervisor;
+mod ui;
