@@ -4,4 +4,6 @@
 
 pub mod clipcheck;
 pub mod fakecam;
+pub mod motion_conf;
 pub mod nvr;
+pub mod procstat;

@@ -10,6 +10,7 @@
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_in, Nvr};
+use nvr_tests::procstat::{clk_tck, cpu_model, cpu_ticks, median_spread, percentile, rss_mb};
 use serde_json::{json, Value};
 use shm_bus::Reader;
 use std::process::{Child, Command, Stdio};
@@ -21,50 +22,6 @@ fn arg(name: &str, default: f64) -> f64 {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(default)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-/// (RssAnon + RssFile, RssShmem) in MB.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        (kb("RssAnon:") + kb("RssFile:")) / 1024.0,
-        kb("RssShmem:") / 1024.0,
-    )
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn median_spread(v: &mut [f64]) -> String {
-    v.sort_by(f64::total_cmp);
-    format!("{:.1} ({:.1}–{:.1})", v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(((p / 100.0) * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 fn wait_sub_up(nvr: &Nvr, id: &str) -> u32 {
@@ -401,15 +358,4 @@ fn recording_vs_floor(window: f64, repeats: usize, tck: f64) {
         );
     }
     println!();
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default()
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary; each module covers one area.
 
 mod archive;
+mod bench;
 mod fakecam;
 mod media;
 mod recording;
