@@ -98,45 +98,61 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
     }
 }
 
-/// A minimal HTTP/1.1 client: returns (status code, body).
-pub fn http(port: u16, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+/// One HTTP/1.1 request to the API on `port` (with `extra_headers`, each line ending in `\r\n`):
+/// (status, head, body), the body de-chunked.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+) -> anyhow::Result<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-NVR-CSRF: 1\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-NVR-CSRF: 1\r\nContent-Length: 0\r\n{extra_headers}\r\n"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .context("no status code")?;
-    let body = if head
+    let mut body = raw[end + 4..].to_vec();
+    if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((code, body))
+        body = dechunk(&body);
+    }
+    Ok((code, head, body))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+/// [`request`] without extra headers, the body as text.
+pub fn http(port: u16, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let (code, _, body) = request(port, method, path, "")?;
+    Ok((code, String::from_utf8_lossy(&body).to_string()))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let Ok(n) = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16) else {
             break;
         };
-        if n == 0 || rest.len() < n {
+        if n == 0 || b.len() < i + 2 + n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = b[i + 2 + n..]
+            .strip_prefix(b"\r\n")
+            .unwrap_or(&b[i + 2 + n..]);
     }
     out
 }

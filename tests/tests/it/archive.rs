@@ -3,11 +3,9 @@
 
 use nvr_tests::clipcheck::{decodes_cleanly, files_ending, grey_frames};
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{signal, wait_until, Nvr, TempDir};
+use nvr_tests::nvr::{request, signal, wait_until, Nvr, TempDir};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -23,44 +21,22 @@ fn config(cameras: Vec<Value>) -> Value {
     json!({"heartbeat_interval_s": 0.5, "retention": {"check_every_s": 1}, "cameras": cameras})
 }
 
-/// One GET with optional extra headers: (status, headers, body bytes).
+/// One GET with extra headers: (status, head, body bytes).
 fn get(port: u16, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = raw[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (code, head, body)
+    request(port, "GET", path, headers).unwrap()
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[i + 2..i + 2 + n]);
-        b = &b[i + 2 + n + 2..];
-    }
-    out
+/// Waits for camera `id`'s first finished clip to be indexed; returns the indexed rows.
+fn indexed_clips(nvr: &Nvr, id: &str) -> Vec<Value> {
+    nvr.wait_camera(id, Duration::from_secs(40), "a clip", |c| {
+        c["recordings"]["finished"].as_u64() >= Some(1)
+    });
+    wait_until(Duration::from_secs(5), "an indexed clip", || {
+        let rows = api_list(nvr, &format!("/api/recordings?camera={id}"));
+        rows.iter()
+            .any(|r| r["state"] == "finished")
+            .then_some(rows)
+    })
 }
 
 fn api_list(nvr: &Nvr, path: &str) -> Vec<Value> {
@@ -273,15 +249,7 @@ fn range_requests_and_paths_that_try_to_escape() {
         &[],
     );
     let out = nvr.output_dir();
-    nvr.wait_camera("cam", Duration::from_secs(30), "a clip", |c| {
-        c["recordings"]["finished"].as_u64() >= Some(1)
-    });
-    let rows = wait_until(Duration::from_secs(5), "an indexed clip", || {
-        let rows = api_list(&nvr, "/api/recordings?camera=cam");
-        rows.iter()
-            .any(|r| r["state"] == "finished")
-            .then_some(rows)
-    });
+    let rows = indexed_clips(&nvr, "cam");
     let clip = rows.iter().find(|r| r["state"] == "finished").unwrap();
     let id = clip["id"].as_str().unwrap();
     let file = std::fs::read(out.join(clip["path"].as_str().unwrap())).unwrap();
@@ -425,15 +393,7 @@ fn a_recording_plays_and_seeks_in_chromium() {
         )]),
         &[],
     );
-    nvr.wait_camera("cam", Duration::from_secs(40), "a clip", |c| {
-        c["recordings"]["finished"].as_u64() >= Some(1)
-    });
-    let rows = wait_until(Duration::from_secs(5), "an indexed clip", || {
-        let rows = api_list(&nvr, "/api/recordings?camera=cam");
-        rows.iter()
-            .any(|r| r["state"] == "finished")
-            .then_some(rows)
-    });
+    let rows = indexed_clips(&nvr, "cam");
     let id = rows.iter().find(|r| r["state"] == "finished").unwrap()["id"]
         .as_str()
         .unwrap()

@@ -382,26 +382,8 @@ fn zones_and_masks_decide_where_the_box_counts() {
 }
 
 fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(
-        !head.to_ascii_lowercase().contains("chunked") || code != 200,
-        "unexpected chunked body"
-    );
-    (code, raw[end + 4..].to_vec())
+    let (code, _, body) = nvr_tests::nvr::request(port, "GET", path, "").unwrap();
+    (code, body)
 }
 
 /// Reads `n` JPEG parts from an MJPEG stream.
