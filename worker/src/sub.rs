@@ -50,7 +50,11 @@ impl SubPipeline {
             count: 1,
             ..Default::default()
         });
-        let mut decoder = ctx.decoder().video().map_err(fferr)?;
+        let mut opening = ctx.decoder();
+        // No deblocking: motion detection works on a blurred 100-row image and the previews are
+        // small, neither needs it, and it is a large part of H.264/H.265 decoding (BENCHMARKS.md).
+        opening.skip_loop_filter(ffmpeg::codec::discard::Discard::All);
+        let mut decoder = opening.video().map_err(fferr)?;
         let codec = decoder
             .codec()
             .map(|c| c.name().to_string())

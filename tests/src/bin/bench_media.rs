@@ -59,6 +59,76 @@ fn main() {
     if phase == 0 || phase == 3 {
         recording_vs_floor(window, repeats, tck);
     }
+    if phase == 0 || phase == 4 {
+        grid_preview_cost(window, repeats, tck);
+    }
+}
+
+/// Phase 4: the supervisor's CPU while a web UI grid watches 1, 4 and 16 cameras at the default
+/// preview rate (one MJPEG stream per tile, as the grid opens them).
+fn grid_preview_cost(window: f64, repeats: usize, tck: f64) {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    println!("### Web UI grid: supervisor CPU with one MJPEG viewer per camera at 5 fps ({repeats} windows of {window:.0} s; median (min–max))");
+    println!();
+    println!("| cameras in the grid | supervisor CPU % of one core | per camera |");
+    println!("|---|---|---|");
+    for n in [1usize, 4, 16] {
+        let cameras: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"id": format!("g{i}"), "main_url": fc.url("motion/main"),
+                    "sub_url": fc.url("motion/sub"), "recording": {"mode": "off"}})
+            })
+            .collect();
+        let nvr = Nvr::start(json!({"heartbeat_interval_s": 5, "cameras": cameras}), &[]);
+        for i in 0..n {
+            wait_sub_up(&nvr, &format!("g{i}"));
+        }
+        // The viewers: raw MJPEG readers that drain their streams, as a browser's <img> does.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let viewers: Vec<_> = (0..n)
+            .map(|i| {
+                let (port, stop) = (nvr.port, std::sync::Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    write!(
+                        s,
+                        "GET /api/cameras/g{i}/mjpeg?fps=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    )
+                    .unwrap();
+                    let mut buf = [0u8; 65536];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if s.read(&mut buf).map_or(true, |k| k == 0) {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(5));
+        let mut cpu = Vec::new();
+        for _ in 0..repeats {
+            let before = cpu_ticks(nvr.pid());
+            let t = Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(window));
+            cpu.push(
+                (cpu_ticks(nvr.pid()) - before) as f64 / tck / t.elapsed().as_secs_f64() * 100.0,
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut per: Vec<f64> = cpu.iter().map(|c| c / n as f64).collect();
+        println!(
+            "| {n} | {} | {} |",
+            median_spread(&mut cpu),
+            median_spread(&mut per)
+        );
+        drop(nvr);
+        for v in viewers {
+            let _ = v.join();
+        }
+    }
+    println!();
 }
 
 /// Phase 1: one camera, worker vs ffmpeg floor on the same SUB stream.

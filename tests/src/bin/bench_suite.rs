@@ -120,9 +120,14 @@ fn measure(
     }
 }
 
+/// Onsets in the last seconds of a window are not counted: their detection could come after it.
+const EDGE_NS: u64 = 3_000_000_000;
+
 /// Matches detections (wall ns of the first moving frame or of the event) to ground-truth onsets
-/// (wall ns): (delays ms, false events).
-fn match_onsets(truth: &[u64], seen: &[u64]) -> (Vec<f64>, usize) {
+/// (wall ns) up to `cut`: (delays ms, false events). A detection after `cut` that matches nothing
+/// belongs to an onset that is not counted, so it is not a false event either.
+fn match_onsets(truth: &[u64], seen: &[u64], cut: u64) -> (Vec<f64>, usize) {
+    let truth: Vec<u64> = truth.iter().copied().filter(|t| *t <= cut).collect();
     let mut delays = Vec::new();
     let mut false_events = 0;
     for s in seen {
@@ -133,19 +138,27 @@ fn match_onsets(truth: &[u64], seen: &[u64]) -> (Vec<f64>, usize) {
             .reduce(f64::min)
         {
             Some(d) => delays.push(d),
-            None => false_events += 1,
+            None if *s <= cut => false_events += 1,
+            None => {}
         }
     }
     (delays, false_events)
 }
 
-fn truth_wall_ns(fc: &FakeCam, since: usize) -> Vec<u64> {
-    fc.events()
+/// Ground-truth onsets since event number `since`, and the cut for [`match_onsets`]: the end of
+/// the window just measured, less [`EDGE_NS`].
+fn truth_wall_ns(fc: &FakeCam, since: usize) -> (Vec<u64>, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let truth = fc
+        .events()
         .into_iter()
         .skip(since)
         .filter(|e| e["event"] == "motion_start")
         .filter_map(|e| e["wall_ns"].as_u64())
-        .collect()
+        .collect();
+    (truth, now - EDGE_NS)
 }
 
 // ---- The NVR ----
@@ -228,14 +241,14 @@ fn run_nvr(fc: &FakeCam, n: usize, secs: f64, extras: &mut NvrExtras) -> Window 
     });
     w.supervisor_cpu =
         (cpu_ticks(nvr.pid()) - sup0) as f64 / clk_tck() / t.elapsed().as_secs_f64() * 100.0;
-    let truth = truth_wall_ns(fc, since);
+    let (truth, cut) = truth_wall_ns(fc, since);
     let mut seen = 0;
     for events in starts.values() {
         let walls: Vec<u64> = events
             .iter()
             .filter_map(|e| e["wall_unix_ms"].as_u64().map(|ms| ms * 1_000_000))
             .collect();
-        let (delays, false_events) = match_onsets(&truth, &walls);
+        let (delays, false_events) = match_onsets(&truth, &walls, cut);
         seen += delays.len();
         w.delays_ms.extend(delays);
         w.false_events += false_events;
@@ -243,7 +256,7 @@ fn run_nvr(fc: &FakeCam, n: usize, secs: f64, extras: &mut NvrExtras) -> Window 
             .decision_ms
             .extend(events.iter().filter_map(|e| e["latency_ms"].as_f64()));
     }
-    w.onsets = truth.len() * n;
+    w.onsets = truth.iter().filter(|t| **t <= cut).count() * n;
     debug_assert!(seen <= w.onsets + w.false_events);
     for c in clips.values().flatten() {
         extras.open_ms.extend(c["open_ms"].as_f64());
@@ -384,17 +397,19 @@ fn run_motion(fc: &FakeCam, n: usize, secs: f64, dir: &Path) -> Option<Window> {
         .unwrap_or(0);
     let pid = procs.0[0].id();
     let mut w = measure(&|| vec![pid], fc.pid(), n, secs, || {});
-    let truth = truth_wall_ns(fc, since);
+    let (truth, cut) = truth_wall_ns(fc, since);
+    // Motion's hook runs a shell: give the last detections a moment to land.
+    std::thread::sleep(Duration::from_secs(2));
     let seen: Vec<u64> = std::fs::read_to_string(&events)
         .unwrap_or_default()
         .lines()
         .skip(first_event_line)
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    let (delays, false_events) = match_onsets(&truth, &seen);
+    let (delays, false_events) = match_onsets(&truth, &seen, cut);
     w.delays_ms = delays;
     w.false_events = false_events;
-    w.onsets = truth.len() * n;
+    w.onsets = truth.iter().filter(|t| **t <= cut).count() * n;
     Some(w)
 }
 
