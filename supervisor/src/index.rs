@@ -453,6 +453,21 @@ impl Index {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<Vec<Event>, IndexError> {
+        self.query_events(None, camera, from, to)
+    }
+
+    pub fn event(&self, id: &str) -> Result<Option<Event>, IndexError> {
+        Ok(self.query_events(Some(id), None, None, None)?.pop())
+    }
+
+    /// Events matching every filter that is given.
+    fn query_events(
+        &self,
+        id: Option<&str>,
+        camera: Option<&str>,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Vec<Event>, IndexError> {
         let mut q = self
             .conn
             .prepare(
@@ -465,11 +480,12 @@ impl Index {
                  WHERE (?1 IS NULL OR e.camera_id = ?1)
                    AND (?2 IS NULL OR e.start_ms >= ?2)
                    AND (?3 IS NULL OR e.start_ms <= ?3)
+                   AND (?4 IS NULL OR e.id = ?4)
                  ORDER BY e.start_ms, e.id",
             )
             .map_err(|e| self.db(e))?;
         let rows = q
-            .query_map(params![camera, from, to], |r| {
+            .query_map(params![camera, from, to, id], |r| {
                 let id: String = r.get(0)?;
                 let thumbnail_path: Option<String> = r.get(5)?;
                 Ok(Event {
@@ -488,13 +504,6 @@ impl Index {
             })
             .map_err(|e| self.db(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
-    }
-
-    pub fn event(&self, id: &str) -> Result<Option<Event>, IndexError> {
-        Ok(self
-            .events(None, None, None)?
-            .into_iter()
-            .find(|e| e.id == id))
     }
 
     /// Deletes a finished clip's file and row, and the motion events (sidecars, thumbnails) that

@@ -179,7 +179,8 @@ impl Recorder<'_> {
             self.take_motion();
             let key = is_video && packet.is_key();
             self.preroll.push(arrival_ns, key, packet);
-            if !self.preroll.is_empty() {
+            if key {
+                // Once a GOP is enough for the heartbeat's figure.
                 let span = self.preroll.span_ns() as f64 / 1e9;
                 self.p.set_status(|s| s.pre_roll_s = span);
             }

@@ -31,6 +31,19 @@ fn wait_sub_up(nvr: &Nvr, id: &str) -> u32 {
     c["pid"].as_u64().unwrap() as u32
 }
 
+/// `ffmpeg -rtsp_transport tcp <args>`, quiet: one floor process.
+fn ffmpeg(args: &[&str]) -> Floor {
+    Floor(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    )
+}
+
 struct Floor(Child);
 impl Drop for Floor {
     fn drop(&mut self) {
@@ -142,25 +155,7 @@ fn decode_vs_floor(window: f64, repeats: usize, tck: f64) {
         &[],
     );
     let worker = wait_sub_up(&nvr, "bench");
-    let floor = Floor(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-i",
-                &sub,
-                "-f",
-                "null",
-                "-",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg"),
-    );
+    let floor = ffmpeg(&["-i", &sub, "-f", "null", "-"]);
     std::thread::sleep(Duration::from_secs(5)); // warm-up
     let pids = [
         ("worker", worker),
@@ -341,25 +336,19 @@ fn recording_vs_floor(window: f64, repeats: usize, tck: f64) {
     let rec = wait_sub_up(&nvr, "rec");
     let norec = wait_sub_up(&nvr, "norec");
     let out = nvr.dir.path().join("floor.mp4");
-    let floor = Floor(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-i",
-                &main,
-            ])
-            .args(["-c", "copy", "-f", "mp4", "-movflags"])
-            .args(["frag_keyframe+empty_moov+default_base_moof", "-y"])
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg"),
-    );
+    let out = out.display().to_string();
+    let floor = ffmpeg(&[
+        "-i",
+        &main,
+        "-c",
+        "copy",
+        "-f",
+        "mp4",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        "-y",
+        &out,
+    ]);
     std::thread::sleep(Duration::from_secs(5)); // warm-up
     let pids = [rec, norec, floor.0.id()];
     let (mut extra, mut floor_cpu, mut ratio, mut rss) = (vec![], vec![], vec![], vec![]);
