@@ -10,6 +10,11 @@ pub struct PreRoll<P> {
     packets: VecDeque<(u64, bool, P)>,
     /// How far back from the newest packet the buffer must reach.
     keep_ns: u64,
+    /// Keyframes in the buffer as `(position counted from the front, arrival_ns)`, oldest first, so
+    /// trimming never scans packets; `dropped` turns a position into an index.
+    keys: VecDeque<(u64, u64)>,
+    /// Packets trimmed from the front since the last [`PreRoll::clear`].
+    dropped: u64,
 }
 
 impl<P> PreRoll<P> {
@@ -19,6 +24,8 @@ impl<P> PreRoll<P> {
         PreRoll {
             packets: VecDeque::new(),
             keep_ns,
+            keys: VecDeque::new(),
+            dropped: 0,
         }
     }
 
@@ -28,14 +35,20 @@ impl<P> PreRoll<P> {
         if self.packets.is_empty() && !key {
             return;
         }
+        if key {
+            self.keys
+                .push_back((self.dropped + self.packets.len() as u64, arrival_ns));
+        }
         self.packets.push_back((arrival_ns, key, packet));
         let horizon = arrival_ns.saturating_sub(self.keep_ns);
         // The second keyframe from the front: if it is old enough, the first GOP is not needed.
-        while let Some(second_key) = self.packets.iter().skip(1).position(|p| p.1) {
-            if self.packets[second_key + 1].0 > horizon {
+        while let Some(&(position, at)) = self.keys.get(1) {
+            if at > horizon {
                 break;
             }
-            self.packets.drain(..=second_key);
+            self.packets.drain(..(position - self.dropped) as usize);
+            self.dropped = position;
+            self.keys.pop_front();
         }
     }
 
@@ -71,6 +84,8 @@ impl<P> PreRoll<P> {
     /// Forgets everything (a new connection: old packets belong to another timeline).
     pub fn clear(&mut self) {
         self.packets.clear();
+        self.keys.clear();
+        self.dropped = 0;
     }
 
     pub fn len(&self) -> usize {
