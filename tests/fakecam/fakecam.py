@@ -43,6 +43,43 @@ SHARE_MEMORY = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.MEMORY
 MAX_LATE_NS = 500_000_000  # a pusher this late skips ahead instead of bursting
 ALAW_CHUNK_S = 0.020  # 20 ms per A-law packet, as cameras send G.711
 
+
+class Control:
+    """Knobs every pusher obeys, set by stdin commands: pause, clock jumps; and what was sent."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = threading.Event()  # cleared by `pause`
+        self.running.set()
+        self.offset_ns = 0  # added to every PTS from now on (`jump`): the camera's clock jumped
+        self.pushed = {}  # mount -> video frames pushed into its pipeline
+        self.pipelines = set()  # the bins of the media being served
+
+    def jump(self, seconds):
+        """The cameras' clocks jump: later PTS (so RTP timestamps) move by SECONDS. The pushers
+        pace the stream, so the sinks must send each packet at once instead of waiting for its
+        timestamp (the server made them `sync`)."""
+        for bin_ in list(self.pipelines):
+            pipeline = bin_.get_parent()
+            if pipeline is None:
+                continue
+            it = pipeline.iterate_recurse()
+            while True:
+                ok, el = it.next()
+                if ok != Gst.IteratorResult.OK:
+                    break
+                factory = el.get_factory()
+                if factory is not None and factory.get_name() in ("appsink", "multiudpsink"):
+                    el.set_property("sync", False)
+        self.offset_ns += int(seconds * Gst.SECOND)
+
+    def count(self, mount):
+        with self.lock:
+            self.pushed[mount] = self.pushed.get(mount, 0) + 1
+
+
+CONTROL = Control()
+
 # ---------------------------------------------------------------------------
 # Output: JSON lines on stdout, one writer at a time, always flushed.
 
@@ -69,6 +106,10 @@ def stamp(mono_ns):
 # Clips in memory.
 
 
+def is_video(caps_name):
+    return caps_name.startswith("video/") or caps_name == "image/jpeg"  # MJPEG
+
+
 class Track:
     """One elementary stream of one loop: caps plus access units with loop-relative PTS."""
 
@@ -84,10 +125,11 @@ class Track:
             "video/x-h265": "rtph265pay config-interval=-1 pt=96",
             "audio/mpeg": "rtpmp4gpay pt=97",
             "audio/x-alaw": "rtppcmapay pt=8",
+            "image/jpeg": "rtpjpegpay pt=26",
         }.get(name)
         if self.payloader is None:
             raise SystemExit(f"fakecam: {path}: unsupported caps {name}")
-        if name.startswith("video/") and frames[0][2].has_flags(Gst.BufferFlags.DELTA_UNIT):
+        if is_video(name) and frames[0][2].has_flags(Gst.BufferFlags.DELTA_UNIT):
             raise SystemExit(f"fakecam: {path}: does not start on a key frame, cannot loop")
 
 
@@ -127,7 +169,7 @@ def load_track(path, loop_ns):
     # cadence, and clients notice the difference. Rebuild exact timestamps from the frame rate
     # (video) or the frame size (AAC: 1024 samples), which is what the clip was encoded with.
     st = caps.get_structure(0)
-    if st.get_name().startswith("video/"):
+    if is_video(st.get_name()):
         ok, num, den = st.get_fraction("framerate")
         if not ok or num == 0:
             raise SystemExit(f"fakecam: {path}: no frame rate in {caps.to_string()}")
@@ -179,11 +221,13 @@ class Scene:
 class Pusher(threading.Thread):
     """Pushes one track's frames into one appsrc when they are due on the scene's timeline."""
 
-    def __init__(self, scene, track, appsrc):
+    def __init__(self, scene, track, appsrc, mount):
         super().__init__(daemon=True, name=f"push-{scene.name}")
         self.scene = scene
         self.track = track
         self.appsrc = appsrc
+        # Frames are counted per mount (video only), so a client's losses can be told from ours.
+        self.mount = mount if is_video(track.caps.get_structure(0).get_name()) else None
         self.stopped = threading.Event()
 
     def _next_due(self):
@@ -210,14 +254,23 @@ class Pusher(threading.Thread):
                 return
             if self.stopped.is_set():
                 return
+            if not CONTROL.running.is_set():  # paused: send nothing, then go on from "now"
+                while not CONTROL.running.wait(0.05):
+                    if self.stopped.is_set():
+                        return
+                loop_idx, i = self._next_due()
+                continue
             base = self.appsrc.get_base_time()
-            if base and due >= base:  # 0 until the pipeline first goes to PLAYING
+            pts = due - base + CONTROL.offset_ns
+            if base and due >= base and pts >= 0:  # base is 0 until the pipeline first plays
                 # A new buffer sharing the memory. (Not buf.copy(): PyGObject's boxed copy of a
                 # GstBuffer is a ref, so every pipeline would stamp the same buffer.)
                 out = buf.copy_region(SHARE_MEMORY, 0, buf.get_size())
-                out.pts = out.dts = due - base
+                out.pts = out.dts = pts
                 out.duration = duration
                 self.appsrc.emit("push-buffer", out)
+                if self.mount:
+                    CONTROL.count(self.mount)
             i += 1
             if i == n:
                 loop_idx, i = loop_idx + 1, 0
@@ -226,10 +279,11 @@ class Pusher(threading.Thread):
 class SceneFactory(GstRtspServer.RTSPMediaFactory):
     """A shared media per mount: `appsrc ! payloader` per track, fed by Pushers."""
 
-    def __init__(self, scene, tracks):
+    def __init__(self, scene, tracks, path):
         super().__init__()
         self.scene = scene
         self.tracks = tracks
+        self.path = path
         branches = [
             f"appsrc name=src{idx} is-live=true format=time do-timestamp=false min-latency=0 "
             f"max-bytes=8000000 leaky-type=downstream ! {t.payloader} name=pay{idx}"
@@ -249,8 +303,10 @@ class SceneFactory(GstRtspServer.RTSPMediaFactory):
         for idx, track in enumerate(self.tracks):
             src = bin_.get_by_name(f"src{idx}")
             src.set_property("caps", track.caps)
-            pushers.append(Pusher(self.scene, track, src))
+            pushers.append(Pusher(self.scene, track, src, self.path))
         media.connect("unprepared", lambda _m: [p.stopped.set() for p in pushers])
+        CONTROL.pipelines.add(bin_)
+        media.connect("unprepared", lambda _m: CONTROL.pipelines.discard(bin_))
         for p in pushers:
             p.start()
 
@@ -284,7 +340,7 @@ class FakeCam:
         for scene in scenes:
             for mount, tracks in scene.mounts.items():
                 path = f"/{scene.name}/{mount}"
-                points.add_factory(path, SceneFactory(scene, tracks))
+                points.add_factory(path, SceneFactory(scene, tracks, path))
                 self.mounts.append(path)
         self.server.connect("client-connected", self._on_client_connected)
 
@@ -371,15 +427,25 @@ class FakeCam:
                 reply["dropped"] = self.drop_all()
             elif cmd == "deny" and rest in (["on"], ["off"]):
                 self.set_deny(rest[0] == "on")
+            elif cmd == "pause":
+                CONTROL.running.clear()
+            elif cmd == "resume":
+                CONTROL.running.set()
+            elif cmd == "jump" and len(rest) == 1:
+                CONTROL.jump(float(rest[0]))
             elif cmd == "status":
                 pass
             elif cmd == "quit":
                 self.loop.quit()
             else:
-                reply.update(ok=False, error="unknown command; try stop|start|drop|deny on|deny off|status|quit")
+                reply.update(ok=False, error="unknown command; try stop|start|drop|deny on|deny off|pause|resume|jump S|status|quit")
         except Exception as exc:  # report, keep serving
             reply.update(ok=False, error=str(exc))
-        reply.update(listening=self.source_id is not None, deny=self.denying, clients=self.n_clients)
+        with CONTROL.lock:
+            pushed = dict(CONTROL.pushed)
+        reply.update(listening=self.source_id is not None, deny=self.denying, clients=self.n_clients,
+                     paused=not CONTROL.running.is_set(), clock_offset_s=CONTROL.offset_ns / Gst.SECOND,
+                     pushed=pushed)
         emit("ack", **reply)
         return GLib.SOURCE_REMOVE
 

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Bump when the clips or the manifest change, so caches are regenerated.
-VERSION="fakecam-clips-7"
+VERSION="fakecam-clips-8"
 LOOP_S=20        # loop length, seconds
 MOTION_AT_S=10   # first moving (or lights-on) frame within the loop, seconds
 FPS=30
@@ -101,6 +101,8 @@ done
 # with motion_main.mkv's video.
 ff -f lavfi -i "sine=frequency=440:sample_rate=32000,volume=0.2" -t "$LOOP_S" -ac 1 -c:a aac -b:a 64k "$TMP/motion_aac.mka"
 ff -f lavfi -i "sine=frequency=440:sample_rate=8000,volume=0.2" -t "$LOOP_S" -ac 1 -c:a pcm_alaw "$TMP/motion_alaw.mka"
+# A camera the NVR cannot record without transcoding (the hardening tests' "wrong codec").
+ff -f lavfi -i "testsrc2=size=${SW}x${SH}:rate=10" -t "$LOOP_S" -c:v mjpeg -q:v 12 -pix_fmt yuvj420p "$TMP/motion_mjpeg.mkv"
 
 # The manifest the server reads: loop length, ground truth, mounts.
 mounts() { # scene -> JSON object of mounts
@@ -109,6 +111,7 @@ mounts() { # scene -> JSON object of mounts
         printf ',"main_h265":{"video":"motion_main_h265.mkv"},"sub_h265":{"video":"motion_sub_h265.mkv"}'
         printf ',"main_aac":{"video":"motion_main.mkv","audio":"motion_aac.mka"}'
         printf ',"main_alaw":{"video":"motion_main.mkv","audio":"motion_alaw.mka"}'
+        printf ',"mjpeg":{"video":"motion_mjpeg.mkv"}'
     fi
     printf '}'
 }

@@ -1,8 +1,9 @@
 //! Writing MAIN packets into a fragmented MP4 without transcoding, crash-safe.
 //!
 //! A clip is written as `<name>.mp4.part` with `movflags=frag_keyframe+empty_moov+default_base_moof
-//! +delay_moov`: a fragment goes to disk at every keyframe, so a file cut by a crash or power loss
-//! still plays up to its last fragment (`delay_moov` lets the muxer take the parameter sets from the
+//! +delay_moov` and `flush_packets`: a fragment goes to disk at every keyframe, so a file cut by a crash or power loss
+//! still plays up to its last whole fragment (a torn last one is cut off when the `.part` is
+//! recovered; `delay_moov` lets the muxer take the parameter sets from the
 //! first keyframe when the camera's SDP has none). Closing writes the trailer (the fragment index,
 //! so players can seek), fsyncs the file, renames it to `<name>.mp4` and fsyncs the directory.
 //!
@@ -19,6 +20,7 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, format, media, Packet, Rational};
 use nvr_config::layout::PART_SUFFIX;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -77,6 +79,12 @@ impl Tracks {
     /// Width and height of the video.
     pub fn video_size(&self) -> (u32, u32) {
         ffi::video_size(&self.video.parameters)
+    }
+
+    /// Whether the video can go into a clip as it is: H.264 or H.265, which MP4 players (browsers
+    /// among them) play. Anything else would need transcoding.
+    pub fn recordable(&self) -> bool {
+        matches!(self.video.codec, codec::Id::H264 | codec::Id::HEVC)
     }
 
     /// `h264`, `hevc`, ... for events and the index.
@@ -281,6 +289,9 @@ impl Clip {
             "movflags",
             "frag_keyframe+empty_moov+default_base_moof+delay_moov",
         );
+        // Hand each fragment to the kernel as soon as it is complete. Without this its last few
+        // kB wait in FFmpeg's I/O buffer until the next fragment, so a crash tears the last one.
+        opts.set("flush_packets", "1");
         octx.write_header_with(opts)
             .map_err(|e| ClipError::ffmpeg(&part, "writing the header", e))?;
         // The muxer may have chosen its own time bases in write_header.
@@ -376,6 +387,7 @@ impl Clip {
         let damaged = self.damaged || trailer.is_some();
         drop(self); // closes the file
         if damaged {
+            let _ = trim_torn_tail(&part);
             (frames, duration_s) = probe(&part).unwrap_or((0, 0.0));
         }
         if frames == 0 {
@@ -444,6 +456,11 @@ pub fn recover_parts(dir: &Path) -> Vec<Recovered> {
 fn recover(part: &Path) -> Recovered {
     let s = part.to_string_lossy();
     let path = PathBuf::from(&s[..s.len() - PART_SUFFIX.len()]);
+    match trim_torn_tail(part) {
+        Ok(0) => {}
+        Ok(cut) => warn!(path = %part.display(), bytes = cut, "cut off a torn last fragment"),
+        Err(e) => warn!(path = %part.display(), error = %e, "could not check the last fragment"),
+    }
     match probe(part) {
         Ok((frames, duration_s)) if frames > 0 => match seal(part, &path) {
             Ok(bytes) => Recovered::Finished(Finished {
@@ -467,6 +484,47 @@ fn recover(part: &Path) -> Recovered {
             Recovered::Broken { path: broken, why }
         }
     }
+}
+
+/// Cuts a fragmented MP4 back to its last whole fragment; returns the bytes cut off. The muxer
+/// appends `moof`+`mdat` pairs, so a crash mid-write leaves a torn last box (or a `moof` without its
+/// `mdat`), which players report as a corrupt packet. Walks the top-level boxes only.
+fn trim_torn_tail(path: &Path) -> std::io::Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let (mut pos, mut whole) = (0u64, 0u64);
+    let mut head = [0u8; 16];
+    while pos + 8 <= len {
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut head[..8])?;
+        let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        if size == 1 {
+            // A 64-bit size follows the type.
+            if pos + 16 > len {
+                break;
+            }
+            f.read_exact(&mut head[8..])?;
+            size = u64::from_be_bytes(head[8..].try_into().expect("8 bytes"));
+        } else if size == 0 {
+            size = len - pos; // "to the end of the file"
+        }
+        if size < 8 || pos + size > len {
+            break;
+        }
+        pos += size;
+        // A `moof` counts only together with the `mdat` after it.
+        if &head[4..8] != b"moof" {
+            whole = pos;
+        }
+    }
+    if whole < len {
+        f.set_len(whole)?;
+        f.sync_all()?;
+    }
+    Ok(len - whole)
 }
 
 /// Counts the video packets of a file and the seconds they span.
@@ -521,5 +579,52 @@ mod ffi {
             ((*p).width, (*p).height)
         };
         (w.max(0) as u32, h.max(0) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_torn_tail;
+
+    fn boxed(kind: &[u8; 4], body: usize) -> Vec<u8> {
+        let mut b = ((body + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.resize(body + 8, 0xab);
+        b
+    }
+
+    #[test]
+    fn a_torn_last_fragment_is_cut_off_and_whole_ones_are_kept() {
+        let dir = std::env::temp_dir().join(format!("nvr-trim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clip.mp4.part");
+        let whole: Vec<u8> = [
+            boxed(b"ftyp", 16),
+            boxed(b"moov", 40),
+            boxed(b"moof", 24),
+            boxed(b"mdat", 100),
+        ]
+        .concat();
+        let cases = [
+            // (what follows the whole part, bytes that must be cut)
+            (Vec::new(), 0),
+            (boxed(b"moof", 24), 32), // moof without its mdat
+            (
+                [boxed(b"moof", 24), boxed(b"mdat", 100)[..50].to_vec()].concat(),
+                82,
+            ), // torn mdat
+            (boxed(b"moof", 24)[..5].to_vec(), 5), // torn box header
+        ];
+        for (tail, cut) in cases {
+            std::fs::write(&path, [whole.clone(), tail.clone()].concat()).unwrap();
+            assert_eq!(
+                trim_torn_tail(&path).unwrap(),
+                cut as u64,
+                "tail of {}",
+                tail.len()
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), whole);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -153,6 +153,15 @@ impl Recorder<'_> {
         })?;
         let (width, height) = tracks.video_size();
         let codec = tracks.video_codec_name();
+        if !tracks.recordable() {
+            return Err(StreamError::Failed {
+                url,
+                detail: format!(
+                    "the stream is {codec}, which cannot be recorded without transcoding; \
+                     set the camera's main stream to H.264 or H.265"
+                ),
+            });
+        }
         info!(stream = "main", %url, %codec, width, height, audio = tracks.audio.is_some(), "connected");
         // Packets of an earlier connection belong to another timeline.
         self.preroll.clear();

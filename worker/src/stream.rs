@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-/// First reconnect delay; doubles up to [`RECONNECT_MAX`], and resets after a session that was up
-/// for [`HEALTHY_SESSION`].
+/// First reconnect delay; doubles up to [`RECONNECT_MAX`], and resets after a session that
+/// delivered frames and lasted [`HEALTHY_SESSION`].
 const RECONNECT_INITIAL: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
@@ -73,7 +73,10 @@ impl StreamRunner {
             if self.stopping() {
                 break;
             }
-            if started.elapsed() >= HEALTHY_SESSION {
+            // Only a session that delivered frames counts as healthy: a camera that accepts the
+            // connection and then stalls or sends garbage keeps backing off.
+            let was_up = self.status.lock().is_ok_and(|s| s.state == StreamState::Up);
+            if was_up && started.elapsed() >= HEALTHY_SESSION {
                 delay = RECONNECT_INITIAL;
             }
             let err = match result {

@@ -160,7 +160,8 @@ fn motion_mounts_serve_the_promised_codecs() {
             "/motion/main_h265",
             "/motion/sub_h265",
             "/motion/main_aac",
-            "/motion/main_alaw"
+            "/motion/main_alaw",
+            "/motion/mjpeg"
         ]
     );
     // (mount, video codec, width, height, audio codec and rate)
@@ -183,6 +184,7 @@ fn motion_mounts_serve_the_promised_codecs() {
             1080,
             Some(("pcm_alaw", "8000")),
         ),
+        ("motion/mjpeg", "mjpeg", 640, 360, None),
     ];
     // Three at a time: the machine is shared.
     for chunk in table.chunks(3) {
