@@ -138,8 +138,13 @@ impl CameraRuntime {
     pub fn stop(&self, deadline: Duration) {
         self.stop.store(true, Ordering::Relaxed);
         let until = Instant::now() + deadline;
-        let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t));
-        for t in threads.into_iter().flatten() {
+        // Held until the threads are joined: a second caller (the heartbeat thread and the main
+        // thread may both see the supervisor go) waits here instead of returning at once and
+        // letting the process exit under the first one's joins.
+        let Ok(mut threads) = self.threads.lock() else {
+            return;
+        };
+        for t in std::mem::take(&mut *threads) {
             while !t.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(10));
             }

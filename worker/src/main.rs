@@ -73,6 +73,9 @@ fn main() -> ExitCode {
         .with_current_span(true)
         .with_span_list(false)
         .with_writer(std::io::stderr)
+        // With the supervisor gone, stderr is a broken pipe; the default would report the failed
+        // write with `eprintln!`, which panics, so the worker died before finishing its clip.
+        .log_internal_errors(false)
         .init();
     let span = tracing::info_span!("worker", camera_id = %args.camera_id);
     let _entered = span.enter();
@@ -205,7 +208,7 @@ fn spawn_heartbeats(
                 let sent = up.lock().map(|mut tx| tx.send(&beat));
                 if !matches!(sent, Ok(Ok(()))) {
                     warn!("heartbeat send failed; the supervisor is gone, exiting");
-                    runtime.stop(Duration::from_secs(1));
+                    runtime.stop(LOST_SUPERVISOR_DEADLINE);
                     std::process::exit(exit_code::LOST_SUPERVISOR);
                 }
                 // Next beat after `interval`, or at once when a stream changes state.
@@ -214,6 +217,10 @@ fn spawn_heartbeats(
         })
         .expect("spawn heartbeat thread");
 }
+
+/// How long the pipelines may take to stop when the supervisor is gone: enough to finish the open
+/// clip (trailer, fsync, rename) and remove the frame ring, so nothing is left half-done.
+const LOST_SUPERVISOR_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Obeys the supervisor until `Shutdown` or disconnect; returns the exit code and how long the
 /// pipelines may take to stop.
@@ -238,7 +245,7 @@ fn command_loop(
             }
             Err(e) => {
                 warn!(error = %e, "the supervisor is gone; exiting");
-                return (exit_code::LOST_SUPERVISOR, Duration::from_secs(1));
+                return (exit_code::LOST_SUPERVISOR, LOST_SUPERVISOR_DEADLINE);
             }
         }
     }

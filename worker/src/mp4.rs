@@ -22,11 +22,14 @@ use nvr_config::layout::PART_SUFFIX;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 use tracing::warn;
 
-/// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs.
-const SYNC_EVERY: Duration = Duration::from_secs(10);
+/// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs
+/// and what is left for the fsync at close.
+const SYNC_EVERY: Duration = Duration::from_secs(2);
 /// A forward jump of the camera's timestamps beyond the arrival clock's by more than this is a
 /// glitch, not real time passing.
 const MAX_FORWARD_JUMP_S: f64 = 5.0;
@@ -190,7 +193,7 @@ pub struct Clip {
     first_arrival_ns: Option<u64>,
     last_arrival_ns: u64,
     frames: u64,
-    last_sync: Instant,
+    syncer: Syncer,
     /// A write failed: the file must be checked before it is kept.
     damaged: bool,
 }
@@ -309,6 +312,7 @@ impl Clip {
             (Some(a), Some(out)) => Some((a.in_index, timeline(out, a))),
             _ => None,
         };
+        let syncer = Syncer::start(&part).map_err(|e| ClipError::io(&part, "opening", e))?;
         Ok(Clip {
             octx,
             path: path.to_path_buf(),
@@ -319,7 +323,7 @@ impl Clip {
             first_arrival_ns: None,
             last_arrival_ns: 0,
             frames: 0,
-            last_sync: Instant::now(),
+            syncer,
             damaged: false,
         })
     }
@@ -354,14 +358,9 @@ impl Clip {
         let written = out
             .write_interleaved(&mut self.octx)
             .map_err(|e| ClipError::ffmpeg(&self.part, "writing", e))
-            .and_then(|()| {
-                if self.last_sync.elapsed() < SYNC_EVERY {
-                    return Ok(());
-                }
-                self.last_sync = Instant::now();
-                File::open(&self.part)
-                    .and_then(|f| f.sync_data())
-                    .map_err(|e| ClipError::io(&self.part, "syncing", e))
+            .and_then(|()| match self.syncer.take_error() {
+                Some(e) => Err(ClipError::io(&self.part, "syncing", e)),
+                None => Ok(()),
             });
         self.damaged |= written.is_err();
         written
@@ -385,7 +384,7 @@ impl Clip {
         let (part, path) = (self.part.clone(), self.path.clone());
         let (mut duration_s, mut frames) = (self.duration_s(), self.frames);
         let damaged = self.damaged || trailer.is_some();
-        drop(self); // closes the file
+        drop(self); // stops the syncer, closes the file
         if damaged {
             let _ = trim_torn_tail(&part);
             (frames, duration_s) = probe(&part).unwrap_or((0, 0.0));
@@ -405,6 +404,68 @@ impl Clip {
                 trailer,
             ),
             Err(e) => (None, trailer.or(Some(e))),
+        }
+    }
+}
+
+/// fsyncs an open clip's data from a thread of its own every [`SYNC_EVERY`], so the thread that
+/// reads the camera never waits for the disk: a slow fsync there would stall the RTSP socket and
+/// the camera would drop packets.
+struct Syncer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    error: Arc<Mutex<Option<std::io::Error>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(part: &Path) -> std::io::Result<Syncer> {
+        let file = File::open(part)?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let error = Arc::new(Mutex::new(None));
+        let (stop2, error2) = (Arc::clone(&stop), Arc::clone(&error));
+        let thread = std::thread::Builder::new()
+            .name("clip-sync".into())
+            .spawn(move || {
+                let (lock, cv) = &*stop2;
+                let Ok(mut stopped) = lock.lock() else { return };
+                loop {
+                    stopped = match cv.wait_timeout(stopped, SYNC_EVERY) {
+                        Ok((guard, _)) => guard,
+                        Err(_) => return,
+                    };
+                    if *stopped {
+                        return;
+                    }
+                    if let Err(e) = file.sync_data() {
+                        if let Ok(mut slot) = error2.lock() {
+                            *slot = Some(e);
+                        }
+                        return;
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            stop,
+            error,
+            thread: Some(thread),
+        })
+    }
+
+    /// The error of the last fsync, once.
+    fn take_error(&self) -> Option<std::io::Error> {
+        self.error.lock().ok()?.take()
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.stop;
+        if let Ok(mut stopped) = lock.lock() {
+            *stopped = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

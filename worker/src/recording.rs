@@ -209,7 +209,8 @@ impl Recorder<'_> {
                 }
                 Action::Write => self.write_newest(),
                 Action::Rotate => {
-                    self.close("segment length reached");
+                    // The trigger already counts the next file as open: only finish this one.
+                    self.finish_clip("segment length reached");
                     self.open(&tracks, arrival_ns);
                 }
                 Action::Close => self.close("motion over"),
@@ -238,6 +239,10 @@ impl Recorder<'_> {
     /// Opens a clip and writes the buffered packets from the keyframe at or before
     /// `preroll_from_ns` (which include the newest packet).
     fn open(&mut self, tracks: &Tracks, preroll_from_ns: u64) {
+        if self.clip.is_some() {
+            warn!("a clip was still open when the next one started; finishing it first");
+            self.finish_clip("superseded");
+        }
         let Some((first_arrival_ns, _)) = self.preroll.since(preroll_from_ns).next() else {
             return;
         };
@@ -292,12 +297,17 @@ impl Recorder<'_> {
         }
     }
 
-    /// Finishes the open clip, if any.
+    /// Finishes the open clip, if any, and tells the trigger.
     fn close(&mut self, why: &str) {
+        self.trigger.file_closed();
+        self.finish_clip(why);
+    }
+
+    /// Finishes the open clip, if any.
+    fn finish_clip(&mut self, why: &str) {
         let Some(clip) = self.clip.take() else {
             return;
         };
-        self.trigger.file_closed();
         let (finished, error) = clip.finish();
         if let Some(f) = &finished {
             info!(path = %self.p.relative(&f.path), duration_s = f.duration_s, bytes = f.bytes, frames = f.frames, why, "recording finished");
@@ -316,7 +326,6 @@ impl Recorder<'_> {
     fn failed(&mut self, e: ClipError) {
         error!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "recording failed");
         self.close("write failed");
-        self.trigger.file_closed();
         self.retry_at = Some(Instant::now() + RETRY_AFTER);
         let reason = e.reason();
         self.p.set_status(|s| {

@@ -135,7 +135,18 @@ pub fn open(
         move || wd.should_interrupt(),
         opts,
     )
-    .map_err(|e| StreamError::from_ffmpeg(e, &redact_url(url), watchdog))
+    .map_err(|e| match e {
+        // What FFmpeg says when the RTSP handshake read silence until the timeout, or bytes that
+        // are not RTSP: the same error either way.
+        ffmpeg::Error::InvalidData if !watchdog.stop.load(Ordering::Relaxed) => {
+            StreamError::Failed {
+                url: redact_url(url),
+                detail: "no valid RTSP answer (silence or garbage); check the host, port and path"
+                    .into(),
+            }
+        }
+        e => StreamError::from_ffmpeg(e, &redact_url(url), watchdog),
+    })
 }
 
 #[cfg(test)]

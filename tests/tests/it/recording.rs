@@ -145,6 +145,9 @@ fn continuous_mode_rotates_segments_keeps_aac_and_drops_g711() {
     for id in ["aac", "alaw"] {
         let files = clips(&nvr, id);
         assert!(files.len() >= 2, "{id}: {files:?}");
+        // Each rotation finished its segment: nothing was left half-written.
+        let parts = files_ending(&output(&nvr).join(id), ".part");
+        assert!(parts.is_empty(), "{id}: {parts:?}");
         for clip in &files {
             let p = probe(clip).unwrap();
             let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
