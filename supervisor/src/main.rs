@@ -8,26 +8,16 @@
 //!
 //! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
 //! the config.
-
-mod api;
-mod archive;
-mod auth;
-mod backoff;
-mod index;
-mod manager;
-mod police;
-mod preview;
-mod process;
-mod retention;
-mod status;
-mod ui;
+//!
+//! The modules live in the library (`src/lib.rs`), so the fuzz targets can drive the HTTP API in-process.
 
 use anyhow::{bail, Context};
-use manager::{Command, Manager, Msg};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
+use supervisor::manager::{self, Command, Manager, Msg};
+use supervisor::{api, archive, auth, index, preview, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 

@@ -1,0 +1,17 @@
+//! The NVR supervisor's parts, used by its binary (`src/main.rs`) and, in-process, by the fuzz
+//! targets (`fuzz/`).
+//!
+//! See `ARCHITECTURE.md` for what each module does.
+
+pub mod api;
+pub mod archive;
+pub mod auth;
+mod backoff;
+pub mod index;
+pub mod manager;
+mod police;
+pub mod preview;
+mod process;
+mod retention;
+pub mod status;
+mod ui;
