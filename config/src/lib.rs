@@ -591,7 +591,21 @@ fn read_camera(
         .get("enabled", "write true or false", problems)
         .unwrap_or(true);
     let username: Option<String> = obj.get("username", "write the user name as a string", problems);
-    let password = obj.get::<String>("password", "write the password as a string", problems);
+    // Not `obj.get`: serde's type error would quote the value, and this one is a secret.
+    let password = match obj.raw("password") {
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(other) => {
+            problems.push(
+                obj.field_path("password"),
+                format!(
+                    "expected a string, found {}; write the password in quotes",
+                    kind(other)
+                ),
+            );
+            None
+        }
+        None => None,
+    };
     let password_env = obj.get::<String>(
         "password_env",
         "write the name of an environment variable",

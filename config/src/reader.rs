@@ -3,6 +3,10 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// Longest duration a config may give: longer ones overflow the clock arithmetic of the supervisor
+/// and workers (`Duration::from_secs_f64`, `Instant + Duration`), which would panic.
+pub const MAX_SECONDS: f64 = 1e9;
+
 /// One thing wrong with the config: where (a JSON path such as `cameras[2].sub_url`) and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -50,6 +54,8 @@ impl<'a> ObjReader<'a> {
     }
 
     pub fn field_path(&self, key: &str) -> String {
+        // An empty key still needs a name in the message.
+        let key = if key.is_empty() { "\"\"" } else { key };
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -82,9 +88,17 @@ impl<'a> ObjReader<'a> {
         }
     }
 
-    /// A duration in seconds that must be a positive number.
+    /// A duration in seconds that must be a positive number of at most [`MAX_SECONDS`].
     pub fn seconds(&mut self, key: &'static str, problems: &mut Problems) -> Option<f64> {
-        self.positive(key, "seconds", problems)
+        let s = self.positive(key, "seconds", problems)?;
+        if s > MAX_SECONDS {
+            problems.push(
+                self.field_path(key),
+                format!("{s} seconds is too long; set at most {MAX_SECONDS} (about 31 years)"),
+            );
+            return None;
+        }
+        Some(s)
     }
 
     /// A positive number of `unit`s.

@@ -238,3 +238,25 @@ fn comment_keys_are_ignored() {
     );
     assert!(c.is_ok(), "{c:?}");
 }
+
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    // An empty key is still named in its error.
+    let e = errors(r#"{"cameras": [], "": 1}"#);
+    assert!(
+        e.contains("config/cameras.json: \"\": unknown field"),
+        "{e}"
+    );
+    // A password typed as a number is not echoed (serde's type error would quote it).
+    let e = errors(r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": 12345678}]}"#);
+    assert!(
+        e.contains("cameras[0].password: expected a string, found a number"),
+        "{e}"
+    );
+    assert!(!e.contains("12345678"), "{e}");
+    // A duration too long for `Duration`/`Instant` arithmetic is rejected, not left to panic later.
+    let e = errors(
+        r#"{"heartbeat_interval_s": 1e20, "cameras": [{"id": "a", "main_url": "rtsp://h/1"}]}"#,
+    );
+    assert!(e.contains("heartbeat_interval_s: 100000000000000000000 seconds is too long; set at most 1000000000"), "{e}");
+}
