@@ -19,12 +19,13 @@ use crate::sync::{fence, Ordering};
 
 /// Slot state while frame `seq` (≥ 1) is being written.
 fn writing(seq: u64) -> u64 {
-    2 * seq - 1
+    published(seq).wrapping_sub(1)
 }
 
-/// Slot state once frame `seq` is published.
+/// Slot state once frame `seq` is published. Wrapping: a reader takes `seq` from the shared
+/// header, which a corrupted or hostile segment may set to anything (no writer gets near 2^63).
 fn published(seq: u64) -> u64 {
-    2 * seq
+    seq.wrapping_mul(2)
 }
 
 impl SlotMeta {
