@@ -161,6 +161,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 pub struct Nvr {
     child: Option<Child>,
     pub port: u16,
+    /// The address the API listens on (`--listen <ip>:<port>`); requests go to 127.0.0.1.
+    listen_ip: String,
     pub dir: TempDir,
     /// Everything the supervisor (and, through it, every worker) wrote to stderr.
     pub log: Arc<Mutex<String>>,
@@ -174,7 +176,12 @@ impl Nvr {
     }
 
     /// [`Nvr::start`] in a directory made beforehand (e.g. with a small file system mounted in it).
-    pub fn start_in(dir: TempDir, mut config: Value, env: &[(&str, &str)]) -> Nvr {
+    pub fn start_in(dir: TempDir, config: Value, env: &[(&str, &str)]) -> Nvr {
+        Self::start_on("127.0.0.1", dir, config, env)
+    }
+
+    /// [`Nvr::start_in`] with the API listening on `ip` (e.g. `0.0.0.0`, which needs `api.auth`).
+    pub fn start_on(ip: &str, dir: TempDir, mut config: Value, env: &[(&str, &str)]) -> Nvr {
         if config.get("output_dir").is_none() {
             config["output_dir"] = dir.path().join("output").display().to_string().into();
         }
@@ -183,6 +190,7 @@ impl Nvr {
         let mut nvr = Nvr {
             child: None,
             port: free_port(),
+            listen_ip: ip.to_string(),
             dir,
             log: Arc::new(Mutex::new(String::new())),
         };
@@ -204,7 +212,7 @@ impl Nvr {
         cmd.arg("--config")
             .arg(self.config_path())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.listen_ip, self.port))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
