@@ -73,9 +73,15 @@ impl PreviewHub {
         }))
     }
 
-    /// Starts watching `camera` at `fps` (clamped to 0.2..=30); starts its encoder if needed.
+    /// Starts watching `camera` at `fps` (clamped to 0.2..=30, NaN is the default); starts its
+    /// encoder if needed.
     pub fn subscribe(&self, camera: &str, fps: f64) -> Subscription {
-        let fps = fps.clamp(0.2, MAX_FPS);
+        // `clamp` passes NaN through (`?fps=NaN`), and a NaN period panics in `Duration`.
+        let fps = if fps.is_nan() {
+            DEFAULT_FPS
+        } else {
+            fps.clamp(0.2, MAX_FPS)
+        };
         let feed = self.feed(camera);
         let id = self.next_viewer.fetch_add(1, Ordering::Relaxed);
         feed.viewers.lock().expect("viewers lock").insert(id, fps);
