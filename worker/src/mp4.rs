@@ -597,8 +597,12 @@ fn probe(path: &Path) -> Result<(u64, f64), ffmpeg::Error> {
         .ok_or(ffmpeg::Error::StreamNotFound)?;
     let (index, tb) = (video.index(), video.time_base());
     let (mut frames, mut first, mut last) = (0u64, None, 0i64);
-    let mut packet = Packet::empty();
-    while packet.read(&mut input).is_ok() {
+    loop {
+        // A new packet each time: `av_read_frame` does not release what a reused one held.
+        let mut packet = Packet::empty();
+        if packet.read(&mut input).is_err() {
+            break;
+        }
         if packet.stream() == index {
             frames += 1;
             if let Some(t) = packet.pts() {

@@ -64,13 +64,15 @@ impl SubPipeline {
         let mut converter: Option<(ffmpeg::software::scaling::Context, ffmpeg::frame::Video)> =
             None;
         let mut frame = ffmpeg::frame::Video::empty();
-        let mut packet = ffmpeg::Packet::empty();
         let mut waiting_for_keyframe = true;
         let mut fps_window = (Instant::now(), 0u32);
         loop {
             if self.runner.stopping() {
                 return Err(StreamError::Stopped);
             }
+            // A new packet each time: `av_read_frame` does not release what a reused packet held,
+            // which leaked the whole SUB bitrate (about 3 MB a minute).
+            let mut packet = ffmpeg::Packet::empty();
             packet.read(&mut input).map_err(fferr)?;
             watchdog.progress();
             if packet.stream() != stream_idx {
