@@ -4,6 +4,8 @@
 //! the file, the field's JSON path and a fix: `config/cameras.json: cameras[2].sub_url: ...`. Every field
 //! and default is documented in `docs/config.md`; the defaults below are the source of truth for it.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 mod reader;
 mod secret;

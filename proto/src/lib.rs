@@ -9,6 +9,8 @@
 //! `#[serde(default)]`. Anything else (a removed or retyped field, a new variant an older peer must
 //! understand) bumps [`SCHEMA`]. The receiver checks the version before it decodes the body.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 
 use nvr_config::CameraConfig;

@@ -42,6 +42,9 @@ pub mod test_pattern;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(not(loom))]
 mod platform;
 #[cfg(not(loom))]
 mod reader;

@@ -1,5 +1,5 @@
 //! The NVR supervisor's parts, used by its binary (`src/main.rs`) and, in-process, by the fuzz
-//! targets (`fuzz/`).
+//! targets (`fuzz/`) and their replay tests through the hidden `fuzzing` module.
 //!
 //! See `ARCHITECTURE.md` for what each module does.
 
@@ -7,6 +7,8 @@ pub mod api;
 pub mod archive;
 pub mod auth;
 mod backoff;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod manager;
 mod police;

@@ -1,0 +1,98 @@
+//! Replays the `http` fuzz target's checked-in corpus and regressions (`fuzz/`) on stable, through
+//! the same function the fuzzer calls.
+
+use axum::http::StatusCode;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use supervisor::fuzzing::Fixture;
+
+/// Every input of fuzz target `target`: `fuzz/corpus/<target>` (which must not be empty) and
+/// `fuzz/regressions/<target>`.
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        for entry in std::fs::read_dir(fuzz.join(dir).join(target))
+            .into_iter()
+            .flatten()
+        {
+            let path = entry.expect("listing the corpus").path();
+            let bytes = std::fs::read(&path).expect("reading a corpus file");
+            files.push((path, bytes));
+        }
+    }
+    assert!(
+        files.iter().any(|(p, _)| p
+            .parent()
+            .is_some_and(|d| d.ends_with(format!("corpus/{target}")))),
+        "no corpus for fuzz target {target} under {}",
+        fuzz.display()
+    );
+    files
+}
+
+#[test]
+fn http_corpus_replays_without_a_panic_or_an_escape() {
+    // A panic on any thread counts, also one that tokio or a preview thread would swallow.
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        default_hook(info);
+    }));
+    let fixture = Fixture::new().expect("building the HTTP fixture");
+    let mut answered = 0;
+    for (path, bytes) in inputs("http") {
+        eprintln!("replaying {}", path.display());
+        let status = fixture.check(&bytes);
+        eprintln!("  {status:?}");
+        answered += usize::from(status.is_some());
+    }
+    assert!(
+        answered > 0,
+        "no corpus input made a request that was answered"
+    );
+    // The fixture's escape attempts are in place: each is refused, none served.
+    for (request, status) in [
+        (
+            &b"GET /api/recordings/fuzzcam_20240102T030405Z/file"[..],
+            StatusCode::OK,
+        ),
+        (
+            b"GET /api/recordings/fuzzcam_20240102T030405Z/file\nrange: bytes=1-2",
+            StatusCode::PARTIAL_CONTENT,
+        ),
+        (
+            b"GET /api/recordings/fuzzcam_20240102T050000Z/file",
+            StatusCode::CONFLICT,
+        ),
+        (
+            b"GET /api/recordings/fuzzcam_20240102T040000Z/file",
+            StatusCode::NOT_FOUND,
+        ),
+        (b"GET /api/recordings/outside/file", StatusCode::NOT_FOUND),
+        (b"GET /api/recordings/secret/file", StatusCode::NOT_FOUND),
+        (
+            b"GET /api/events/fuzzcam_20240102T030406Z/thumbnail.jpg",
+            StatusCode::OK,
+        ),
+        (
+            b"GET /api/events/fuzzcam_20240102T040001Z/thumbnail.jpg",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            b"GET /status auth\ncookie: nvr_session={session}",
+            StatusCode::OK,
+        ),
+        (b"GET /status auth", StatusCode::UNAUTHORIZED),
+    ] {
+        let got = fixture.check(request);
+        assert_eq!(got, Some(status), "{}", String::from_utf8_lossy(request));
+    }
+    drop(fixture);
+    let _ = std::panic::take_hook();
+    assert!(
+        !PANICKED.load(Ordering::SeqCst),
+        "a thread panicked while replaying"
+    );
+}
