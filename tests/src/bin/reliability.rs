@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args> {
         kills: 10,
         server_restarts: 3,
         bad_s: 60,
-        soak_s: 150,
+        soak_s: 120,
         soak_cameras: 4,
         seed: SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 | 1,
         phases: ["faults", "bad", "disk", "supervisor", "soak"]
@@ -1180,8 +1180,8 @@ fn phase_soak(args: &Args, sec: &mut Section) -> Result<()> {
     );
     let nvr = Nvr::start(cfg, &[]);
     let started = Instant::now();
-    let warm_up = Duration::from_secs(if args.full { 300 } else { 60 });
-    let every = Duration::from_secs(if args.full { 60 } else { 15 });
+    let warm_up = Duration::from_secs(if args.full { 300 } else { 40 });
+    let every = Duration::from_secs(if args.full { 60 } else { 10 });
     let mut samples: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let mut next = started + warm_up;
     while started.elapsed() < Duration::from_secs(args.soak_s) {

@@ -5,5 +5,7 @@ mod bench;
 mod fakecam;
 mod media;
 mod recording;
+mod reliability;
+mod security;
 mod supervisor;
 mod ui;
