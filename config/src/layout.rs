@@ -125,6 +125,22 @@ pub fn parse_clip_name(file_name: &str) -> Option<(String, i64)> {
     (!camera.is_empty()).then(|| (camera.to_string(), t.to_unix()))
 }
 
+/// Whether `rel` (relative to the output directory) is where a clip of `camera_id` lives:
+/// `<camera_id>/<YYYY-MM-DD>/<camera_id>_<stamp>[-n].mp4`, nothing else. A path a worker reports is
+/// checked with this before it is indexed, so retention can never delete outside the output.
+pub fn is_clip_path_of(camera_id: &str, rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.as_slice() {
+        [cam, day, name] => {
+            *cam == camera_id
+                && day.len() == 10
+                && day.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                && parse_clip_name(name).is_some_and(|(c, _)| c == camera_id)
+        }
+        _ => false,
+    }
+}
+
 /// `name.mp4` → `name.mp4.part`.
 pub fn part_of(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -134,6 +150,25 @@ pub fn part_of(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_cameras_own_clip_paths_pass() {
+        use super::is_clip_path_of as ok;
+        assert!(ok("a", "a/2026-12-01/a_20261201T101500Z.mp4"));
+        assert!(ok("a", "a/2026-12-01/a_20261201T101500Z-2.mp4"));
+        for bad in [
+            "b/2026-12-01/b_20261201T101500Z.mp4",
+            "a/2026-12-01/b_20261201T101500Z.mp4",
+            "a/../../etc/a_20261201T101500Z.mp4",
+            "/a/2026-12-01/a_20261201T101500Z.mp4",
+            "a/2026-12-01/../a_20261201T101500Z.mp4",
+            "a/2026-12-01/a_20261201T101500Z.mp4.part",
+            "a/a_20261201T101500Z.mp4",
+            "",
+        ] {
+            assert!(!ok("a", bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

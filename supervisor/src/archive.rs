@@ -107,6 +107,21 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
             Some(ArchiveOp::DiskFull) => {
                 enforce(&index, &limits, &retention);
             }
+            Some(
+                ArchiveOp::RecordingStarted {
+                    ref camera_id,
+                    r: RecordingStarted { ref path, .. },
+                }
+                | ArchiveOp::RecordingFinished {
+                    ref camera_id,
+                    r: RecordingFinished { ref path, .. },
+                },
+            ) if !nvr_config::layout::is_clip_path_of(camera_id, path) => {
+                error!(
+                    camera_id,
+                    path, "ignoring a clip path that is not this camera's"
+                );
+            }
             Some(ArchiveOp::RecordingStarted { camera_id, r }) => logged(
                 "a clip's start",
                 index.recording_started(&camera_id, &r.path, r.start_unix_ms as i64, &r.codec),

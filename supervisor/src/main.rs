@@ -135,6 +135,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
+        // A broken stderr (its reader gone) must not panic the thread that logs.
+        .log_internal_errors(false)
         .init();
     match run(args, config) {
         Ok(()) => ExitCode::SUCCESS,
