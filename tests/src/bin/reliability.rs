@@ -956,6 +956,31 @@ fn set_read_only(nvr: &Nvr, dir: &str, ro: bool) -> Result<()> {
     }
 }
 
+fn files(c: &Value) -> u64 {
+    u(c, &["worker", "recording", "files"])
+}
+
+/// Waits (up to 40 s) for camera `d`'s recorder to report an error, records how long that took as
+/// `figure`, and returns the error ("" if none came).
+fn recorder_error(nvr: &Nvr, sec: &mut Section, figure: &str) -> String {
+    let error_of = |c: &Value| {
+        (c["worker"]["recording"]["state"] == "error")
+            .then(|| s(c, &["worker", "recording", "last_error"]))
+    };
+    let t = Instant::now();
+    let said = wait_for(nvr, "d", Duration::from_secs(40), |c| error_of(c).is_some())
+        .and_then(|c| error_of(&c))
+        .unwrap_or_default();
+    sec.figure(figure, format!("{:.1} s", t.elapsed().as_secs_f64()));
+    said
+}
+
+/// Whether camera `d` finishes another clip within a minute.
+fn next_clip(nvr: &Nvr) -> bool {
+    let n = files(&nvr.camera("d"));
+    wait_for(nvr, "d", Duration::from_secs(60), |c| files(c) > n).is_some()
+}
+
 fn phase_disk(sec: &mut Section) -> Result<()> {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"]))?;
     let dir = TempDir::new("reliability-disk");
@@ -976,27 +1001,13 @@ fn phase_disk(sec: &mut Section) -> Result<()> {
     let mut cfg = base_config(vec![cam]);
     cfg["output_dir"] = out.to_string_lossy().to_string().into();
     let nvr = Nvr::start_in(dir, cfg, &[]);
-    let files = |c: &Value| u(c, &["worker", "recording", "files"]);
-    let error_of = |c: &Value| {
-        (c["worker"]["recording"]["state"] == "error")
-            .then(|| s(c, &["worker", "recording", "last_error"]))
-    };
     let c =
         wait_for(&nvr, "d", Duration::from_secs(45), |c| files(c) >= 1).context("no first clip")?;
     let pid = pid_of(&c);
 
     // Read-only, between clips: the next motion cannot be recorded.
     set_read_only(&nvr, &cam_s, true)?;
-    let t = Instant::now();
-    let said = wait_for(&nvr, "d", Duration::from_secs(40), |c| {
-        error_of(c).is_some()
-    })
-    .and_then(|c| error_of(&c))
-    .unwrap_or_default();
-    sec.figure(
-        "read-only, next motion → error in /status",
-        format!("{:.1} s", t.elapsed().as_secs_f64()),
-    );
+    let said = recorder_error(&nvr, sec, "read-only, next motion → error in /status");
     sec.check(
         "read-only output: the recorder shows an error that says so",
         said.to_lowercase().contains("read-only"),
@@ -1009,37 +1020,24 @@ fn phase_disk(sec: &mut Section) -> Result<()> {
         format!("/health {code}"),
     );
     set_read_only(&nvr, &cam_s, false)?;
-    let n = files(&nvr.camera("d"));
-    let back = wait_for(&nvr, "d", Duration::from_secs(60), |c| files(c) > n);
     sec.check(
         "read-only output: recording resumes when writable again",
-        back.is_some(),
+        next_clip(&nvr),
         "",
     );
 
     // Full: a filler file takes the rest of the space.
     let filler = fill(&fs)?;
-    let t = Instant::now();
-    let said = wait_for(&nvr, "d", Duration::from_secs(40), |c| {
-        error_of(c).is_some()
-    })
-    .and_then(|c| error_of(&c))
-    .unwrap_or_default();
-    sec.figure(
-        "disk full, next write → error in /status",
-        format!("{:.1} s", t.elapsed().as_secs_f64()),
-    );
+    let said = recorder_error(&nvr, sec, "disk full, next write → error in /status");
     sec.check(
         "full output: the recorder shows `disk full`",
         said.contains("disk full"),
         said,
     );
     std::fs::remove_file(&filler)?;
-    let n = files(&nvr.camera("d"));
-    let back = wait_for(&nvr, "d", Duration::from_secs(60), |c| files(c) > n);
     sec.check(
         "full output: recording resumes when space returns",
-        back.is_some(),
+        next_clip(&nvr),
         "",
     );
     sec.check(
@@ -1310,11 +1308,12 @@ fn main() -> Result<()> {
         sections.push(sec);
     }
     let passed = sections.iter().all(Section::ok);
+    let flags: Vec<String> = std::env::args().skip(1).collect();
     let mut md =
         format!(
-        "Produced by `cargo run --release -p nvr-tests --bin reliability --{}` (seed {}) on {}, \
+        "Produced by `cargo run --release -p nvr-tests --bin reliability -- {}` (seed {}) on {}, \
          in {:.0} min. Result: **{}**.\n\n",
-        if args.full { " --full" } else { "" },
+        flags.join(" "),
         args.seed,
         nvr_tests::procstat::cpu_model(),
         started.elapsed().as_secs_f64() / 60.0,
