@@ -542,7 +542,7 @@ fn phase_faults(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     let until = Instant::now();
     let rows = indexed(&nvr);
     let out = nvr.output_dir();
-    let (mut bad_cuts, mut too_young) = (Vec::new(), 0);
+    let (mut bad_cuts, mut too_young, mut lost_ms) = (Vec::new(), 0, Vec::new());
     for (cam, file, kill_ms) in &cut {
         let row = rows.iter().find(|r| r["path"] == file.as_str());
         let end = row.and_then(|r| r["end"].as_i64());
@@ -552,6 +552,9 @@ fn phase_faults(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         // right after a restart, with an empty pre-roll) has nothing to keep: it is set aside.
         let young = clip_start_ms(file).is_some_and(|s| s >= kill_ms - GOP_MS - 1000)
             && out.join(format!("{file}.broken")).exists();
+        if ok {
+            lost_ms.extend(end.map(|e| (kill_ms - e).max(0) as f64));
+        }
         if young {
             too_young += 1;
         } else if !ok {
@@ -560,6 +563,7 @@ fn phase_faults(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
             ));
         }
     }
+    sec.figure("cut clip: kill → its last frame kept", stats_ms(&lost_ms));
     sec.check(
         "every clip cut by a kill was finished and indexed after the restart, and plays to within one GOP of the kill",
         bad_cuts.is_empty(),

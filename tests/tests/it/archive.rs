@@ -81,11 +81,18 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
     nvr.wait_camera("cam", Duration::from_secs(40), "a motion clip", |c| {
         c["recordings"]["finished"].as_u64() >= Some(1)
     });
-    // Kill the continuous camera mid-file: the restarted worker finishes the .part.
-    let c = nvr.wait_camera("cont", Duration::from_secs(20), "recording", |c| {
-        c["worker"]["recording"]["state"] == "recording"
+    // Kill the continuous camera mid-file, once its segment holds a fragment or two (one killed
+    // before its first fragment reached the disk has nothing to keep): the restarted worker
+    // finishes the .part.
+    let c = nvr.wait_camera("cont", Duration::from_secs(20), "a segment 2 s old", |c| {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let age_ms = c["recordings"]["last_started"]["start_unix_ms"]
+            .as_i64()
+            .map_or(0, |s| now_ms - s);
+        c["worker"]["recording"]["state"] == "recording" && (2000..3000).contains(&age_ms)
     });
-    std::thread::sleep(Duration::from_secs(2));
     signal(c["pid"].as_u64().unwrap() as u32, "KILL");
     nvr.wait_camera("cont", Duration::from_secs(20), "recovered", |c| {
         c["recordings"]["last_finished"]["recovered"] == true
