@@ -346,3 +346,17 @@ pub fn config(ids: &[&str], heartbeat_s: f64) -> Value {
         .collect();
     serde_json::json!({"heartbeat_interval_s": heartbeat_s, "cameras": cameras})
 }
+
+/// `supervisor --hash-password` of `password` (read on stdin): the Argon2id hash for `api.auth`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(bin("supervisor"))
+        .arg("--hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn supervisor --hash-password");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "supervisor --hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

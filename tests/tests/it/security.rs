@@ -4,13 +4,12 @@
 //! above all for every state change.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{bin, camera_in, http, Nvr, TempDir};
+use nvr_tests::nvr::{camera_in, hash_password, http, Nvr, TempDir};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Every file and directory name under `dir`.
@@ -110,15 +109,7 @@ fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16,
 #[test]
 fn beyond_loopback_every_state_change_needs_a_login() {
     let password = "correct horse battery staple";
-    let mut hashing = Command::new(bin("supervisor"))
-        .arg("--hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(hashing.stdin.take().unwrap(), "{password}").unwrap();
-    let out = hashing.wait_with_output().unwrap();
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let hash = hash_password(password);
     let cfg = json!({
         "heartbeat_interval_s": 0.5,
         "api": {"auth": {"username": "admin", "password_hash": hash}},

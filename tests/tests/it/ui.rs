@@ -3,10 +3,9 @@
 //! `target/ui-screenshots/`.
 
 use nvr_tests::fakecam::{workspace_root, FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{bin, Nvr};
+use nvr_tests::nvr::{hash_password, Nvr};
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// Runs the UI script with `args`; panics with its output unless every check passed.
@@ -73,16 +72,7 @@ fn grid_status_and_recordings_work_in_chromium() {
 fn with_auth_the_ui_asks_for_a_login() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let password = "correct horse battery";
-    let mut child = Command::new(bin("supervisor"))
-        .arg("--hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let hash = hash_password(password);
     assert!(!hash.contains(password));
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "api": {"auth": {"username": "admin", "password_hash": hash}},
