@@ -293,7 +293,9 @@ impl Index {
         insert_recording(&self.conn, &c).map_err(|e| self.db(e))
     }
 
-    /// A worker finished a clip (or recovered one a crash left).
+    /// A worker finished a clip (or recovered one a crash left). A recovered clip's `start_ms` comes
+    /// from its file name, to the second: the start the row already holds (from the worker that
+    /// opened it) is kept, and the end follows from it.
     pub fn recording_finished(
         &self,
         camera_id: &str,
@@ -317,7 +319,8 @@ impl Index {
             .execute(
                 "INSERT INTO recordings (id, camera_id, start_ms, end_ms, path, bytes, codec, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET end_ms = ?4, path = ?5, bytes = ?6,
+                 ON CONFLICT (id) DO UPDATE SET end_ms = recordings.start_ms + (?4 - ?3),
+                   path = ?5, bytes = ?6,
                    codec = COALESCE(?7, codec), state = ?8",
                 params![c.id, c.camera_id, c.start, c.end, c.path, c.bytes, c.codec, c.state],
             )

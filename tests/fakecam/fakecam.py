@@ -230,11 +230,14 @@ class Pusher(threading.Thread):
         self.mount = mount if is_video(track.caps.get_structure(0).get_name()) else None
         self.stopped = threading.Event()
 
-    def _next_due(self):
-        """(loop index, frame index) of the next frame due from now on, like a live camera."""
+    def _next_due(self, key=False):
+        """(loop index, frame index) of the next frame due from now on, like a live camera; with
+        KEY, of the next key frame (audio has no key frames: any frame)."""
         scene, track = self.scene, self.track
         loop_idx, pos = divmod(time.monotonic_ns() - scene.t0_ns, scene.loop_ns)
         i = bisect.bisect_left(track.pts, pos)
+        while key and self.mount and i < len(track.frames) and track.frames[i][2].has_flags(Gst.BufferFlags.DELTA_UNIT):
+            i += 1
         if i == len(track.frames):
             loop_idx, i = loop_idx + 1, 0
         return loop_idx, i
@@ -254,11 +257,14 @@ class Pusher(threading.Thread):
                 return
             if self.stopped.is_set():
                 return
-            if not CONTROL.running.is_set():  # paused: send nothing, then go on from "now"
+            if not CONTROL.running.is_set():
+                # Paused: send nothing, then go on from the next key frame, as a camera whose
+                # encoder restarted would (resuming mid-GOP would send frames whose references
+                # were never sent, and every recording across a pause would be damaged).
                 while not CONTROL.running.wait(0.05):
                     if self.stopped.is_set():
                         return
-                loop_idx, i = self._next_due()
+                loop_idx, i = self._next_due(key=True)
                 continue
             base = self.appsrc.get_base_time()
             pts = due - base + CONTROL.offset_ns

@@ -167,3 +167,22 @@ fn deleting_a_clip_takes_its_events_and_never_a_clip_in_progress() {
         .iter()
         .all(|e| e.id != ev));
 }
+
+#[test]
+fn a_recovered_clip_keeps_the_start_it_was_opened_with() {
+    let d = dir("recovered");
+    let (index, _) = Index::open(&d.0).unwrap();
+    // The worker opened the clip at .758 s; after a crash the next worker only knows the
+    // second from the file name.
+    index
+        .recording_started("cam", A, 1_700_000_000_758, "h264")
+        .unwrap();
+    clip(&d.0, A);
+    index
+        .recording_finished("cam", A, 1_700_000_000_000, 3.966, 1000)
+        .unwrap();
+    let r = index.recording(&stem(A)).unwrap().unwrap();
+    assert_eq!(r.state, "finished");
+    assert_eq!(r.start, 1_700_000_000_758);
+    assert_eq!(r.end, Some(1_700_000_004_724));
+}

@@ -283,17 +283,48 @@ struct Counts {
 
 fn settled_counts(fc: &mut FakeCam, nvr: &Nvr, id: &str, sub: &str, main: &str) -> Result<Counts> {
     fc.command("pause")?;
-    // In-flight frames arrive and are decoded, and a heartbeat reports them.
-    thread::sleep(Duration::from_secs_f64(HEARTBEAT_S * 3.0 + 0.5));
+    // In-flight frames arrive and are decoded, and heartbeats report them: settled once the
+    // worker's counts hold still for three heartbeats (a loaded machine may be seconds behind).
+    let got = || {
+        let c = nvr.camera(id);
+        (
+            u(&c, &["worker", "sub", "frames"]),
+            u(&c, &["worker", "main", "frames"]),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut last, mut still) = (got(), 0);
+    while still < 3 && Instant::now() < deadline {
+        thread::sleep(Duration::from_secs_f64(HEARTBEAT_S * 1.5));
+        let now = got();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
     let ack = fc.command("status")?;
-    let c = nvr.camera(id);
     fc.command("resume")?;
     Ok(Counts {
         sent_sub: u(&ack, &["pushed", &format!("/{sub}")]),
         sent_main: u(&ack, &["pushed", &format!("/{main}")]),
-        got_sub: u(&c, &["worker", "sub", "frames"]),
-        got_main: u(&c, &["worker", "main", "frames"]),
+        got_sub: last.0,
+        got_main: last.1,
     })
+}
+
+/// The loss figures, and when something was lost, what the camera's worker warned about.
+fn lost_detail(lost_sub: i64, lost_main: i64, sent: u64, nvr: &Nvr, id: &str) -> String {
+    let mut d = format!("SUB: {lost_sub} of {sent} lost; MAIN: {lost_main} lost");
+    if lost_sub != 0 || lost_main != 0 {
+        let span = format!("\"camera_id\":\"{id}\"");
+        let warned: Vec<String> = nvr
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&span) && !l.contains("\"level\":\"INFO\""))
+            .take(8)
+            .map(|l| l.replace('|', "/"))
+            .collect();
+        d.push_str(&format!("; its worker's warnings: {warned:?}"));
+    }
+    d
 }
 
 fn lost(a: Counts, b: Counts) -> (i64, i64, u64) {
@@ -471,7 +502,7 @@ fn phase_faults(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     sec.check(
         "the camera never killed lost no frame (against the fake camera's count of frames sent)",
         lost_sub == 0 && lost_main == 0 && sent > 0,
-        format!("SUB: {lost_sub} of {sent} lost; MAIN: {lost_main} lost"),
+        lost_detail(lost_sub, lost_main, sent, &nvr, "w"),
     );
     let w = nvr.camera("w");
     sec.check(
@@ -875,7 +906,7 @@ fn phase_bad(args: &Args, sec: &mut Section) -> Result<()> {
     sec.check(
         "good: lost no frame beside the bad cameras",
         lost_sub == 0 && lost_main == 0 && sent > 0,
-        format!("SUB: {lost_sub} of {sent} lost; MAIN: {lost_main} lost"),
+        lost_detail(lost_sub, lost_main, sent, &nvr, "good"),
     );
     thread::sleep(Duration::from_secs(5)); // let the last clip end
     let rows = indexed(&nvr);
