@@ -20,5 +20,5 @@ cargo build --release --workspace --bins
 # alone, after the rest, so that other tests (Chromium, benchmarks) do not starve it.
 status=0
 cargo test --release --workspace --no-fail-fast -- --skip reliability:: || status=$?
-cargo test --release -p nvr-tests --test it -- --exact reliability::the_small_fault_injection_suite_passes_every_check || status=$?
+cargo test --release --workspace --test it -- --exact reliability::the_small_fault_injection_suite_passes_every_check || status=$?
 exit $status
