@@ -1,7 +1,8 @@
 //! Writing MAIN packets into a fragmented MP4 without transcoding, crash-safe.
 //!
 //! A clip is written as `<name>.mp4.part` with `movflags=frag_keyframe+empty_moov+default_base_moof
-//! +delay_moov` and `flush_packets`: a fragment goes to disk at every keyframe, so a file cut by a crash or power loss
+//! +delay_moov`, `frag_duration` and `flush_packets`: a fragment goes to disk at every keyframe
+//! and at least every second, so a file cut by a crash or power loss
 //! still plays up to its last whole fragment (a torn last one is cut off when the `.part` is
 //! recovered; `delay_moov` lets the muxer take the parameter sets from the
 //! first keyframe when the camera's SDP has none). Closing writes the trailer (the fragment index,
@@ -30,6 +31,8 @@ use tracing::warn;
 /// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs
 /// and what is left for the fsync at close.
 const SYNC_EVERY: Duration = Duration::from_secs(2);
+/// The longest a fragment may get before it goes to disk (fragments also start at every keyframe).
+const FRAGMENT_MAX: Duration = Duration::from_secs(1);
 /// A forward jump of the camera's timestamps beyond the arrival clock's by more than this is a
 /// glitch, not real time passing.
 const MAX_FORWARD_JUMP_S: f64 = 5.0;
@@ -292,6 +295,9 @@ impl Clip {
             "movflags",
             "frag_keyframe+empty_moov+default_base_moof+delay_moov",
         );
+        // A fragment at least every second, whatever the camera's GOP (often 4-10 s): a crash
+        // loses at most the fragment being built, and a new clip is playable after one second.
+        opts.set("frag_duration", &FRAGMENT_MAX.as_micros().to_string());
         // Hand each fragment to the kernel as soon as it is complete. Without this its last few
         // kB wait in FFmpeg's I/O buffer until the next fragment, so a crash tears the last one.
         opts.set("flush_packets", "1");

@@ -10,11 +10,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-/// First reconnect delay; doubles up to [`RECONNECT_MAX`], and resets after a session that
-/// delivered frames and lasted [`HEALTHY_SESSION`].
+/// First reconnect delay; doubles up to [`RECONNECT_MAX`] while attempts deliver nothing, and
+/// starts over after any session that delivered frames: a camera that was streaming and dropped
+/// (a reboot, a flapping link) is tried again at once, since every second away is footage lost.
+/// The cap keeps a dead camera to one cheap attempt every 10 s.
 const RECONNECT_INITIAL: Duration = Duration::from_secs(1);
-const RECONNECT_MAX: Duration = Duration::from_secs(30);
-const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(30);
 
 /// Shared view of a stream's state, read by the heartbeat thread.
 pub type SharedStatus = Arc<Mutex<StreamStatus>>;
@@ -68,15 +70,14 @@ impl StreamRunner {
         let mut delay = RECONNECT_INITIAL;
         while !self.stopping() {
             self.update(|s| s.state = StreamState::Connecting);
-            let started = Instant::now();
             let result = session();
             if self.stopping() {
                 break;
             }
-            // Only a session that delivered frames counts as healthy: a camera that accepts the
+            // Only a session that delivered frames resets the backoff: a camera that accepts the
             // connection and then stalls or sends garbage keeps backing off.
             let was_up = self.status.lock().is_ok_and(|s| s.state == StreamState::Up);
-            if was_up && started.elapsed() >= HEALTHY_SESSION {
+            if was_up {
                 delay = RECONNECT_INITIAL;
             }
             let err = match result {
@@ -92,14 +93,20 @@ impl StreamRunner {
                 StreamError::Unauthorized { .. } => StreamState::Unauthorized,
                 _ => StreamState::Down,
             };
-            warn!(stream = self.name, error = %err, retry_in_s = delay.as_secs_f64(), "stream down");
+            // Cameras lock accounts after repeated failed logins: a refused password is retried
+            // slowly (a fixed password comes with a config reload, which restarts the worker).
+            let wait = match state {
+                StreamState::Unauthorized => delay.max(UNAUTHORIZED_RETRY),
+                _ => delay,
+            };
+            warn!(stream = self.name, error = %err, retry_in_s = wait.as_secs_f64(), "stream down");
             self.update(|s| {
                 s.state = state;
                 s.fps = 0.0;
                 s.reconnects += 1;
                 s.last_error = Some(err.to_string());
             });
-            self.sleep(delay);
+            self.sleep(wait);
             delay = (delay * 2).min(RECONNECT_MAX);
         }
     }
