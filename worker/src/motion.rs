@@ -275,28 +275,52 @@ fn divide(sum: u32, n: u32) -> u8 {
 }
 
 /// 3×3 box blur with clamped edges (each pixel averages the neighbours that exist), done separably.
+/// The interior (all nine neighbours present) is written as straight slice arithmetic so that it
+/// vectorises; the one-pixel border takes the general path.
 fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
-    // Horizontal sums of the 1×3 windows.
+    // Horizontal sums of the 1×3 windows (at most 3 · 255).
     let mut hsum = vec![0u16; w * h];
     for (row, sums) in src.chunks_exact(w).zip(hsum.chunks_exact_mut(w)) {
-        for (x, sum) in sums.iter_mut().enumerate() {
+        if w >= 3 {
+            let mid = sums[1..w - 1].iter_mut();
+            for (((s, &a), &b), &c) in mid.zip(&row[..w - 2]).zip(&row[1..w - 1]).zip(&row[2..]) {
+                *s = u16::from(a) + u16::from(b) + u16::from(c);
+            }
+        }
+        for x in [0, w - 1] {
             let (a, b) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            *sum = row[a..=b].iter().map(|&p| u16::from(p)).sum();
+            sums[x] = row[a..=b].iter().map(|&p| u16::from(p)).sum();
         }
     }
-    let count = |i: usize, len: usize| 1 + u32::from(i > 0) + u32::from(i + 1 < len);
-    // Reciprocals of the possible window sizes (1..=9 pixels).
-    let recip: [u64; 10] = std::array::from_fn(|n| (1u64 << 32).div_ceil(n.max(1) as u64));
-    for y in 0..h {
-        let (ya, yb) = (y.saturating_sub(1), (y + 1).min(h - 1));
+    let count = |i: usize, len: usize| 1 + usize::from(i > 0) + usize::from(i + 1 < len);
+    // `(sum · recip[n]) >> 16` is `sum / n` rounded down, exactly, for sums of at most 9 · 255.
+    let recip: [u32; 10] = std::array::from_fn(|n| (1u32 << 16).div_ceil(n.max(1) as u32));
+    for (y, out_row) in out.chunks_exact_mut(w).take(h).enumerate() {
         let ny = count(y, h);
-        for x in 0..w {
-            let mut sum = 0u32;
-            for yy in ya..=yb {
-                sum += u32::from(hsum[yy * w + x]);
+        let row = |yy: usize| &hsum[yy * w..(yy + 1) * w];
+        let (above, here, below) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(h - 1)));
+        // A clamped row is the centre row again: count it once.
+        let sum = |x: usize| {
+            let mut s = u32::from(here[x]);
+            if y > 0 {
+                s += u32::from(above[x]);
             }
-            let n = (count(x, w) * ny) as usize;
-            out[y * w + x] = ((u64::from(sum) * recip[n]) >> 32) as u8;
+            if y + 1 < h {
+                s += u32::from(below[x]);
+            }
+            s
+        };
+        if w >= 3 {
+            let r = recip[3 * ny];
+            let (a, b, c) = (&above[1..w - 1], &here[1..w - 1], &below[1..w - 1]);
+            let (wa, wc) = (u32::from(y > 0), u32::from(y + 1 < h));
+            for (((o, &a), &b), &c) in out_row[1..w - 1].iter_mut().zip(a).zip(b).zip(c) {
+                let s = u32::from(a) * wa + u32::from(b) + u32::from(c) * wc;
+                *o = ((s * r) >> 16) as u8;
+            }
+        }
+        for x in [0, w - 1] {
+            out_row[x] = ((sum(x) * recip[count(x, w) * ny]) >> 16) as u8;
         }
     }
 }

@@ -274,3 +274,32 @@ fn stages_downscale_blur_and_polygons() {
         assert_eq!(inside(&tri, x, y), want, "({x}, {y})");
     }
 }
+
+#[test]
+fn the_fast_blur_equals_the_plain_average_of_the_neighbours_that_exist() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for (w, h) in [(1, 1), (1, 5), (2, 2), (3, 1), (5, 4), (178, 100), (17, 3)] {
+        let src: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut fast = vec![0; w * h];
+        blur3(&src, w, h, &mut fast);
+        for y in 0..h {
+            for x in 0..w {
+                let (mut sum, mut n) = (0u32, 0u32);
+                for yy in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                    for xx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                        sum += u32::from(src[yy * w + xx]);
+                        n += 1;
+                    }
+                }
+                assert_eq!(u32::from(fast[y * w + x]), sum / n, "{w}×{h} at ({x}, {y})");
+            }
+        }
+    }
+}
