@@ -75,10 +75,19 @@ impl ImageBuffer for Planes<'_> {
         let (u, u_stride) = self.frame.plane(1);
         let (v, v_stride) = self.frame.plane(2);
         let ys = &y[row * y_stride..row * y_stride + w];
-        let us = &u[(row / 2) * u_stride..];
-        let vs = &v[(row / 2) * v_stride..];
         buffers[0].extend(ys.iter().map(|&p| self.luma[p as usize]));
-        buffers[1].extend((0..w).map(|x| self.chroma[us[x / 2] as usize]));
-        buffers[2].extend((0..w).map(|x| self.chroma[vs[x / 2] as usize]));
+        // The encoder wants chroma at full width (it subsamples again): each sample twice.
+        let half = w.div_ceil(2);
+        for (buf, (plane, stride)) in buffers[1..3].iter_mut().zip([(u, u_stride), (v, v_stride)]) {
+            let cs = &plane[(row / 2) * stride..(row / 2) * stride + half];
+            let start = buf.len();
+            buf.resize(start + 2 * half, 0);
+            for (pair, &c) in buf[start..].chunks_exact_mut(2).zip(cs) {
+                let v = self.chroma[c as usize];
+                pair[0] = v;
+                pair[1] = v;
+            }
+            buf.truncate(start + w);
+        }
     }
 }
