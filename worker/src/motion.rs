@@ -299,28 +299,19 @@ fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
         let ny = count(y, h);
         let row = |yy: usize| &hsum[yy * w..(yy + 1) * w];
         let (above, here, below) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(h - 1)));
-        // A clamped row is the centre row again: count it once.
-        let sum = |x: usize| {
-            let mut s = u32::from(here[x]);
-            if y > 0 {
-                s += u32::from(above[x]);
-            }
-            if y + 1 < h {
-                s += u32::from(below[x]);
-            }
-            s
-        };
+        // A clamped row is the centre row again: weight it 0 so it counts once.
+        let (wa, wc) = (u32::from(y > 0), u32::from(y + 1 < h));
+        let sum = |a: u16, b: u16, c: u16| u32::from(a) * wa + u32::from(b) + u32::from(c) * wc;
         if w >= 3 {
             let r = recip[3 * ny];
             let (a, b, c) = (&above[1..w - 1], &here[1..w - 1], &below[1..w - 1]);
-            let (wa, wc) = (u32::from(y > 0), u32::from(y + 1 < h));
             for (((o, &a), &b), &c) in out_row[1..w - 1].iter_mut().zip(a).zip(b).zip(c) {
-                let s = u32::from(a) * wa + u32::from(b) + u32::from(c) * wc;
-                *o = ((s * r) >> 16) as u8;
+                *o = ((sum(a, b, c) * r) >> 16) as u8;
             }
         }
         for x in [0, w - 1] {
-            out_row[x] = ((sum(x) * recip[count(x, w) * ny]) >> 16) as u8;
+            let s = sum(above[x], here[x], below[x]);
+            out_row[x] = ((s * recip[count(x, w) * ny]) >> 16) as u8;
         }
     }
 }
