@@ -624,6 +624,8 @@ fn probe(path: &Path) -> Result<(u64, f64), ffmpeg::Error> {
     ))
 }
 
+pub(crate) use ffi::video_size;
+
 /// The FFI edge: what ffmpeg-next does not expose.
 #[allow(unsafe_code)]
 mod ffi {
@@ -642,7 +644,7 @@ mod ffi {
     }
 
     /// Width and height of video codec parameters.
-    pub fn video_size(params: &codec::Parameters) -> (u32, u32) {
+    pub(crate) fn video_size(params: &codec::Parameters) -> (u32, u32) {
         // SAFETY: `params` is a live AVCodecParameters (ffmpeg-next keeps its owner alive); width
         // and height are plain integer fields, only read here.
         let (w, h) = unsafe {

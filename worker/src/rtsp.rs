@@ -111,11 +111,42 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// How much of the stream FFmpeg reads to learn its parameters, in microseconds. An RTSP camera
+/// announces its codec, size and parameter sets in the SDP, so a short look is enough; FFmpeg's
+/// default (5 s, or until it has estimated the frame rate) cost about a second on every
+/// (re)connection. A stream whose SDP lacks them is opened again with the default.
+const QUICK_ANALYZE_US: &str = "200000";
+
 /// Opens `url` (one of the camera's stream URLs) and reads its stream info.
 pub fn open(
     url: &str,
     camera: &CameraConfig,
     watchdog: &Watchdog,
+) -> Result<ffmpeg::format::context::Input, StreamError> {
+    let input = open_with(url, camera, watchdog, Some(QUICK_ANALYZE_US))?;
+    if parameters_known(&input) {
+        return Ok(input);
+    }
+    tracing::info!(url = %redact_url(url), "stream parameters not in the SDP; probing the stream longer");
+    drop(input);
+    open_with(url, camera, watchdog, None)
+}
+
+/// Every stream's codec is known, and every video stream's size.
+fn parameters_known(input: &ffmpeg::format::context::Input) -> bool {
+    input.streams().all(|s| {
+        let par = s.parameters();
+        par.id() != ffmpeg::codec::Id::None
+            && (par.medium() != ffmpeg::media::Type::Video
+                || crate::mp4::video_size(&par).0 > 0)
+    })
+}
+
+fn open_with(
+    url: &str,
+    camera: &CameraConfig,
+    watchdog: &Watchdog,
+    analyze_us: Option<&str>,
 ) -> Result<ffmpeg::format::context::Input, StreamError> {
     let mut opts = ffmpeg::Dictionary::new();
     let transport = match camera.transport {
@@ -125,9 +156,12 @@ pub fn open(
     opts.set("rtsp_transport", transport);
     // Socket I/O timeout in microseconds (FFmpeg 5: `timeout`; `stimeout` is gone).
     opts.set("timeout", &STALL_TIMEOUT.as_micros().to_string());
-    // Keep latency low: do not buffer to reorder UDP packets, and probe little.
+    // Over UDP, wait at most 0.5 s to reorder packets. (No `fflags nobuffer`: it throws away the
+    // packets read while probing, the first key frame among them, which cost a whole GOP.)
     opts.set("max_delay", "500000");
-    opts.set("fflags", "nobuffer");
+    if let Some(us) = analyze_us {
+        opts.set("analyzeduration", us);
+    }
     watchdog.progress();
     let wd = watchdog.clone();
     ffmpeg::format::input_with_interrupt_and_dictionary(

@@ -14,6 +14,7 @@ use nvr_tests::procstat::{
     clk_tck, cpu_model, cpu_ticks, machine_ticks, median, percentile, rss_mb,
 };
 use serde_json::{json, Value};
+use shm_bus::Reader;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -290,25 +291,36 @@ fn restart_times(fc: &FakeCam, kills: usize, extras: &mut NvrExtras) {
             "cameras": nvr_cameras(fc, 1)}),
         &[],
     );
-    for _ in 0..kills {
+    for k in 0..kills {
         let c = nvr.wait_camera("cam0", Duration::from_secs(30), "up", |c| {
             c["worker"]["sub"]["state"] == "up"
         });
-        std::thread::sleep(Duration::from_secs(3));
+        // Kills at spread phases of the fake camera's 1 s SUB GOP: a new stream starts at its next
+        // key frame, so a fixed phase would measure one point of that wait.
+        std::thread::sleep(Duration::from_millis(3000 + (k as u64 * 389) % 1000));
         let pid = c["pid"].as_u64().unwrap();
+        let old_ring = Reader::attach("cam0").map(|r| r.generation()).ok();
         let t = Instant::now();
         signal(pid as u32, "KILL");
         let mut hello = None;
         loop {
-            if let Some(c) = camera_in(&nvr.status(), "cam0") {
-                let new = c["pid"].as_u64().is_some_and(|p| p != pid) && c["state"] == "running";
-                if new && hello.is_none() {
+            if hello.is_none() {
+                let c = camera_in(&nvr.status(), "cam0");
+                if c.is_some_and(|c| {
+                    c["pid"].as_u64().is_some_and(|p| p != pid) && c["state"] == "running"
+                }) {
                     hello = Some(t.elapsed());
                 }
-                if new && c["worker"]["sub"]["frames"].as_u64() > Some(0) {
-                    extras.frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
-                    break;
-                }
+            }
+            // Frames flowing: the new worker's ring (a new generation) holds a frame. Read from
+            // the ring itself, as a preview client would; `/status` only learns it at the next
+            // heartbeat.
+            let flowing = Reader::attach("cam0").ok().is_some_and(|mut r| {
+                Some(r.generation()) != old_ring && matches!(r.read_latest(|_| ()), Ok(Some(_)))
+            });
+            if hello.is_some() && flowing {
+                extras.frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                break;
             }
             if t.elapsed() > Duration::from_secs(30) {
                 break;
