@@ -2,9 +2,11 @@
 //! kill and restart it.
 //!
 //! Everything reaches it as a [`Msg`] on one channel (IPC messages from per-worker link threads, and
-//! commands from the API and signal handlers); between messages it ticks every [`TICK`] to reap exited
-//! workers, start those whose backoff has run out, kill hung ones and police resources. After every
-//! pass it publishes a [`Snapshot`] for the API. Policy lives in pure modules (`backoff`, `police`).
+//! commands from the API and signal handlers); between messages it ticks (every [`TICK`], or sooner
+//! when something is due) to reap exited workers, start those whose backoff has run out, kill hung
+//! ones and police resources. After every pass it publishes to the [`Snapshot`] the API reads: the
+//! cameras that changed at once, all of them every [`REFRESH_EVERY`] (for ages and CPU figures).
+//! Policy lives in pure modules (`backoff`, `police`).
 
 use crate::archive::{self, Archive, ArchiveOp};
 use crate::backoff::Backoff;
@@ -29,10 +31,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-/// How often the manager looks at its workers when no message arrives.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the manager looks at its workers when no message arrives and nothing is due sooner (a
+/// dying worker's closed IPC channel is a message, so exits are noticed at once).
+const TICK: Duration = Duration::from_millis(500);
+/// How often an exiting worker (channel closed, or being ended) is looked for.
+const REAP_POLL: Duration = Duration::from_millis(10);
 /// How often CPU and memory are sampled.
 const POLICE_EVERY: Duration = Duration::from_secs(1);
+/// How often every camera's status is rebuilt even if nothing was reported (ages, countdowns).
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// Heartbeats a worker may miss before it is declared hung.
 const MISSED_HEARTBEATS: f64 = 3.0;
 /// Time a new worker has to say `Hello`, on top of the heartbeat allowance.
@@ -118,6 +125,8 @@ struct Run {
     cpu_over_since: Option<Instant>,
     /// Set when the supervisor ends the worker itself, so its exit is attributed to the right cause.
     ending: Option<Ending>,
+    /// Its IPC channel closed: the process is exiting, so look for its exit often.
+    disconnected: bool,
 }
 
 struct Ending {
@@ -153,6 +162,8 @@ struct Slot {
     stderr_tail: StderrTail,
     motion: MotionStatus,
     recordings: RecordingLog,
+    /// Changed since the last publish.
+    dirty: bool,
 }
 
 impl Slot {
@@ -176,6 +187,7 @@ impl Slot {
             stderr_tail: StderrTail::default(),
             motion: MotionStatus::default(),
             recordings: RecordingLog::default(),
+            dirty: true,
         }
     }
 
@@ -212,6 +224,8 @@ pub struct Manager {
     unhealthy: Vec<(String, String)>,
     /// Where recording and motion events go to be indexed.
     archive: Archive,
+    /// When every camera's status is next rebuilt, changed or not.
+    next_refresh: Instant,
 }
 
 impl Manager {
@@ -247,6 +261,7 @@ impl Manager {
             last_reload_error: None,
             unhealthy: Vec::new(),
             archive,
+            next_refresh: Instant::now(),
         };
         let _ = manager.archive.send(archive::settings(&manager.config));
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
@@ -262,7 +277,7 @@ impl Manager {
             }
         }
         loop {
-            if let Ok(msg) = self.inbox.recv_timeout(TICK) {
+            if let Ok(msg) = self.inbox.recv_timeout(self.until_due()) {
                 self.handle(msg);
                 while let Ok(msg) = self.inbox.try_recv() {
                     self.handle(msg);
@@ -280,10 +295,14 @@ impl Manager {
         }
     }
 
+    /// The slot whose worker is `generation`, marked as changed (a message from it is handled).
     fn slot_of(&mut self, generation: u64) -> Option<&mut Slot> {
-        self.slots
+        let slot = self
+            .slots
             .iter_mut()
-            .find(|s| s.run.as_ref().is_some_and(|r| r.generation == generation))
+            .find(|s| s.run.as_ref().is_some_and(|r| r.generation == generation))?;
+        slot.dirty = true;
+        Some(slot)
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -323,6 +342,9 @@ impl Manager {
                 if let Some(slot) = self.slot_of(generation) {
                     if slot.intent == Intent::Run {
                         info!(camera_id = %slot.cfg.id, "worker closed its IPC channel");
+                    }
+                    if let Some(run) = &mut slot.run {
+                        run.disconnected = true;
                     }
                 }
             }
@@ -445,6 +467,8 @@ impl Manager {
     }
 
     fn command(&mut self, cmd: Command) {
+        // A reload may add, remove or reorder cameras: rebuild the whole status.
+        self.next_refresh = Instant::now();
         match cmd {
             Command::Reload { config, reply } => {
                 let summary = self.reload(*config);
@@ -546,6 +570,25 @@ impl Manager {
         summary
     }
 
+    /// How long the manager may sleep: until the next restart or forced kill is due, at most [`TICK`],
+    /// and [`REAP_POLL`] while a worker is on its way out.
+    fn until_due(&self) -> Duration {
+        let mut runs = self.slots.iter().filter_map(|s| s.run.as_ref());
+        if runs.any(|r| r.disconnected || r.ending.is_some()) {
+            return REAP_POLL;
+        }
+        let now = Instant::now();
+        self.slots
+            .iter()
+            .flat_map(|s| {
+                let kill_at = s.run.as_ref().and_then(|r| r.ending.as_ref()?.kill_at);
+                [s.restart_at, kill_at]
+            })
+            .flatten()
+            .map(|t| t.saturating_duration_since(now))
+            .fold(TICK, Duration::min)
+    }
+
     /// Reaps exits, starts due workers, kills hung or stalled ones, polices resources.
     fn tick(&mut self) {
         let now = Instant::now();
@@ -571,8 +614,12 @@ impl Manager {
                 self.start(i);
             }
         }
+        let before = self.slots.len();
         self.slots
             .retain(|s| !(s.intent == Intent::Remove && s.run.is_none()));
+        if self.slots.len() != before {
+            self.next_refresh = now;
+        }
         if now.duration_since(self.last_police) >= POLICE_EVERY {
             self.last_police = now;
             self.police(now);
@@ -593,6 +640,7 @@ impl Manager {
             }
         };
         let run = slot.run.take().expect("checked above");
+        slot.dirty = true;
         slot.last_stats = None;
         slot.motion.active = false;
         let ran_for = now.duration_since(run.started);
@@ -640,6 +688,7 @@ impl Manager {
         let inbox = self.inbox_tx.clone();
         let slot = &mut self.slots[i];
         slot.restart_at = None;
+        slot.dirty = true;
         let spawned = Listener::new()
             .map_err(|e| e.to_string())
             .and_then(|listener| {
@@ -677,6 +726,7 @@ impl Manager {
                     rss_bytes: None,
                     cpu_over_since: None,
                     ending: None,
+                    disconnected: false,
                 });
             }
             Err(e) => {
@@ -732,19 +782,37 @@ impl Manager {
 
     fn publish(&mut self) {
         let now = Instant::now();
-        let cameras = self.slots.iter().map(|s| camera_status(s, now)).collect();
-        let snapshot = Snapshot {
-            supervisor: SupervisorInfo {
-                version: env!("CARGO_PKG_VERSION"),
-                pid: std::process::id(),
-                uptime_s: self.started.elapsed().as_secs_f64(),
-                config_path: self.config_path.clone(),
-                listen: self.listen.clone(),
-                last_reload_error: self.last_reload_error.clone(),
-            },
-            cameras,
+        let everything = now >= self.next_refresh;
+        if !everything && !self.slots.iter().any(|s| s.dirty) {
+            return;
+        }
+        let status = Arc::clone(&self.status);
+        let Ok(mut snapshot) = status.write() else {
+            return;
+        };
+        if everything || snapshot.cameras.len() != self.slots.len() {
+            snapshot.cameras = self.slots.iter().map(|s| camera_status(s, now)).collect();
+            self.next_refresh = now + REFRESH_EVERY;
+        } else {
+            for (c, s) in snapshot.cameras.iter_mut().zip(&self.slots) {
+                if s.dirty {
+                    *c = camera_status(s, now);
+                }
+            }
+        }
+        for s in &mut self.slots {
+            s.dirty = false;
+        }
+        snapshot.supervisor = SupervisorInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            config_path: self.config_path.clone(),
+            listen: self.listen.clone(),
+            last_reload_error: self.last_reload_error.clone(),
         };
         let unhealthy = snapshot.unhealthy();
+        drop(snapshot);
         if unhealthy != self.unhealthy {
             if unhealthy.is_empty() {
                 info!("health: ok, every camera is running with its streams up");
@@ -754,9 +822,6 @@ impl Manager {
                 }
             }
             self.unhealthy = unhealthy;
-        }
-        if let Ok(mut s) = self.status.write() {
-            *s = snapshot;
         }
     }
 }
@@ -780,6 +845,7 @@ fn hung(run: &Run, now: Instant) -> Option<String> {
 
 /// Kills the slot's worker now, recording why.
 fn end(slot: &mut Slot, reason: &'static str, detail: String, restart_now: bool) {
+    slot.dirty = true;
     if let Some(run) = &mut slot.run {
         let _ = run.child.kill();
         run.ending = Some(Ending {
@@ -793,6 +859,7 @@ fn end(slot: &mut Slot, reason: &'static str, detail: String, restart_now: bool)
 
 /// Asks the slot's worker to shut down, killing it if it has not exited by the deadline.
 fn stop(slot: &mut Slot, reason: &'static str, detail: String, restart_now: bool) {
+    slot.dirty = true;
     let Some(run) = &mut slot.run else { return };
     let asked = run.tx.as_mut().map(|tx| {
         tx.send(&ToWorker::Shutdown {

@@ -7,8 +7,10 @@
 //! frame's score. Motion starts after `min_frames` consecutive frames scoring at least `min_area` and
 //! ends after `post_motion_s` below it. A change of most of the picture at once (lights, IR switch,
 //! exposure jump) re-seeds the background instead of firing. The background follows the scene with a
-//! time constant in seconds (not frames, so behaviour does not depend on fps), which also absorbs
-//! things that stop moving (a parked car) after a while.
+//! time constant in seconds (not frames, so behaviour does not depend on fps). A changed pixel that has
+//! held still for [`ABSORB_STILL_S`] is taken into the background at once: that is how something that
+//! stops moving (a parked car) ends its event, and how the "ghost" left where an object stood in the
+//! first frame (a worker started mid-motion) goes away in seconds instead of holding the event open.
 
 use nvr_config::{MotionConfig, Polygon};
 
@@ -16,6 +18,9 @@ use nvr_config::{MotionConfig, Polygon};
 pub const WORK_HEIGHT: usize = 100;
 /// Background time constant: a change that stays this long is mostly part of the background.
 const BACKGROUND_TAU_S: f64 = 8.0;
+/// A changed pixel that stayed within half the threshold of its previous value this long is a
+/// still scene (a stopped object, or a ghost of one that left), not motion.
+const ABSORB_STILL_S: f32 = 3.0;
 /// A frame where more than this fraction of the watched area changed is a global change, not motion.
 const RESEED_FRACTION: f64 = 0.6;
 
@@ -80,6 +85,9 @@ pub struct Detector {
     last_frame_ns: Option<u64>,
     small: Vec<u8>,
     blurred: Vec<u8>,
+    /// The previous frame's blurred image, and how long (s) each pixel has stayed near it.
+    previous: Vec<u8>,
+    still_s: Vec<f32>,
     /// The current run of moving frames: (count, first frame ns, first pts).
     run: (u32, u64, i64),
     /// While in motion: start ns, last moving frame ns, peak score.
@@ -116,6 +124,8 @@ impl Detector {
             last_frame_ns: None,
             small: vec![0; work_w * work_h],
             blurred: vec![0; work_w * work_h],
+            previous: vec![0; work_w * work_h],
+            still_s: vec![0.0; work_w * work_h],
             run: (0, 0, 0),
             active: None,
         }
@@ -137,6 +147,8 @@ impl Detector {
 
         let Some(bg) = &mut self.background else {
             self.background = Some(self.blurred.iter().map(|&p| f32::from(p)).collect());
+            self.previous.copy_from_slice(&self.blurred);
+            self.still_s.fill(0.0);
             return FrameResult {
                 score: 0.0,
                 reseeded: true,
@@ -145,9 +157,27 @@ impl Detector {
             };
         };
         let threshold = f32::from(self.cfg.threshold);
+        let still_delta = self.cfg.threshold / 2;
+        for ((still, &cur), prev) in self
+            .still_s
+            .iter_mut()
+            .zip(&self.blurred)
+            .zip(&mut self.previous)
+        {
+            *still = if cur.abs_diff(*prev) <= still_delta {
+                *still + dt_s as f32
+            } else {
+                0.0
+            };
+            *prev = cur;
+        }
         let (mut changed, mut bbox) = (0usize, (usize::MAX, usize::MAX, 0usize, 0usize));
-        for (i, (&cur, b)) in self.blurred.iter().zip(bg.iter()).enumerate() {
-            if self.watched[i] && (f32::from(cur) - b).abs() > threshold {
+        for (i, (&cur, b)) in self.blurred.iter().zip(bg.iter_mut()).enumerate() {
+            if self.watched[i] && (f32::from(cur) - *b).abs() > threshold {
+                if self.still_s[i] >= ABSORB_STILL_S {
+                    *b = f32::from(cur);
+                    continue;
+                }
                 changed += 1;
                 let (x, y) = (i % self.work_w, i / self.work_w);
                 bbox = (bbox.0.min(x), bbox.1.min(y), bbox.2.max(x), bbox.3.max(y));
@@ -158,6 +188,7 @@ impl Detector {
             for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
                 *b = f32::from(cur);
             }
+            self.still_s.fill(0.0);
             self.run.0 = 0;
             return FrameResult {
                 score: fraction * 100.0,

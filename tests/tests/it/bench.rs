@@ -42,7 +42,11 @@ fn the_benchmark_suite_produces_every_metric() {
     for det in j["detection"].as_array().unwrap() {
         assert!(det["onsets"].as_u64() >= Some(1), "{det}");
         let delays = det["delays_ms"].as_array().unwrap();
-        assert!(!delays.is_empty(), "no detection at all: {det}");
+        // Ours must see the onset. Motion's detection is measured, not ours to guarantee: when it
+        // saw a crossing during its warm-up, its event can outlast the next onset (BENCHMARKS.md).
+        if det["system"] == "nvr" {
+            assert!(!delays.is_empty(), "no detection at all: {det}\n{log}");
+        }
         for d in delays {
             let d = d.as_f64().unwrap();
             assert!(d > 0.0 && d < 3000.0, "{}: delay {d} ms", det["system"]);

@@ -193,6 +193,33 @@ fn something_that_stops_moving_is_absorbed_into_the_background() {
 }
 
 #[test]
+fn an_object_in_the_first_frame_leaves_no_ghost_that_swallows_the_next_onset() {
+    let mut det = Detector::new(cfg(), W, H);
+    // The detector starts mid-motion: a box is in the first frame, moves for 1 s and leaves. Ten
+    // seconds later another box starts moving. The first event must end before that and the
+    // second must start its own (a ghost of the first box in the background used to keep the
+    // first event open for about 13 s, so the second onset was never reported).
+    let scene = |i: usize| match i {
+        0..30 => vec![(40 + i * 8, 140, 80, 80)],
+        330.. => vec![(100 + (i - 330) * 6, 140, 80, 80)],
+        _ => vec![],
+    };
+    let events = run(&mut det, 420, 4, |_| 100, scene);
+    let starts: Vec<usize> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Start { .. }))
+        .map(|(i, _)| *i)
+        .collect();
+    let first_end = events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::End { .. }))
+        .map(|(i, _)| *i);
+    assert!(first_end.is_some_and(|j| j < 330), "{events:?}");
+    assert_eq!(starts.len(), 2, "{events:?}");
+    assert!((332..335).contains(&starts[1]), "{events:?}");
+}
+
+#[test]
 fn zones_and_masks_limit_where_motion_counts() {
     // Watch the left half only.
     let left = vec![vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]];
