@@ -43,7 +43,7 @@ fn the_benchmark_suite_produces_every_metric() {
         assert!(det["onsets"].as_u64() >= Some(1), "{det}");
         let delays = det["delays_ms"].as_array().unwrap();
         // Ours must see the onset. Motion's detection is measured, not ours to guarantee: when it
-        // saw a crossing during its warm-up, its event can outlast the next onset (BENCHMARKS.md).
+        // starts, its first event outlasts the next crossing (BENCHMARKS.md).
         if det["system"] == "nvr" {
             assert!(!delays.is_empty(), "no detection at all: {det}\n{log}");
         }
