@@ -614,12 +614,9 @@ impl Manager {
                 self.start(i);
             }
         }
-        let before = self.slots.len();
+        // A removal changes the count of slots, which makes `publish` rebuild every camera.
         self.slots
             .retain(|s| !(s.intent == Intent::Remove && s.run.is_none()));
-        if self.slots.len() != before {
-            self.next_refresh = now;
-        }
         if now.duration_since(self.last_police) >= POLICE_EVERY {
             self.last_police = now;
             self.police(now);

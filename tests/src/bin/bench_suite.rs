@@ -136,6 +136,13 @@ fn measure(
 /// Onsets in the last seconds of a window are not counted: their detection could come after it.
 const EDGE_NS: u64 = 3_000_000_000;
 
+/// The delay (ms) of a detection at `seen` ns after an onset at `truth` ns, if it lies in the window
+/// that counts as detecting that onset.
+fn delay_ms(truth: u64, seen: u64) -> Option<f64> {
+    let d = (seen as f64 - truth as f64) / 1e6;
+    (-100.0..=3000.0).contains(&d).then_some(d)
+}
+
 /// Matches detections (wall ns of the first moving frame or of the event) to ground-truth onsets
 /// (wall ns) up to `cut`: (delays ms, false events). A detection after `cut` that matches nothing
 /// belongs to an onset that is not counted, so it is not a false event either.
@@ -146,8 +153,7 @@ fn match_onsets(truth: &[u64], seen: &[u64], cut: u64) -> (Vec<f64>, usize) {
     for s in seen {
         match truth
             .iter()
-            .map(|t| (*s as f64 - *t as f64) / 1e6)
-            .filter(|d| (-100.0..=3000.0).contains(d))
+            .filter_map(|t| delay_ms(*t, *s))
             .reduce(f64::min)
         {
             Some(d) => delays.push(d),
@@ -161,9 +167,8 @@ fn match_onsets(truth: &[u64], seen: &[u64], cut: u64) -> (Vec<f64>, usize) {
 /// Prints each counted onset that no detection matched, with the detections around it, so a miss
 /// can be told apart from a harness edge.
 fn report_misses(system: &str, truth: &[u64], seen: &[u64], cut: u64) {
-    let near = |t: u64, s: u64| (-100.0..=3000.0).contains(&((s as f64 - t as f64) / 1e6));
     for t in truth.iter().filter(|t| **t <= cut) {
-        if !seen.iter().any(|s| near(*t, *s)) {
+        if !seen.iter().any(|s| delay_ms(*t, *s).is_some()) {
             let around: Vec<String> = seen
                 .iter()
                 .map(|s| format!("{:+.2}", (*s as f64 - *t as f64) / 1e9))
