@@ -1,6 +1,7 @@
 //! Resource police: samples each worker's CPU and resident memory with sysinfo, and decides (pure code)
 //! when a worker has broken its camera's limits.
 
+use crate::status::RestartReason;
 use nvr_config::LimitsConfig;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -53,10 +54,11 @@ impl Police {
     }
 }
 
-/// A broken limit: the restart reason (`memory` or `cpu`) and a sentence for `/status`.
+/// A broken limit: the restart reason ([`RestartReason::Memory`] or [`RestartReason::Cpu`]) and a
+/// sentence for `/status`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
-    pub reason: &'static str,
+    pub reason: RestartReason,
     pub detail: String,
 }
 
@@ -71,7 +73,7 @@ pub fn judge(
     let rss_mb = usage.rss_bytes as f64 / 1e6;
     if rss_mb > limits.max_rss_mb {
         return Some(Violation {
-            reason: "memory",
+            reason: RestartReason::Memory,
             detail: format!(
                 "RSS {rss_mb:.0} MB over the limit of {} MB",
                 limits.max_rss_mb
@@ -85,7 +87,7 @@ pub fn judge(
     let since = *cpu_over_since.get_or_insert(now);
     let over_for = now.duration_since(since);
     (over_for >= Duration::from_secs_f64(limits.cpu_grace_s)).then(|| Violation {
-        reason: "cpu",
+        reason: RestartReason::Cpu,
         detail: format!(
             "CPU {:.0} % over the limit of {} % for {:.0} s",
             usage.cpu_percent,
@@ -110,14 +112,14 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut over = None;
         // (seconds, cpu %, rss MB, expected reason)
-        let table: [(u64, f32, u64, Option<&str>); 7] = [
+        let table: [(u64, f32, u64, Option<RestartReason>); 7] = [
             (0, 10.0, 100, None),
             (1, 90.0, 100, None), // over, grace starts
             (6, 90.0, 100, None),
-            (11, 90.0, 100, Some("cpu")),
+            (11, 90.0, 100, Some(RestartReason::Cpu)),
             (12, 10.0, 100, None), // back under: grace resets
             (13, 90.0, 100, None),
-            (14, 10.0, 250, Some("memory")),
+            (14, 10.0, 250, Some(RestartReason::Memory)),
         ];
         for (s, cpu, rss_mb, want) in table {
             let usage = Usage {

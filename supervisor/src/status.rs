@@ -41,10 +41,56 @@ pub enum WorkerState {
     Stopped,
 }
 
+/// Why the supervisor restarted or stopped a worker, as `/status`, `/health` and the logs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartReason {
+    /// It exited by itself, with any exit code.
+    Exit,
+    /// A signal the supervisor did not send ended it.
+    Signal,
+    /// It never connected, never said `Hello`, or missed three heartbeats.
+    Hung,
+    /// Its RSS went over `limits.max_rss_mb`.
+    Memory,
+    /// Its CPU stayed over `limits.max_cpu_percent` for `limits.cpu_grace_s`.
+    Cpu,
+    /// A reload changed or removed its camera.
+    ConfigChanged,
+    /// Someone asked for a restart (`POST /api/cameras/<id>/restart`).
+    Manual,
+    /// Its process could not be started.
+    Spawn,
+    /// The supervisor is shutting down.
+    Shutdown,
+}
+
+impl RestartReason {
+    /// The word `/status` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Exit => "exit",
+            RestartReason::Signal => "signal",
+            RestartReason::Hung => "hung",
+            RestartReason::Memory => "memory",
+            RestartReason::Cpu => "cpu",
+            RestartReason::ConfigChanged => "config_changed",
+            RestartReason::Manual => "manual",
+            RestartReason::Spawn => "spawn",
+            RestartReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for RestartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RestartRecord {
-    /// `exit`, `signal`, `hung`, `memory`, `cpu`, `config_changed`, `manual` or `spawn`.
-    pub reason: &'static str,
+    pub reason: RestartReason,
     pub detail: String,
     pub at_unix_ms: u64,
 }

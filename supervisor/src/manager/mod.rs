@@ -1,0 +1,742 @@
+//! The worker manager: one thread that owns every camera's worker process.
+//!
+//! Everything reaches it as a [`Msg`] on one channel (IPC messages from the per-worker [`link`]
+//! threads, and commands from the API and signal handlers). Decisions are not taken here: each
+//! camera's [`Lifecycle`] (pure, table-tested with simulated time) is told what happened and returns
+//! [`Action`]s, which this thread carries out (spawn, kill, send `Shutdown`, remove a frame ring). A
+//! reload is sorted by the pure [`reload::diff`]. Between messages the thread ticks (every [`TICK`], or
+//! sooner when something is due) to reap exits and carry out what fell due; resources are sampled
+//! every [`POLICE_EVERY`]. After every pass it publishes to the [`Snapshot`] the API reads: the
+//! cameras that changed at once, all of them every [`REFRESH_EVERY`] (for ages and CPU figures).
+
+mod lifecycle;
+mod link;
+mod reload;
+mod report;
+
+use crate::archive::{self, Archive, ArchiveOp};
+use crate::police::Police;
+use crate::process::{self, StderrTail};
+use crate::status::{
+    MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo,
+};
+use lifecycle::{Action, AfterExit, Exit, Intent, KillCause, Lifecycle, RestartRefused};
+use nvr_config::{CameraConfig, Config};
+use nvr_proto::link::{Listener, Sender};
+use nvr_proto::{Envelope, ToSupervisor, ToWorker, WorkerConfig, WorkerEvent, WorkerStats};
+use report::WallClock;
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{mpsc, Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+pub use lifecycle::SHUTDOWN_DEADLINE;
+pub use reload::ReloadSummary;
+
+/// How often the manager looks at its workers when no message arrives and nothing is due sooner (a
+/// dying worker's closed IPC channel is a message, so exits are noticed at once).
+const TICK: Duration = Duration::from_millis(500);
+/// How often an exiting worker (channel closed, or being ended) is looked for.
+const REAP_POLL: Duration = Duration::from_millis(10);
+/// How often CPU and memory are sampled.
+const POLICE_EVERY: Duration = Duration::from_secs(1);
+/// How often every camera's status is rebuilt even if nothing was reported (ages, countdowns).
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Heartbeat latencies kept per camera for the percentiles in `/status`.
+const LATENCY_WINDOW: usize = 200;
+
+/// A request to the manager from the API or a signal handler.
+pub enum Command {
+    Reload {
+        config: Box<Config>,
+        reply: oneshot::Sender<ReloadSummary>,
+    },
+    Restart {
+        camera_id: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Stop every worker (gracefully, then by force) and reply when all are gone.
+    Shutdown { reply: oneshot::Sender<()> },
+    /// Record a reload that was rejected, for `/status`.
+    ReloadRejected(String),
+}
+
+/// Everything the manager thread reacts to.
+pub enum Msg {
+    Command(Command),
+    Connected {
+        generation: u64,
+        pid: u32,
+        tx: Sender<ToWorker>,
+    },
+    LinkFailed {
+        generation: u64,
+        error: String,
+    },
+    FromWorker {
+        generation: u64,
+        received_ns: u64,
+        /// Boxed: heartbeats are much larger than the other messages.
+        envelope: Box<Envelope<ToSupervisor>>,
+    },
+    BadMessage {
+        generation: u64,
+        error: String,
+    },
+    Disconnected {
+        generation: u64,
+    },
+}
+
+/// A handle for sending to the manager thread.
+pub type Inbox = mpsc::Sender<Msg>;
+
+/// A running worker process: what the manager needs to act on it and to report its resources.
+struct Process {
+    child: Child,
+    /// Its command channel, once it has connected.
+    tx: Option<Sender<ToWorker>>,
+    /// The last resource sample, for `/status`.
+    cpu_percent: Option<f32>,
+    rss_bytes: Option<u64>,
+}
+
+/// One camera: its settings, its lifecycle, its process, and what its worker last reported.
+struct Slot {
+    /// The settings in force (a reload replaces them).
+    cfg: CameraConfig,
+    /// When to start, stop, kill and restart its worker.
+    life: Lifecycle,
+    /// The worker process, while the lifecycle has a run.
+    process: Option<Process>,
+    /// The last IPC or spawn problem, for `/status`.
+    last_error: Option<String>,
+    /// The worker's own figures from its last heartbeat (cleared when it exits).
+    last_stats: Option<WorkerStats>,
+    /// Recent heartbeat latencies, for the percentiles in `/status`.
+    latencies_ms: VecDeque<f64>,
+    /// The last lines the worker wrote to stderr (filled by the process module's reader thread).
+    stderr_tail: StderrTail,
+    motion: MotionStatus,
+    recordings: RecordingLog,
+    /// Changed since the last publish.
+    dirty: bool,
+}
+
+impl Slot {
+    fn new(cfg: CameraConfig, config: &Config, epoch: Instant, now: Instant) -> Self {
+        Slot {
+            life: Lifecycle::new(cfg.enabled, config.restart.clone(), epoch, now),
+            cfg,
+            process: None,
+            last_error: None,
+            last_stats: None,
+            latencies_ms: VecDeque::new(),
+            stderr_tail: StderrTail::default(),
+            motion: MotionStatus::default(),
+            recordings: RecordingLog::default(),
+            dirty: true,
+        }
+    }
+}
+
+pub struct Manager {
+    config: Config,
+    config_path: String,
+    /// The address the API actually listens on (the config's may be overridden by `--listen`).
+    listen: String,
+    worker_bin: PathBuf,
+    slots: Vec<Slot>,
+    inbox_tx: Inbox,
+    inbox: mpsc::Receiver<Msg>,
+    status: Arc<RwLock<Snapshot>>,
+    police: Police,
+    last_police: Instant,
+    /// When the manager started: the epoch of restart policies, and the wall clock of `/status`.
+    clock: WallClock,
+    next_generation: u64,
+    /// State of the jitter generator (xorshift64).
+    rng: u64,
+    shutdown_reply: Option<oneshot::Sender<()>>,
+    last_reload_error: Option<String>,
+    /// The `/health` verdict last published (camera, why), so changes are logged once.
+    unhealthy: Vec<(String, String)>,
+    /// Where recording and motion events go to be indexed.
+    archive: Archive,
+    /// When every camera's status is next rebuilt, changed or not.
+    next_refresh: Instant,
+}
+
+impl Manager {
+    pub fn new(
+        config: Config,
+        config_path: String,
+        listen: String,
+        worker_bin: PathBuf,
+        status: Arc<RwLock<Snapshot>>,
+        archive: Archive,
+    ) -> (Self, Inbox) {
+        let (inbox_tx, inbox) = mpsc::channel();
+        let clock = WallClock::now();
+        let started = clock.started;
+        let slots = config
+            .cameras
+            .iter()
+            .map(|c| Slot::new(c.clone(), &config, started, started))
+            .collect();
+        let mut manager = Manager {
+            config,
+            config_path,
+            listen,
+            worker_bin,
+            slots,
+            inbox_tx: inbox_tx.clone(),
+            inbox,
+            status,
+            police: Police::new(),
+            last_police: started,
+            clock,
+            next_generation: 1,
+            rng: nvr_proto::unix_ns() ^ u64::from(std::process::id()) | 1,
+            shutdown_reply: None,
+            last_reload_error: None,
+            unhealthy: Vec::new(),
+            archive,
+            next_refresh: started,
+        };
+        let _ = manager.archive.send(archive::settings(&manager.config));
+        // Publish before the API serves anything, so `/health` never judges an empty camera list.
+        manager.publish();
+        (manager, inbox_tx)
+    }
+
+    /// Runs until a `Shutdown` command has stopped every worker.
+    pub fn run(mut self) {
+        loop {
+            self.tick();
+            self.publish();
+            if self.shutdown_reply.is_some() && self.slots.iter().all(|s| s.process.is_none()) {
+                info!("all workers stopped");
+                if let Some(reply) = self.shutdown_reply.take() {
+                    let _ = reply.send(());
+                }
+                return;
+            }
+            if let Ok(msg) = self.inbox.recv_timeout(self.until_due()) {
+                self.handle(msg);
+                while let Ok(msg) = self.inbox.try_recv() {
+                    self.handle(msg);
+                }
+            }
+        }
+    }
+
+    /// The slot whose worker is `generation`, marked as changed (a message from it is handled).
+    fn slot_of(&mut self, generation: u64) -> Option<&mut Slot> {
+        let slot = self.slots.iter_mut().find(|s| s.life.owns(generation))?;
+        slot.dirty = true;
+        Some(slot)
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Command(cmd) => self.command(cmd),
+            Msg::Connected {
+                generation,
+                pid,
+                tx,
+            } => {
+                let Some(slot) = self.slot_of(generation) else {
+                    return;
+                };
+                let expected = slot.life.run().map(|r| r.pid);
+                if expected != Some(pid) {
+                    warn!(
+                        ?expected,
+                        got = pid,
+                        "worker connected with an unexpected pid"
+                    );
+                }
+                if let Some(p) = &mut slot.process {
+                    p.tx = Some(tx);
+                }
+            }
+            Msg::LinkFailed { generation, error } => {
+                if let Some(slot) = self.slot_of(generation) {
+                    warn!(camera_id = %slot.cfg.id, %error, "worker never connected; killing it");
+                    let detail = format!("never connected: {error}");
+                    slot.last_error = Some(error);
+                    let action = slot.life.end(RestartReason::Hung, detail, false);
+                    carry_out(slot, action);
+                }
+            }
+            Msg::BadMessage { generation, error } => {
+                if let Some(slot) = self.slot_of(generation) {
+                    error!(camera_id = %slot.cfg.id, %error, "bad message from worker");
+                    slot.last_error = Some(error);
+                }
+            }
+            Msg::Disconnected { generation } => {
+                // The process exit that usually follows is what the manager acts on.
+                if let Some(slot) = self.slot_of(generation) {
+                    if slot.life.intent() == Intent::Run {
+                        info!(camera_id = %slot.cfg.id, "worker closed its IPC channel");
+                    }
+                    slot.life.disconnected();
+                }
+            }
+            Msg::FromWorker {
+                generation,
+                received_ns,
+                envelope,
+            } => self.on_worker_message(generation, received_ns, *envelope),
+        }
+    }
+
+    fn on_worker_message(
+        &mut self,
+        generation: u64,
+        received_ns: u64,
+        env: Envelope<ToSupervisor>,
+    ) {
+        let heartbeat_s = self.config.heartbeat_interval_s;
+        let output_dir = self.config.output_dir.display().to_string();
+        let archive = self.archive.clone();
+        let Some(slot) = self.slot_of(generation) else {
+            return;
+        };
+        let now = Instant::now();
+        slot.life.seen(now);
+        let camera_id = slot.cfg.id.to_string();
+        match env.body {
+            ToSupervisor::Hello {
+                camera_id: said, ..
+            } if said != camera_id => {
+                error!(expected = %camera_id, got = %said, "worker introduced itself as another camera");
+                slot.last_error = Some(format!("worker said it is camera {said:?}"));
+                let action =
+                    slot.life
+                        .end(RestartReason::Exit, "wrong camera in Hello".into(), false);
+                carry_out(slot, action);
+            }
+            ToSupervisor::Hello { version, .. } => {
+                let configure = ToWorker::Configure(Box::new(WorkerConfig {
+                    camera: slot.cfg.clone(),
+                    heartbeat_interval_s: heartbeat_s,
+                    output_dir,
+                }));
+                let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
+                if !matches!(tx.map(|tx| tx.send(&configure)), Some(Ok(()))) {
+                    slot.last_error = Some("could not send Configure".into());
+                    let action = slot.life.end(
+                        RestartReason::Exit,
+                        "could not send Configure".into(),
+                        false,
+                    );
+                    carry_out(slot, action);
+                    return;
+                }
+                slot.life.hello(now, Duration::from_secs_f64(heartbeat_s));
+                let pid = slot.life.run().map(|r| r.pid);
+                info!(%camera_id, ?pid, %version, "worker running");
+            }
+            ToSupervisor::Heartbeat(stats) => {
+                slot.life.heartbeat(now);
+                let latency_ms = received_ns.saturating_sub(env.sent_at_ns) as f64 / 1e6;
+                if slot.latencies_ms.len() == LATENCY_WINDOW {
+                    slot.latencies_ms.pop_front();
+                }
+                slot.latencies_ms.push_back(latency_ms);
+                slot.last_stats = Some(stats);
+            }
+            ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive),
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        // A reload may add, remove or reorder cameras: rebuild the whole status.
+        self.next_refresh = Instant::now();
+        let now = Instant::now();
+        match cmd {
+            Command::Reload { config, reply } => {
+                let summary = self.reload(*config, now);
+                info!(?summary, "config reloaded");
+                let _ = reply.send(summary);
+            }
+            Command::ReloadRejected(error) => self.last_reload_error = Some(error),
+            Command::Restart { camera_id, reply } => {
+                let result = match self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.cfg.id.as_str() == camera_id)
+                {
+                    None => Err(format!("no camera with id {camera_id:?}")),
+                    Some(slot) => match slot.life.restart_requested(now) {
+                        Err(RestartRefused::NotRunning) => {
+                            Err(format!("camera {camera_id:?} is disabled"))
+                        }
+                        Ok(action) => {
+                            slot.dirty = true;
+                            carry_out(slot, action);
+                            Ok(())
+                        }
+                    },
+                };
+                let _ = reply.send(result);
+            }
+            Command::Shutdown { reply } => {
+                info!("shutting down: stopping all workers");
+                for slot in &mut self.slots {
+                    slot.dirty = true;
+                    let action = slot.life.shutdown(now);
+                    carry_out(slot, action);
+                }
+                self.shutdown_reply = Some(reply);
+            }
+        }
+    }
+
+    /// Applies a new config: starts added cameras, stops removed ones, restarts changed ones.
+    fn reload(&mut self, config: Config, now: Instant) -> ReloadSummary {
+        let current: Vec<CameraConfig> = self.slots.iter().map(|s| s.cfg.clone()).collect();
+        let summary = reload::diff(&current, &config.cameras);
+        self.last_reload_error = None;
+        for slot in &mut self.slots {
+            slot.dirty = true;
+            slot.life.set_policy(config.restart.clone());
+            let action = match config.camera(slot.cfg.id.as_str()) {
+                None => slot.life.removed(now),
+                Some(new) if *new == slot.cfg => continue,
+                Some(new) => {
+                    slot.cfg = new.clone();
+                    slot.life.reconfigured(now, new.enabled)
+                }
+            };
+            carry_out(slot, action);
+        }
+        for id in &summary.added {
+            if let Some(cam) = config.camera(id) {
+                self.slots
+                    .push(Slot::new(cam.clone(), &config, self.clock.started, now));
+            }
+        }
+        // Keep config order for /status.
+        self.slots.sort_by_key(|s| {
+            config
+                .cameras
+                .iter()
+                .position(|c| c.id == s.cfg.id)
+                .unwrap_or(usize::MAX)
+        });
+        self.config = config;
+        let _ = self.archive.send(archive::settings(&self.config));
+        summary
+    }
+
+    /// How long the manager may sleep: until the next start or forced kill is due, at most [`TICK`],
+    /// and [`REAP_POLL`] while a worker is on its way out.
+    fn until_due(&self) -> Duration {
+        if self.slots.iter().any(|s| s.life.exiting()) {
+            return REAP_POLL;
+        }
+        let now = Instant::now();
+        self.slots
+            .iter()
+            .filter_map(|s| s.life.next_due())
+            .map(|t| t.saturating_duration_since(now))
+            .fold(TICK, Duration::min)
+    }
+
+    /// Reaps exits, then carries out what fell due (starts, forced kills, hangs), then polices
+    /// resources.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            self.reap(i, now);
+            match self.slots[i].life.due(now) {
+                Some(Action::Spawn) => self.start(i, now),
+                action => {
+                    let slot = &mut self.slots[i];
+                    match &action {
+                        Some(Action::Kill(KillCause::IgnoredShutdown)) => {
+                            warn!(camera_id = %slot.cfg.id, "worker ignored Shutdown; killing it")
+                        }
+                        Some(Action::Kill(KillCause::Hung(detail))) => {
+                            warn!(camera_id = %slot.cfg.id, %detail, "worker hung; killing it")
+                        }
+                        _ => {}
+                    }
+                    if action.is_some() {
+                        slot.dirty = true;
+                    }
+                    carry_out(slot, action);
+                }
+            }
+        }
+        // A removal changes the count of slots, which makes `publish` rebuild every camera.
+        self.slots.retain(|s| !s.life.is_gone());
+        if now.duration_since(self.last_police) >= POLICE_EVERY {
+            self.last_police = now;
+            self.police(now);
+        }
+    }
+
+    /// If slot `i`'s worker has exited, tells its lifecycle, which decides what follows.
+    fn reap(&mut self, i: usize, now: Instant) {
+        let jitter = self.next_random();
+        let slot = &mut self.slots[i];
+        let Some(process) = &mut slot.process else {
+            return;
+        };
+        let status = match process.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return,
+            Err(e) => {
+                error!(camera_id = %slot.cfg.id, error = %e, "cannot wait for worker");
+                return;
+            }
+        };
+        slot.process = None;
+        slot.dirty = true;
+        slot.last_stats = None;
+        slot.motion.active = false;
+        let exit = match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(-1),
+        };
+        let pid = slot.life.run().map(|r| r.pid);
+        let Some(report) = slot.life.exited(now, exit, jitter) else {
+            return;
+        };
+        let (reason, detail) = (report.reason, &report.detail);
+        match report.next {
+            AfterExit::Stopped => {
+                info!(camera_id = %slot.cfg.id, ?pid, %detail, "worker stopped");
+                carry_out(slot, Some(Action::RemoveRing));
+            }
+            AfterExit::Restart { delay, failed } => {
+                let delay_s = delay.as_secs_f64();
+                if failed {
+                    error!(camera_id = %slot.cfg.id, ?pid, %reason, %detail, delay_s, "worker failed too often; retrying at the longest delay");
+                } else {
+                    warn!(camera_id = %slot.cfg.id, ?pid, %reason, %detail, delay_s, ran_for_s = report.ran_for.as_secs_f64(), "worker exited; restarting");
+                }
+            }
+        }
+    }
+
+    /// Starts slot `i`'s worker: a one-shot IPC server, the process, and the link thread that
+    /// forwards its messages.
+    fn start(&mut self, i: usize, now: Instant) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let heartbeat = Duration::from_secs_f64(self.config.heartbeat_interval_s);
+        let inbox = self.inbox_tx.clone();
+        let slot = &mut self.slots[i];
+        slot.dirty = true;
+        let spawned = Listener::new()
+            .map_err(|e| e.to_string())
+            .and_then(|listener| {
+                let child = process::spawn_worker(
+                    &self.worker_bin,
+                    &slot.cfg.id,
+                    listener.name(),
+                    Arc::clone(&slot.stderr_tail),
+                )
+                .map_err(|e| format!("cannot start {}: {e}", self.worker_bin.display()))?;
+                let accept_timeout = lifecycle::STARTUP_GRACE + heartbeat;
+                std::thread::Builder::new()
+                    .name(format!("link-{}", slot.cfg.id))
+                    .spawn(move || link::forward(listener, generation, accept_timeout, inbox))
+                    .map_err(|e| e.to_string())?;
+                Ok(child)
+            });
+        match spawned {
+            Ok(child) => {
+                let pid = child.id();
+                info!(camera_id = %slot.cfg.id, pid, "worker started");
+                slot.life.spawned(now, generation, pid, heartbeat);
+                slot.process = Some(Process {
+                    child,
+                    tx: None,
+                    cpu_percent: None,
+                    rss_bytes: None,
+                });
+            }
+            Err(e) => {
+                error!(camera_id = %slot.cfg.id, error = %e, "cannot start worker");
+                slot.last_error = Some(e.clone());
+                slot.life.spawn_failed(now, e);
+            }
+        }
+    }
+
+    fn police(&mut self, now: Instant) {
+        let pids: Vec<u32> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.life.run().map(|r| r.pid))
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        let usage = self.police.sample(&pids);
+        for slot in &mut self.slots {
+            let Some(pid) = slot.life.run().map(|r| r.pid) else {
+                continue;
+            };
+            let (Some(u), Some(process)) = (usage.get(&pid), &mut slot.process) else {
+                continue;
+            };
+            process.cpu_percent = Some(u.cpu_percent);
+            process.rss_bytes = Some(u.rss_bytes);
+            if let Some((action, v)) = slot.life.police(now, *u, &slot.cfg.limits) {
+                warn!(camera_id = %slot.cfg.id, pid, reason = %v.reason, detail = %v.detail, "worker over its limit; restarting it");
+                slot.dirty = true;
+                carry_out(slot, Some(action));
+            }
+        }
+    }
+
+    fn next_random(&mut self) -> f64 {
+        // xorshift64: plenty for jitter.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let everything = now >= self.next_refresh;
+        if !everything && !self.slots.iter().any(|s| s.dirty) {
+            return;
+        }
+        let status = Arc::clone(&self.status);
+        let Ok(mut snapshot) = status.write() else {
+            return;
+        };
+        if everything || snapshot.cameras.len() != self.slots.len() {
+            snapshot.cameras = self
+                .slots
+                .iter()
+                .map(|s| report::camera_status(s, now, self.clock))
+                .collect();
+            self.next_refresh = now + REFRESH_EVERY;
+        } else {
+            for (c, s) in snapshot.cameras.iter_mut().zip(&self.slots) {
+                if s.dirty {
+                    *c = report::camera_status(s, now, self.clock);
+                }
+            }
+        }
+        for s in &mut self.slots {
+            s.dirty = false;
+        }
+        snapshot.supervisor = SupervisorInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            uptime_s: self.clock.started.elapsed().as_secs_f64(),
+            config_path: self.config_path.clone(),
+            listen: self.listen.clone(),
+            last_reload_error: self.last_reload_error.clone(),
+        };
+        let unhealthy = snapshot.unhealthy();
+        drop(snapshot);
+        if unhealthy != self.unhealthy {
+            if unhealthy.is_empty() {
+                info!("health: ok, every camera is running with its streams up");
+            } else {
+                for (camera_id, why) in unhealthy.iter().filter(|u| !self.unhealthy.contains(u)) {
+                    warn!(%camera_id, %why, "health: camera not healthy");
+                }
+            }
+            self.unhealthy = unhealthy;
+        }
+    }
+}
+
+/// Carries out what a camera's lifecycle decided (all but `Spawn`, which needs the manager).
+fn carry_out(slot: &mut Slot, action: Option<Action>) {
+    let Some(action) = action else { return };
+    match action {
+        Action::Spawn => {} // started by `tick`, which owns the generation counter
+        Action::Kill(_) => {
+            if let Some(p) = &mut slot.process {
+                let _ = p.child.kill();
+            }
+        }
+        Action::AskShutdown { deadline } => {
+            let shutdown = ToWorker::Shutdown {
+                deadline_ms: deadline.as_millis() as u64,
+            };
+            let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
+            if !matches!(tx.map(|tx| tx.send(&shutdown)), Some(Ok(()))) {
+                let action = slot.life.unreachable();
+                carry_out(slot, action);
+            }
+        }
+        Action::RemoveRing => {
+            // A worker that exited cleanly removed its frame ring; one that was killed did not.
+            if let Err(e) = shm_bus::remove_stale(slot.cfg.id.as_str()) {
+                warn!(camera_id = %slot.cfg.id, error = %e, "cannot remove the frame ring");
+            }
+        }
+    }
+}
+
+/// Records a worker's event in the slot and hands it to the archive.
+fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Archive) {
+    match event {
+        WorkerEvent::ProtocolError { detail } => {
+            warn!(%camera_id, %detail, "worker could not understand a message");
+            slot.last_error = Some(format!("worker could not understand us: {detail}"));
+        }
+        WorkerEvent::MotionStart(m) => {
+            info!(%camera_id, score = m.score, latency_ms = m.latency_ms, onset_delay_ms = m.onset_delay_ms, "motion started");
+            slot.motion.active = true;
+            slot.motion.events += 1;
+            slot.motion.last_start = Some(m.clone());
+            let _ = archive.send(ArchiveOp::MotionStart { camera_id, m });
+        }
+        WorkerEvent::MotionEnd {
+            duration_s,
+            peak_score,
+        } => {
+            info!(%camera_id, duration_s, peak_score, "motion ended");
+            slot.motion.active = false;
+            slot.motion.last_end = Some(MotionEnd {
+                duration_s,
+                peak_score,
+            });
+            let _ = archive.send(ArchiveOp::MotionEnd {
+                camera_id,
+                duration_s,
+                peak_score,
+            });
+        }
+        WorkerEvent::RecordingStarted(r) => {
+            info!(%camera_id, path = %r.path, first_frame_offset_ms = r.first_frame_offset_ms, open_ms = r.open_ms, "recording started");
+            slot.recordings.last_started = Some(r.clone());
+            let _ = archive.send(ArchiveOp::RecordingStarted { camera_id, r });
+        }
+        WorkerEvent::RecordingFinished(r) => {
+            info!(%camera_id, path = %r.path, duration_s = r.duration_s, bytes = r.bytes, recovered = r.recovered, "recording finished");
+            slot.recordings.finished += 1;
+            slot.recordings.last_finished = Some(r.clone());
+            let _ = archive.send(ArchiveOp::RecordingFinished { camera_id, r });
+        }
+        WorkerEvent::RecordingError { detail } => {
+            warn!(%camera_id, %detail, "recording failed");
+            if detail.contains("disk full") {
+                let _ = archive.send(ArchiveOp::DiskFull);
+            }
+            slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));
+        }
+    }
+}
