@@ -3,4 +3,5 @@
 
 pub mod motion;
 pub mod preroll;
+pub mod reconnect;
 pub mod trigger;
