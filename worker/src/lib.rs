@@ -4,4 +4,5 @@
 pub mod motion;
 pub mod preroll;
 pub mod reconnect;
+pub mod timeline;
 pub mod trigger;
