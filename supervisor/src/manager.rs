@@ -456,7 +456,7 @@ impl Manager {
                 slot.recordings.finished += 1;
                 slot.recordings.last_finished = Some(r);
             }
-            ToSupervisor::Event(WorkerEvent::RecordingError { detail }) => {
+            ToSupervisor::Event(WorkerEvent::RecordingError { detail, .. }) => {
                 warn!(camera_id = %slot.cfg.id, %detail, "recording failed");
                 if detail.contains("disk full") {
                     let _ = archive.send(ArchiveOp::DiskFull);
