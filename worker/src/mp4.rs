@@ -17,6 +17,7 @@ use crate::ffi;
 use crate::recovery::{probe, trim_torn_tail};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, format, media, Packet, Rational};
+use nvr_proto::RecordingErrorKind;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -178,6 +179,15 @@ impl ClipError {
             ClipError::DiskFull { .. } => "disk full".into(),
             ClipError::ReadOnly { .. } => "read-only file system".into(),
             other => other.to_string(),
+        }
+    }
+
+    /// The kind the `RecordingError` event carries.
+    pub fn kind(&self) -> RecordingErrorKind {
+        match self {
+            ClipError::DiskFull { .. } => RecordingErrorKind::DiskFull,
+            ClipError::ReadOnly { .. } => RecordingErrorKind::ReadOnly,
+            ClipError::Io { .. } => RecordingErrorKind::Other,
         }
     }
 }
@@ -412,4 +422,29 @@ pub(crate) fn seal(part: &Path, path: &Path) -> Result<u64, ClipError> {
             .map_err(|e| ClipError::io(dir, "syncing", e))?;
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_are_classified_by_errno_for_status_and_the_event() {
+        let path = Path::new("out/a/2026-12-01/a_20261201T000000Z.mp4.part");
+        // (errno, reason in /status, kind on the wire)
+        let table = [
+            (28, "disk full", RecordingErrorKind::DiskFull), // ENOSPC
+            (122, "disk full", RecordingErrorKind::DiskFull), // EDQUOT
+            (30, "read-only file system", RecordingErrorKind::ReadOnly), // EROFS
+            (5, "writing: Input/output error", RecordingErrorKind::Other), // EIO
+        ];
+        for (errno, reason, kind) in table {
+            let io = ClipError::io(path, "writing", std::io::Error::from_raw_os_error(errno));
+            assert!(io.reason().contains(reason), "{errno}: {}", io.reason());
+            assert_eq!(io.kind(), kind, "{errno}");
+            // FFmpeg reports the same errno as AVERROR(errno).
+            let ff = ClipError::ffmpeg(path, "writing", ffmpeg::Error::Other { errno });
+            assert_eq!(ff.kind(), kind, "ffmpeg {errno}");
+        }
+    }
 }

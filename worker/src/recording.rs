@@ -14,10 +14,7 @@ use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
 use nvr_config::layout::{clip_path, part_of};
 use nvr_config::{redact_url, CameraConfig, RecordingMode};
-use nvr_proto::{
-    RecorderState, RecordingErrorKind, RecordingFinished, RecordingStarted, RecordingStatus,
-    WorkerEvent,
-};
+use nvr_proto::{RecorderState, RecordingFinished, RecordingStarted, RecordingStatus, WorkerEvent};
 use shm_bus::monotonic_ns;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
@@ -336,14 +333,9 @@ impl Recorder<'_> {
             s.state = RecorderState::Error;
             s.last_error = Some(reason.clone());
         });
-        let kind = match e {
-            ClipError::DiskFull { .. } => RecordingErrorKind::DiskFull,
-            ClipError::ReadOnly { .. } => RecordingErrorKind::ReadOnly,
-            ClipError::Io { .. } => RecordingErrorKind::Other,
-        };
         (self.p.events)(WorkerEvent::RecordingError {
             detail: reason,
-            kind,
+            kind: e.kind(),
         });
     }
 }
