@@ -201,7 +201,29 @@ pub enum WorkerEvent {
     /// A recording file was finished: fsynced and renamed to its final name (since 2).
     RecordingFinished(RecordingFinished),
     /// Recording failed (could not open or write a file); the worker retries (since 2).
-    RecordingError { detail: String },
+    RecordingError {
+        /// What failed, for logs and `/status`.
+        detail: String,
+        /// What kind of failure, so the receiver need not parse `detail` (since 2, added within it
+        /// under the compatibility rule: an event without it decodes as
+        /// [`RecordingErrorKind::Other`]).
+        #[serde(default)]
+        kind: RecordingErrorKind,
+    },
+}
+
+/// What kind of failure a [`WorkerEvent::RecordingError`] reports: the ones a user has to act on,
+/// and the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingErrorKind {
+    /// The output file system is full (or the quota is used up).
+    DiskFull,
+    /// The output file system is read-only.
+    ReadOnly,
+    /// Anything else (an I/O error, a muxer error).
+    #[default]
+    Other,
 }
 
 /// A new recording file.

@@ -66,6 +66,11 @@ fn every_message_round_trips() {
         })),
         ToSupervisor::Event(WorkerEvent::RecordingError {
             detail: "disk full".into(),
+            kind: RecordingErrorKind::DiskFull,
+        }),
+        ToSupervisor::Event(WorkerEvent::RecordingError {
+            detail: "read-only file system".into(),
+            kind: RecordingErrorKind::ReadOnly,
         }),
     ];
     for msg in &to_sup {
@@ -125,6 +130,36 @@ fn an_older_heartbeat_without_newer_fields_still_decodes() {
             uptime_s: 2.0,
             heartbeats_sent: 4,
             ..WorkerStats::default()
+        })
+    );
+}
+
+#[test]
+fn a_recording_error_without_its_kind_still_decodes_as_other() {
+    // A `RecordingError` as a worker of this schema sent it before `kind` was added.
+    #[derive(Serialize)]
+    enum OldWorkerEvent {
+        RecordingError { detail: String },
+    }
+    #[derive(Serialize)]
+    enum OldToSupervisor {
+        Event(OldWorkerEvent),
+    }
+    let old = rmp_serde::to_vec_named(&Envelope {
+        schema: SCHEMA,
+        seq: 3,
+        sent_at_ns: 1,
+        body: OldToSupervisor::Event(OldWorkerEvent::RecordingError {
+            detail: "disk full".into(),
+        }),
+    })
+    .unwrap();
+    let env: Envelope<ToSupervisor> = decode(&old).unwrap();
+    assert_eq!(
+        env.body,
+        ToSupervisor::Event(WorkerEvent::RecordingError {
+            detail: "disk full".into(),
+            kind: RecordingErrorKind::Other,
         })
     );
 }

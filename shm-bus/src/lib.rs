@@ -25,9 +25,11 @@
 //! `RUSTFLAGS="--cfg loom" cargo test --release -p shm-bus --lib loom`. All OS code lives in
 //! `platform/linux.rs`.
 //!
-//! **Architecture invariant:** this is the only crate of the workspace with `unsafe` code.
+//! **Architecture invariant:** this is the only crate of the workspace with `unsafe` code, besides
+//! the worker's FFI edge (`worker/src/ffi.rs`). Typed views of the mapping exist only for the
+//! layout structs (`segment.rs`).
 
-// The one crate allowed `unsafe`: mapping shared memory and viewing it as typed data.
+// The one crate allowed `unsafe` throughout: mapping shared memory and viewing it as typed data.
 #![allow(unsafe_code)]
 // Under `--cfg loom` only the protocol is built; the OS-facing code that uses the rest is not.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]

@@ -97,9 +97,25 @@ impl Ctx<'_> {
     }
 }
 
+/// The types [`at`] may view mapped bytes as: the `#[repr(C)]` layout structs. Sealed (private to
+/// this module, so implemented here and nowhere else).
+///
+/// # Safety
+/// An implementor is made of atomics and plain integers only, so every bit pattern is a valid
+/// value (any file content is a valid `Self`), and other processes change its bytes only through
+/// atomic operations on those atomics (plain integers are never written after the file is created).
+unsafe trait Mapped {}
+
+// SAFETY: atomics (its `PlaneDesc`s too) and `_reserved` integers never written after creation.
+unsafe impl Mapped for Header {}
+// SAFETY: two atomics and `_reserved` integers never written after creation.
+unsafe impl Mapped for Control {}
+// SAFETY: atomics and `_reserved` integers never written after creation.
+unsafe impl Mapped for SlotMeta {}
+
 /// A `T` at `offset` in `map`. Panics if it would not fit or would be misaligned: callers pass
 /// offsets from a validated layout, so that is a bug, never a property of the file.
-fn at<T>(map: &Mapping, offset: usize) -> &T {
+fn at<T: Mapped>(map: &Mapping, offset: usize) -> &T {
     let fits = offset
         .checked_add(size_of::<T>())
         .is_some_and(|end| end <= map.len());
@@ -116,11 +132,9 @@ fn at<T>(map: &Mapping, offset: usize) -> &T {
         "misaligned offset {offset}"
     );
     // SAFETY: in bounds and aligned (checked above), and the mapping lives as long as `map`, which
-    // the returned reference borrows. `T` is one of the layout structs: atomics and plain
-    // integers only, valid for every bit pattern (any file content is a valid `T`). Other
-    // processes change these bytes only through atomic operations on the same atomics, and the
-    // plain `_reserved` integers are never written after the file is created. Atomic loads
-    // through a read-only mapping are fine: they are plain loads (≤ 64 bits, no RMW).
+    // the returned reference borrows. `T: Mapped` is one of the layout structs, valid for every
+    // bit pattern and changed by other processes only through its atomics (the trait's contract).
+    // Atomic loads through a read-only mapping are fine: they are plain loads (≤ 64 bits, no RMW).
     unsafe { &*ptr.cast::<T>() }
 }
 

@@ -3,4 +3,6 @@
 
 pub mod motion;
 pub mod preroll;
+pub mod reconnect;
+pub mod timeline;
 pub mod trigger;

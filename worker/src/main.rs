@@ -13,8 +13,10 @@
 
 mod camera;
 mod fault;
+mod ffi;
 mod mp4;
 mod recording;
+mod recovery;
 mod rtsp;
 mod stream;
 mod sub;

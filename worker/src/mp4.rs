@@ -8,34 +8,29 @@
 //! first keyframe when the camera's SDP has none). Closing writes the trailer (the fragment index,
 //! so players can seek), fsyncs the file, renames it to `<name>.mp4` and fsyncs the directory.
 //!
-//! Timestamps are rebased so the clip starts at zero and are kept strictly increasing per track: a
-//! camera whose clock jumps back, or forward further than the arrival clock says time passed, is
-//! re-anchored on the arrival clock instead of writing a broken file. H.265 is tagged `hvc1` (what
-//! Apple players want); AAC audio is passed through, other audio codecs (G.711, which MP4 cannot
-//! carry) are dropped with a warning by [`Tracks::of`].
-//!
-//! This module and `rtsp.rs` are the worker's FFI edge: the one `unsafe` block here sets a field that
-//! ffmpeg-next has no setter for.
+//! Timestamps are rebased so the clip starts at zero and are kept strictly increasing per track
+//! ([`Timeline`]). H.265 is tagged `hvc1` (what Apple players want, set through `ffi.rs`); AAC audio
+//! is passed through, other audio codecs (G.711, which MP4 cannot carry) are dropped with a warning
+//! by [`Tracks::of`]. A clip whose write failed is salvaged by `recovery.rs` when it is closed.
 
+use crate::ffi;
+use crate::recovery::{probe, trim_torn_tail};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, format, media, Packet, Rational};
-use nvr_config::layout::PART_SUFFIX;
+use nvr_proto::RecordingErrorKind;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::warn;
+use worker::timeline::{TimeBase, Timeline};
 
 /// How often an open clip's data is fsynced (besides at close), bounding what a power loss costs
 /// and what is left for the fsync at close.
 const SYNC_EVERY: Duration = Duration::from_secs(2);
 /// The longest a fragment may get before it goes to disk (fragments also start at every keyframe).
 const FRAGMENT_MAX: Duration = Duration::from_secs(1);
-/// A forward jump of the camera's timestamps beyond the arrival clock's by more than this is a
-/// glitch, not real time passing.
-const MAX_FORWARD_JUMP_S: f64 = 5.0;
 
 /// One input stream that is recorded.
 #[derive(Clone)]
@@ -99,88 +94,17 @@ impl Tracks {
     }
 }
 
-/// Per-track timestamp state: rebase to zero, keep strictly increasing.
-struct Timeline {
-    out_index: usize,
-    in_tb: Rational,
-    out_tb: Rational,
-    /// Added to rebased input timestamps (output time base); changes when the camera's clock jumps.
-    offset: i64,
-    last: Option<(i64, u64)>,
+/// A recorded track of an open clip: its stream in the file and how its timestamps map there.
+struct OutTrack {
+    index: usize,
+    timeline: Timeline,
 }
 
-impl Timeline {
-    /// Output `(pts, dts)` for a packet with input timestamps `pts`/`dts` that arrived at
-    /// `arrival_ns`. The first packet of a track starts at `origin_s` (seconds of the input clock:
-    /// the clip's first video frame), or at zero when `None`; `None` is returned for a packet that
-    /// would fall before the clip's start.
-    fn map(
-        &mut self,
-        pts: Option<i64>,
-        dts: Option<i64>,
-        arrival_ns: u64,
-        origin_s: Option<f64>,
-    ) -> Option<(i64, i64)> {
-        let to_out = |ts: i64| ts.rescale(self.in_tb, self.out_tb);
-        let ticks_per_s = f64::from(self.out_tb.denominator()) / f64::from(self.out_tb.numerator());
-        let since_last = |last_arrival: u64| {
-            (arrival_ns.saturating_sub(last_arrival) as f64 / 1e9 * ticks_per_s) as i64
-        };
-        let raw_dts = dts.or(pts).map(to_out);
-        if self.last.is_none() {
-            // The clip starts at zero (or, for audio, where its video starts).
-            let start = match origin_s {
-                Some(o) => (o * ticks_per_s).round() as i64,
-                None => raw_dts.unwrap_or(0),
-            };
-            self.offset = -start;
-        }
-        let mut out_dts = match (raw_dts, self.last) {
-            (Some(d), _) => d + self.offset,
-            // No timestamp at all (the first RTSP packets can lack them): go by the arrival clock.
-            (None, Some((last, at))) => last + since_last(at).max(1),
-            (None, None) => 0,
-        };
-        match self.last {
-            None if out_dts < 0 => return None,
-            None => {}
-            Some((last, at)) => {
-                let elapsed = since_last(at);
-                let jumped = out_dts <= last
-                    || (out_dts - last) as f64 > elapsed as f64 + MAX_FORWARD_JUMP_S * ticks_per_s;
-                if jumped {
-                    let fixed = last + elapsed.max(1);
-                    self.offset += fixed - out_dts;
-                    out_dts = fixed;
-                }
-            }
-        }
-        let out_pts = pts
-            .map(|p| to_out(p) + self.offset)
-            .unwrap_or(out_dts)
-            .max(out_dts);
-        self.last = Some((out_dts, arrival_ns));
-        Some((out_pts, out_dts))
-    }
-
-    /// Seconds of the input clock at which this track's output starts (valid after the first
-    /// packet).
-    fn origin_s(&self) -> f64 {
-        -self.offset as f64 * f64::from(self.out_tb.numerator())
-            / f64::from(self.out_tb.denominator())
-    }
-}
-
-trait Rescale {
-    fn rescale(self, from: Rational, to: Rational) -> i64;
-}
-
-impl Rescale for i64 {
-    fn rescale(self, from: Rational, to: Rational) -> i64 {
-        // ts · from / to, in 128 bits so no realistic timestamp overflows.
-        let num = i128::from(self) * i128::from(from.numerator()) * i128::from(to.denominator());
-        let den = i128::from(from.denominator()) * i128::from(to.numerator());
-        (num / den.max(1)) as i64
+/// FFmpeg's time base as the timeline's.
+fn time_base(r: Rational) -> TimeBase {
+    TimeBase {
+        num: r.numerator(),
+        den: r.denominator(),
     }
 }
 
@@ -190,8 +114,9 @@ pub struct Clip {
     /// Final path and the `.part` being written.
     path: PathBuf,
     part: PathBuf,
-    video: Timeline,
-    audio: Option<(usize, Timeline)>,
+    video: OutTrack,
+    /// The audio track, with its input stream index.
+    audio: Option<(usize, OutTrack)>,
     video_in_index: usize,
     first_arrival_ns: Option<u64>,
     last_arrival_ns: u64,
@@ -256,6 +181,15 @@ impl ClipError {
             other => other.to_string(),
         }
     }
+
+    /// The kind the `RecordingError` event carries.
+    pub fn kind(&self) -> RecordingErrorKind {
+        match self {
+            ClipError::DiskFull { .. } => RecordingErrorKind::DiskFull,
+            ClipError::ReadOnly { .. } => RecordingErrorKind::ReadOnly,
+            ClipError::Io { .. } => RecordingErrorKind::Other,
+        }
+    }
 }
 
 /// The errno values the writer distinguishes (Linux numbering, which FFmpeg reports through).
@@ -304,18 +238,16 @@ impl Clip {
         octx.write_header_with(opts)
             .map_err(|e| ClipError::ffmpeg(&part, "writing the header", e))?;
         // The muxer may have chosen its own time bases in write_header.
-        let timeline = |out_index: usize, t: &Track| Timeline {
-            out_index,
-            in_tb: t.time_base,
-            out_tb: octx
-                .stream(out_index)
-                .map_or(t.time_base, |s| s.time_base()),
-            offset: 0,
-            last: None,
+        let out_track = |index: usize, t: &Track| OutTrack {
+            index,
+            timeline: Timeline::new(
+                time_base(t.time_base),
+                time_base(octx.stream(index).map_or(t.time_base, |s| s.time_base())),
+            ),
         };
-        let video = timeline(video_out, &tracks.video);
+        let video = out_track(video_out, &tracks.video);
         let audio = match (&tracks.audio, audio_out) {
-            (Some(a), Some(out)) => Some((a.in_index, timeline(out, a))),
+            (Some(a), Some(out)) => Some((a.in_index, out_track(out, a))),
             _ => None,
         };
         let syncer = Syncer::start(&part).map_err(|e| ClipError::io(&part, "opening", e))?;
@@ -338,27 +270,28 @@ impl Clip {
     /// streams that are not recorded are ignored; audio before the first video frame is dropped, so
     /// the clip starts on its first keyframe.
     pub fn write(&mut self, packet: &Packet, arrival_ns: u64) -> Result<(), ClipError> {
-        let (timeline, origin_s) = if packet.stream() == self.video_in_index {
+        let (track, origin_s) = if packet.stream() == self.video_in_index {
             self.frames += 1;
             self.first_arrival_ns.get_or_insert(arrival_ns);
             (&mut self.video, None)
         } else {
             match &mut self.audio {
                 Some((idx, t)) if *idx == packet.stream() && self.first_arrival_ns.is_some() => {
-                    (t, Some(self.video.origin_s()))
+                    (t, Some(self.video.timeline.origin_s()))
                 }
                 _ => return Ok(()),
             }
         };
+        let timeline = &mut track.timeline;
         let Some((pts, dts)) = timeline.map(packet.pts(), packet.dts(), arrival_ns, origin_s)
         else {
             return Ok(());
         };
         let mut out = packet.clone();
-        out.set_stream(timeline.out_index);
+        out.set_stream(track.index);
         out.set_pts(Some(pts));
         out.set_dts(Some(dts));
-        out.set_duration(packet.duration().rescale(timeline.in_tb, timeline.out_tb));
+        out.set_duration(timeline.duration(packet.duration()));
         out.set_position(-1);
         self.last_arrival_ns = arrival_ns;
         let written = out
@@ -477,7 +410,7 @@ impl Drop for Syncer {
 }
 
 /// fsyncs `part`, renames it to `path`, fsyncs the directory; returns the size.
-fn seal(part: &Path, path: &Path) -> Result<u64, ClipError> {
+pub(crate) fn seal(part: &Path, path: &Path) -> Result<u64, ClipError> {
     let f = File::open(part).map_err(|e| ClipError::io(part, "opening", e))?;
     f.sync_all()
         .map_err(|e| ClipError::io(part, "syncing", e))?;
@@ -491,213 +424,27 @@ fn seal(part: &Path, path: &Path) -> Result<u64, ClipError> {
     Ok(bytes)
 }
 
-/// A `.part` file found at start-up: what became of it.
-#[derive(Debug)]
-pub enum Recovered {
-    /// It held video: renamed to its final name.
-    Finished(Finished),
-    /// It held nothing playable: renamed to `<name>.mp4.broken` so it is not retried.
-    Broken { path: PathBuf, why: String },
-}
-
-/// Finishes the `.part` files a crashed worker left under `dir` (a camera's output directory):
-/// each is checked by reading it with FFmpeg; one that holds video is renamed to its final name.
-pub fn recover_parts(dir: &Path) -> Vec<Recovered> {
-    let mut found = Vec::new();
-    let days = std::fs::read_dir(dir).into_iter().flatten().flatten();
-    for day in days.filter(|d| d.path().is_dir()) {
-        for entry in std::fs::read_dir(day.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let part = entry.path();
-            if part.to_string_lossy().ends_with(PART_SUFFIX) {
-                found.push(recover(&part));
-            }
-        }
-    }
-    found
-}
-
-fn recover(part: &Path) -> Recovered {
-    let s = part.to_string_lossy();
-    let path = PathBuf::from(&s[..s.len() - PART_SUFFIX.len()]);
-    match trim_torn_tail(part) {
-        Ok(0) => {}
-        Ok(cut) => warn!(path = %part.display(), bytes = cut, "cut off a torn last fragment"),
-        Err(e) => warn!(path = %part.display(), error = %e, "could not check the last fragment"),
-    }
-    match probe(part) {
-        Ok((frames, duration_s)) if frames > 0 => match seal(part, &path) {
-            Ok(bytes) => Recovered::Finished(Finished {
-                path,
-                duration_s,
-                bytes,
-                frames,
-            }),
-            Err(e) => Recovered::Broken {
-                path: part.to_path_buf(),
-                why: e.to_string(),
-            },
-        },
-        result => {
-            let why = match result {
-                Ok(_) => "no video frames".to_string(),
-                Err(e) => e.to_string(),
-            };
-            let broken = PathBuf::from(format!("{}.broken", path.display()));
-            let _ = std::fs::rename(part, &broken);
-            Recovered::Broken { path: broken, why }
-        }
-    }
-}
-
-/// Cuts a fragmented MP4 back to its last whole fragment; returns the bytes cut off. The muxer
-/// appends `moof`+`mdat` pairs, so a crash mid-write leaves a torn last box (or a `moof` without its
-/// `mdat`), which players report as a corrupt packet. Walks the top-level boxes only.
-fn trim_torn_tail(path: &Path) -> std::io::Result<u64> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)?;
-    let len = f.metadata()?.len();
-    let (mut pos, mut whole) = (0u64, 0u64);
-    let mut head = [0u8; 16];
-    while pos + 8 <= len {
-        f.seek(SeekFrom::Start(pos))?;
-        f.read_exact(&mut head[..8])?;
-        let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-        if size == 1 {
-            // A 64-bit size follows the type.
-            if pos + 16 > len {
-                break;
-            }
-            f.read_exact(&mut head[8..])?;
-            size = u64::from_be_bytes(head[8..].try_into().expect("8 bytes"));
-        } else if size == 0 {
-            size = len - pos; // "to the end of the file"
-        }
-        if size < 8 || pos + size > len {
-            break;
-        }
-        pos += size;
-        // A `moof` counts only together with the `mdat` after it.
-        if &head[4..8] != b"moof" {
-            whole = pos;
-        }
-    }
-    if whole < len {
-        f.set_len(whole)?;
-        f.sync_all()?;
-    }
-    Ok(len - whole)
-}
-
-/// Counts the video packets of a file and the seconds they span.
-fn probe(path: &Path) -> Result<(u64, f64), ffmpeg::Error> {
-    let mut input = format::input(path)?;
-    let video = input
-        .streams()
-        .best(media::Type::Video)
-        .ok_or(ffmpeg::Error::StreamNotFound)?;
-    let (index, tb) = (video.index(), video.time_base());
-    let (mut frames, mut first, mut last) = (0u64, None, 0i64);
-    loop {
-        // A new packet each time: `av_read_frame` does not release what a reused one held.
-        let mut packet = Packet::empty();
-        if packet.read(&mut input).is_err() {
-            break;
-        }
-        if packet.stream() == index {
-            frames += 1;
-            if let Some(t) = packet.pts() {
-                first.get_or_insert(t);
-                last = last.max(t);
-            }
-        }
-    }
-    let ticks = last - first.unwrap_or(0);
-    Ok((
-        frames,
-        ticks as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1)),
-    ))
-}
-
-pub(crate) use ffi::video_size;
-
-/// The FFI edge: what ffmpeg-next does not expose.
-#[allow(unsafe_code)]
-mod ffi {
-    use ffmpeg_next::codec;
-    use ffmpeg_next::format::stream::StreamMut;
-
-    /// Sets the output stream's codec tag (a fourcc, e.g. `hvc1`); `[0; 4]` lets the muxer choose.
-    pub fn set_codec_tag(stream: &mut StreamMut<'_>, tag: [u8; 4]) {
-        let mut params = stream.parameters();
-        // SAFETY: `params` wraps the stream's own AVCodecParameters (a live pointer owned by the
-        // output context that `stream` borrows mutably, so nothing else touches it now);
-        // `codec_tag` is a plain integer field that the muxer reads in write_header.
-        unsafe {
-            (*params.as_mut_ptr()).codec_tag = u32::from_le_bytes(tag);
-        }
-    }
-
-    /// Width and height of video codec parameters.
-    pub(crate) fn video_size(params: &codec::Parameters) -> (u32, u32) {
-        // SAFETY: `params` is a live AVCodecParameters (ffmpeg-next keeps its owner alive); width
-        // and height are plain integer fields, only read here.
-        let (w, h) = unsafe {
-            let p = params.as_ptr();
-            ((*p).width, (*p).height)
-        };
-        (w.max(0) as u32, h.max(0) as u32)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::trim_torn_tail;
-
-    fn boxed(kind: &[u8; 4], body: usize) -> Vec<u8> {
-        let mut b = ((body + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.resize(body + 8, 0xab);
-        b
-    }
+    use super::*;
 
     #[test]
-    fn a_torn_last_fragment_is_cut_off_and_whole_ones_are_kept() {
-        let dir = std::env::temp_dir().join(format!("nvr-trim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("clip.mp4.part");
-        let whole: Vec<u8> = [
-            boxed(b"ftyp", 16),
-            boxed(b"moov", 40),
-            boxed(b"moof", 24),
-            boxed(b"mdat", 100),
-        ]
-        .concat();
-        let cases = [
-            // (what follows the whole part, bytes that must be cut)
-            (Vec::new(), 0),
-            (boxed(b"moof", 24), 32), // moof without its mdat
-            (
-                [boxed(b"moof", 24), boxed(b"mdat", 100)[..50].to_vec()].concat(),
-                82,
-            ), // torn mdat
-            (boxed(b"moof", 24)[..5].to_vec(), 5), // torn box header
+    fn write_errors_are_classified_by_errno_for_status_and_the_event() {
+        let path = Path::new("out/a/2026-12-01/a_20261201T000000Z.mp4.part");
+        // (errno, reason in /status, kind on the wire)
+        let table = [
+            (28, "disk full", RecordingErrorKind::DiskFull), // ENOSPC
+            (122, "disk full", RecordingErrorKind::DiskFull), // EDQUOT
+            (30, "read-only file system", RecordingErrorKind::ReadOnly), // EROFS
+            (5, "writing: Input/output error", RecordingErrorKind::Other), // EIO
         ];
-        for (tail, cut) in cases {
-            std::fs::write(&path, [whole.clone(), tail.clone()].concat()).unwrap();
-            assert_eq!(
-                trim_torn_tail(&path).unwrap(),
-                cut as u64,
-                "tail of {}",
-                tail.len()
-            );
-            assert_eq!(std::fs::read(&path).unwrap(), whole);
+        for (errno, reason, kind) in table {
+            let io = ClipError::io(path, "writing", std::io::Error::from_raw_os_error(errno));
+            assert!(io.reason().contains(reason), "{errno}: {}", io.reason());
+            assert_eq!(io.kind(), kind, "{errno}");
+            // FFmpeg reports the same errno as AVERROR(errno).
+            let ff = ClipError::ffmpeg(path, "writing", ffmpeg::Error::Other { errno });
+            assert_eq!(ff.kind(), kind, "ffmpeg {errno}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,8 @@
 //! the error, and retries after [`RETRY_AFTER`]; a lost stream closes the clip and a new one starts
 //! when the stream is back. Neither ever ends the process.
 
-use crate::mp4::{Clip, ClipError, Finished, Recovered, Tracks};
+use crate::mp4::{Clip, ClipError, Finished, Tracks};
+use crate::recovery::{self, Recovered};
 use crate::rtsp::{self, StreamError, Watchdog};
 use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
@@ -94,7 +95,7 @@ impl MainPipeline {
     /// Finishes the `.part` files a crashed worker left behind.
     fn recover(&self) {
         let dir = self.output_dir.join(self.camera.id.as_str());
-        for r in crate::mp4::recover_parts(&dir) {
+        for r in recovery::recover_parts(&dir) {
             match r {
                 Recovered::Finished(f) => {
                     info!(path = %f.path.display(), duration_s = f.duration_s, "finished a recording left by a crash");
@@ -332,7 +333,10 @@ impl Recorder<'_> {
             s.state = RecorderState::Error;
             s.last_error = Some(reason.clone());
         });
-        (self.p.events)(WorkerEvent::RecordingError { detail: reason });
+        (self.p.events)(WorkerEvent::RecordingError {
+            detail: reason,
+            kind: e.kind(),
+        });
     }
 }
 

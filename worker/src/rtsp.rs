@@ -137,7 +137,7 @@ fn parameters_known(input: &ffmpeg::format::context::Input) -> bool {
     input.streams().all(|s| {
         let par = s.parameters();
         par.id() != ffmpeg::codec::Id::None
-            && (par.medium() != ffmpeg::media::Type::Video || crate::mp4::video_size(&par).0 > 0)
+            && (par.medium() != ffmpeg::media::Type::Video || crate::ffi::video_size(&par).0 > 0)
     })
 }
 

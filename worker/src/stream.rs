@@ -9,14 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tracing::warn;
-
-/// First reconnect delay; doubles up to [`RECONNECT_MAX`] while attempts deliver nothing, and
-/// starts over after any session that delivered frames: a camera that was streaming and dropped
-/// (a reboot, a flapping link) is tried again at once, since every second away is footage lost.
-/// The cap keeps a dead camera to one cheap attempt every 10 s.
-const RECONNECT_INITIAL: Duration = Duration::from_secs(1);
-const RECONNECT_MAX: Duration = Duration::from_secs(10);
-const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(30);
+use worker::reconnect::{Reconnect, SessionEnd};
 
 /// Shared view of a stream's state, read by the heartbeat thread.
 pub type SharedStatus = Arc<Mutex<StreamStatus>>;
@@ -64,22 +57,17 @@ impl StreamRunner {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs `session` (one connection, until it fails or ends) again and again with backoff until
-    /// `stop` is set, keeping the status up to date between sessions.
+    /// Runs `session` (one connection, until it fails or ends) again and again until `stop` is set,
+    /// waiting between sessions as [`Reconnect`] says and keeping the status up to date.
     pub fn run(&self, mut session: impl FnMut() -> Result<(), StreamError>) {
-        let mut delay = RECONNECT_INITIAL;
+        let mut reconnect = Reconnect::default();
         while !self.stopping() {
             self.update(|s| s.state = StreamState::Connecting);
             let result = session();
             if self.stopping() {
                 break;
             }
-            // Only a session that delivered frames resets the backoff: a camera that accepts the
-            // connection and then stalls or sends garbage keeps backing off.
-            let was_up = self.status.lock().is_ok_and(|s| s.state == StreamState::Up);
-            if was_up {
-                delay = RECONNECT_INITIAL;
-            }
+            let delivered = self.status.lock().is_ok_and(|s| s.state == StreamState::Up);
             let err = match result {
                 Ok(()) => StreamError::Ended {
                     url: redact_url(&self.url),
@@ -89,15 +77,12 @@ impl StreamRunner {
             if matches!(err, StreamError::Stopped) {
                 break;
             }
-            let state = match err {
-                StreamError::Unauthorized { .. } => StreamState::Unauthorized,
-                _ => StreamState::Down,
-            };
-            // Cameras lock accounts after repeated failed logins: a refused password is retried
-            // slowly (a fixed password comes with a config reload, which restarts the worker).
-            let wait = match state {
-                StreamState::Unauthorized => delay.max(UNAUTHORIZED_RETRY),
-                _ => delay,
+            let refused = matches!(err, StreamError::Unauthorized { .. });
+            let wait = reconnect.after(SessionEnd { delivered, refused });
+            let state = if refused {
+                StreamState::Unauthorized
+            } else {
+                StreamState::Down
             };
             warn!(stream = self.name, error = %err, retry_in_s = wait.as_secs_f64(), "stream down");
             self.update(|s| {
@@ -107,7 +92,6 @@ impl StreamRunner {
                 s.last_error = Some(err.to_string());
             });
             self.sleep(wait);
-            delay = (delay * 2).min(RECONNECT_MAX);
         }
     }
 

@@ -23,7 +23,9 @@ use crate::status::{
 use lifecycle::{Action, AfterExit, Exit, Intent, KillCause, Lifecycle, RestartRefused};
 use nvr_config::{CameraConfig, Config};
 use nvr_proto::link::{Listener, Sender};
-use nvr_proto::{Envelope, ToSupervisor, ToWorker, WorkerConfig, WorkerEvent, WorkerStats};
+use nvr_proto::{
+    Envelope, RecordingErrorKind, ToSupervisor, ToWorker, WorkerConfig, WorkerEvent, WorkerStats,
+};
 use report::WallClock;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -731,9 +733,9 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
             slot.recordings.last_finished = Some(r.clone());
             let _ = archive.send(ArchiveOp::RecordingFinished { camera_id, r });
         }
-        WorkerEvent::RecordingError { detail } => {
-            warn!(%camera_id, %detail, "recording failed");
-            if detail.contains("disk full") {
+        WorkerEvent::RecordingError { detail, kind } => {
+            warn!(%camera_id, %detail, ?kind, "recording failed");
+            if kind == RecordingErrorKind::DiskFull {
                 let _ = archive.send(ArchiveOp::DiskFull);
             }
             slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));

@@ -1,0 +1,28 @@
+//! The worker's FFI edge: two fields of FFmpeg's codec parameters that ffmpeg-next has no accessor
+//! for (decision 11). Everything else stays on ffmpeg-next's safe API.
+#![allow(unsafe_code)]
+
+use ffmpeg_next::codec;
+use ffmpeg_next::format::stream::StreamMut;
+
+/// Sets the output stream's codec tag (a fourcc, e.g. `hvc1`); `[0; 4]` lets the muxer choose.
+pub fn set_codec_tag(stream: &mut StreamMut<'_>, tag: [u8; 4]) {
+    let mut params = stream.parameters();
+    // SAFETY: `params` wraps the stream's own AVCodecParameters (a live pointer owned by the
+    // output context that `stream` borrows mutably, so nothing else touches it now);
+    // `codec_tag` is a plain integer field that the muxer reads in write_header.
+    unsafe {
+        (*params.as_mut_ptr()).codec_tag = u32::from_le_bytes(tag);
+    }
+}
+
+/// Width and height of video codec parameters.
+pub fn video_size(params: &codec::Parameters) -> (u32, u32) {
+    // SAFETY: `params` is a live AVCodecParameters (ffmpeg-next keeps its owner alive); width
+    // and height are plain integer fields, only read here.
+    let (w, h) = unsafe {
+        let p = params.as_ptr();
+        ((*p).width, (*p).height)
+    };
+    (w.max(0) as u32, h.max(0) as u32)
+}
