@@ -12,15 +12,17 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod link;
+pub mod settings;
 
-use nvr_config::CameraConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+pub use settings::CameraSettings;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The protocol version this build speaks.
 /// 2: recording events and the MAIN stream and recorder in heartbeats.
-pub const SCHEMA: u16 = 2;
+/// 3: the protocol's own [`CameraSettings`] in `Configure`; `Update` and its `Reply`.
+pub const SCHEMA: u16 = 3;
 
 /// Exit codes of the worker, so the supervisor's restart policy can tell failures apart.
 pub mod exit_code {
@@ -80,6 +82,11 @@ pub enum ToSupervisor {
     Heartbeat(WorkerStats),
     /// Something happened worth logging and showing (since 1).
     Event(WorkerEvent),
+    /// The answer to the request `request_id` (`Update`): `error` is `None` when it was done (since 3).
+    Reply {
+        request_id: u64,
+        error: Option<String>,
+    },
 }
 
 /// Supervisor → worker.
@@ -89,12 +96,20 @@ pub enum ToWorker {
     Configure(Box<WorkerConfig>),
     /// Finish files and exit within `deadline_ms` (since 1).
     Shutdown { deadline_ms: u64 },
+    /// New settings that differ from the running ones only where
+    /// [`CameraSettings::live_only_change`] allows: applied in place, answered by a `Reply` with the
+    /// same `request_id` (since 3).
+    Update {
+        request_id: u64,
+        settings: Box<CameraSettings>,
+    },
 }
 
 /// Everything a supervised worker needs to run its camera.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerConfig {
-    pub camera: CameraConfig,
+    /// The camera's settings, secrets included (since 1; the protocol's own type since 3).
+    pub camera: CameraSettings,
     pub heartbeat_interval_s: f64,
     pub output_dir: String,
 }

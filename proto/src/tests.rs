@@ -7,21 +7,26 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn every_message_round_trips() {
-    let camera = nvr_config::parse(
-        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "pw"}]}"#,
-        std::path::Path::new("t.json"),
-        &|_| None,
-    )
-    .unwrap()
-    .cameras
-    .remove(0);
+    let camera = CameraSettings::from(
+        &nvr_config::parse(
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "pw"}]}"#,
+            std::path::Path::new("t.json"),
+            &|_| None,
+        )
+        .unwrap()
+        .cameras[0],
+    );
     let to_worker = [
         ToWorker::Configure(Box::new(WorkerConfig {
-            camera,
+            camera: camera.clone(),
             heartbeat_interval_s: 0.5,
             output_dir: "out".into(),
         })),
         ToWorker::Shutdown { deadline_ms: 3000 },
+        ToWorker::Update {
+            request_id: 7,
+            settings: Box::new(camera),
+        },
     ];
     for (i, msg) in to_worker.iter().enumerate() {
         let env: Envelope<ToWorker> = decode(&encode(i as u64, msg)).unwrap();
@@ -49,6 +54,10 @@ fn every_message_round_trips() {
             }),
         }),
         ToSupervisor::Event(WorkerEvent::ProtocolError { detail: "d".into() }),
+        ToSupervisor::Reply {
+            request_id: 7,
+            error: Some("no".into()),
+        },
         ToSupervisor::Event(WorkerEvent::RecordingStarted(RecordingStarted {
             path: "a/x.mp4".into(),
             first_frame_offset_ms: Some(-6000.0),
@@ -91,7 +100,7 @@ fn the_password_survives_configure_for_the_worker() {
     .cameras
     .remove(0);
     let msg = ToWorker::Configure(Box::new(WorkerConfig {
-        camera,
+        camera: CameraSettings::from(&camera),
         heartbeat_interval_s: 1.0,
         output_dir: "out".into(),
     }));

@@ -3,17 +3,17 @@
 //! [`crate::recording`]), their status for heartbeats, and an orderly stop. Used the same way
 //! supervised and standalone; events go to whatever [`EventSink`] the caller gives.
 
-use crate::recording::{self, MainPipeline, MotionSignal, SharedRecording};
+use crate::recording::{self, MainPipeline, RecorderSignal, SharedRecording};
 use crate::stream::{SharedStatus, StateChange, StreamRunner};
 use crate::sub::{FrameSink, SubPipeline};
 use ffmpeg_next as ffmpeg;
-use nvr_config::CameraConfig;
+use nvr_proto::settings::{CameraSettings, MotionSettings};
 use nvr_proto::{MotionStart, WorkerEvent, WorkerStats};
 use shm_bus::monotonic_ns;
 use shm_bus::{Geometry, PixelFormat, Writer};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,10 +35,17 @@ pub struct CameraRuntime {
     changed: Arc<StateChange>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
+    /// Where new motion settings go (the SUB thread takes them before its next frame).
+    motion_settings: Sender<MotionSettings>,
+    /// Where new recording settings go (`None` when the camera does not record).
+    recorder: Option<Sender<RecorderSignal>>,
+    /// The settings in force, to check that an update changes only what can change in place.
+    settings: Mutex<CameraSettings>,
 }
 
 impl CameraRuntime {
-    pub fn start(camera: CameraConfig, output_dir: PathBuf, events: EventSink) -> Self {
+    pub fn start(camera: CameraSettings, output_dir: PathBuf, events: EventSink) -> Self {
+        let settings = Mutex::new(camera.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let changed = Arc::new(StateChange::default());
         let runner = |name, url: &str| StreamRunner {
@@ -67,7 +74,7 @@ impl CameraRuntime {
                 camera: camera.clone(),
                 output_dir,
                 runner: runner("main", &camera.main_url),
-                motion: rx,
+                signals: rx,
                 status: SharedRecording::default(),
                 events: Arc::clone(&events),
             };
@@ -86,15 +93,18 @@ impl CameraRuntime {
             runner: runner("sub", &sub_url),
             camera,
         };
+        let (motion_settings, new_motion) = std::sync::mpsc::channel();
+        let recorder = motion_tx.clone();
         let sub_status = Arc::clone(&sub.runner.status);
         threads.extend(spawn(
             "sub",
             Box::new(move || {
                 let mut sink = BusSink {
-                    camera_id: sub.camera.id.to_string(),
+                    camera_id: sub.camera.id.clone(),
                     writer: None,
                     retry_at: None,
                     motion: sub.camera.motion.clone(),
+                    new_motion,
                     detector: None,
                     events,
                     recorder: motion_tx,
@@ -109,7 +119,30 @@ impl CameraRuntime {
             changed,
             threads: Mutex::new(threads),
             started: Instant::now(),
+            motion_settings,
+            recorder,
+            settings,
         }
+    }
+
+    /// Applies new settings in place: motion settings from the SUB thread's next frame, recording
+    /// settings from the MAIN thread's next packet. Refused (nothing changes) when they differ in
+    /// something only a new worker can take.
+    pub fn update(&self, new: CameraSettings) -> Result<(), String> {
+        let mut settings = self.settings.lock().map_err(|_| "settings lock poisoned")?;
+        if !settings.live_only_change(&new) {
+            return Err("these settings need a worker restart".into());
+        }
+        self.motion_settings
+            .send(new.motion.clone())
+            .map_err(|_| "the SUB thread has stopped")?;
+        if let Some(recorder) = &self.recorder {
+            recorder
+                .send(RecorderSignal::Settings(new.recording.clone()))
+                .map_err(|_| "the MAIN thread has stopped")?;
+        }
+        *settings = new;
+        Ok(())
     }
 
     pub fn stats(&self, heartbeats_sent: u64) -> WorkerStats {
@@ -166,11 +199,13 @@ impl CameraRuntime {
 struct BusSink {
     camera_id: String,
     writer: Option<Writer>,
-    motion: nvr_config::MotionConfig,
+    motion: MotionSettings,
+    /// New motion settings (`Update`), taken before the next frame.
+    new_motion: Receiver<MotionSettings>,
     detector: Option<Detector>,
     events: EventSink,
     /// The MAIN pipeline's ear for motion decisions (`None` when not recording).
-    recorder: Option<Sender<MotionSignal>>,
+    recorder: Option<Sender<RecorderSignal>>,
     /// After a failure to create the ring, when to try again (instead of failing on every frame).
     retry_at: Option<Instant>,
 }
@@ -217,6 +252,19 @@ impl FrameSink for BusSink {
                 }
             }
         });
+        while let Ok(motion) = self.new_motion.try_recv() {
+            info!(
+                threshold = motion.threshold,
+                min_area = motion.min_area,
+                zones = motion.zones.len(),
+                masks = motion.masks.len(),
+                "motion settings updated"
+            );
+            if let Some(d) = &mut self.detector {
+                d.set_settings(motion.clone());
+            }
+            self.motion = motion;
+        }
         if !self.motion.enabled {
             return;
         }
@@ -248,7 +296,7 @@ impl FrameSink for BusSink {
                 bbox,
             } => {
                 if let Some(r) = &self.recorder {
-                    let _ = r.send(MotionSignal::Start {
+                    let _ = r.send(RecorderSignal::Start {
                         first_frame_ns,
                         decided_ns,
                     });
@@ -279,7 +327,7 @@ impl FrameSink for BusSink {
                 last_moving_ns,
             } => {
                 if let Some(r) = &self.recorder {
-                    let _ = r.send(MotionSignal::End { last_moving_ns });
+                    let _ = r.send(RecorderSignal::End { last_moving_ns });
                 }
                 info!(duration_s, peak_score, "motion ended");
                 WorkerEvent::MotionEnd {

@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use camera::CameraRuntime;
 use ffmpeg_next as ffmpeg;
 use nvr_proto::link::{self, LinkError, Sender};
-use nvr_proto::{exit_code, ToSupervisor, ToWorker, WorkerEvent};
+use nvr_proto::{exit_code, CameraSettings, ToSupervisor, ToWorker, WorkerEvent};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -125,7 +125,11 @@ fn standalone(args: &Args) -> i32 {
             serde_json::to_string(&ToSupervisor::Event(e)).unwrap_or_default()
         );
     });
-    let runtime = CameraRuntime::start(camera.clone(), config.output_dir.clone(), print_event);
+    let runtime = CameraRuntime::start(
+        CameraSettings::from(camera),
+        config.output_dir.clone(),
+        print_event,
+    );
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     for n in 0.. {
         let beat = ToSupervisor::Heartbeat(runtime.stats(n));
@@ -155,6 +159,10 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     let config = match down.recv().map(|m| m.body) {
         Ok(ToWorker::Configure(c)) => c,
         Ok(ToWorker::Shutdown { .. }) => return exit_code::OK,
+        Ok(ToWorker::Update { .. }) => {
+            error!("expected Configure, got Update");
+            return exit_code::PROTOCOL;
+        }
         Err(LinkError::Disconnected) => return exit_code::LOST_SUPERVISOR,
         Err(e) => {
             error!(error = %e, "expected Configure");
@@ -162,7 +170,7 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
             return exit_code::PROTOCOL;
         }
     };
-    if config.camera.id.as_str() != camera_id {
+    if config.camera.id != camera_id {
         error!(got = %config.camera.id, "Configure is for another camera");
         return exit_code::PROTOCOL;
     }
@@ -188,7 +196,7 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     } else {
         warn!("test fault: hang (no heartbeats)");
     }
-    let (code, deadline) = command_loop(&down, &up);
+    let (code, deadline) = command_loop(&down, &up, &runtime);
     runtime.stop(deadline);
     code
 }
@@ -229,6 +237,7 @@ const LOST_SUPERVISOR_DEADLINE: Duration = Duration::from_secs(3);
 fn command_loop(
     down: &link::Receiver<ToWorker>,
     up: &Mutex<Sender<ToSupervisor>>,
+    runtime: &CameraRuntime,
 ) -> (i32, Duration) {
     loop {
         match down.recv().map(|m| m.body) {
@@ -237,7 +246,20 @@ fn command_loop(
                 return (exit_code::OK, Duration::from_millis(deadline_ms));
             }
             Ok(ToWorker::Configure(_)) => {
-                warn!("ignoring a second Configure; the supervisor restarts workers to reconfigure them")
+                warn!("ignoring a second Configure; settings change through Update or a restart")
+            }
+            Ok(ToWorker::Update {
+                request_id,
+                settings,
+            }) => {
+                let error = runtime.update(*settings).err();
+                match &error {
+                    None => info!(request_id, "settings updated in place"),
+                    Some(e) => warn!(request_id, error = %e, "settings update refused"),
+                }
+                if let Ok(mut tx) = up.lock() {
+                    let _ = tx.send(&ToSupervisor::Reply { request_id, error });
+                }
             }
             Err(e @ LinkError::Decode(_)) => {
                 error!(error = %e, "bad message from the supervisor");

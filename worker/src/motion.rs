@@ -12,7 +12,7 @@
 //! stops moving (a parked car) ends its event, and how the "ghost" left where an object stood in the
 //! first frame (a worker started mid-motion) goes away in seconds instead of holding the event open.
 
-use nvr_config::{MotionConfig, Polygon};
+use nvr_proto::settings::{MotionSettings, Polygon};
 
 /// Rows of the working image.
 pub const WORK_HEIGHT: usize = 100;
@@ -72,7 +72,7 @@ pub enum Event {
 }
 
 pub struct Detector {
-    cfg: MotionConfig,
+    cfg: MotionSettings,
     /// Working size, fixed at the first frame (a new resolution builds a new detector).
     work_w: usize,
     work_h: usize,
@@ -95,13 +95,13 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(cfg: MotionConfig, src_w: usize, src_h: usize) -> Self {
+    pub fn new(cfg: MotionSettings, src_w: usize, src_h: usize) -> Self {
         Self::with_work_height(cfg, src_w, src_h, WORK_HEIGHT)
     }
 
     /// Like [`Detector::new`] with another working height (benchmarks compare sizes with it).
     pub fn with_work_height(
-        cfg: MotionConfig,
+        cfg: MotionSettings,
         src_w: usize,
         src_h: usize,
         work_height: usize,
@@ -129,6 +129,14 @@ impl Detector {
             run: (0, 0, 0),
             active: None,
         }
+    }
+
+    /// Takes new settings in place (thresholds, zones, masks): the background and an event in
+    /// progress are kept, so a zone edit neither re-learns the scene nor cuts an event short.
+    pub fn set_settings(&mut self, cfg: MotionSettings) {
+        self.watched = watched_mask(&cfg.zones, &cfg.masks, self.work_w, self.work_h);
+        self.n_watched = self.watched.iter().filter(|w| **w).count();
+        self.cfg = cfg;
     }
 
     /// The source size this detector was built for.

@@ -13,7 +13,8 @@ use crate::rtsp::{self, StreamError, Watchdog};
 use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
 use nvr_config::layout::{clip_path, part_of};
-use nvr_config::{redact_url, CameraConfig, RecordingMode};
+use nvr_config::redact_url;
+use nvr_proto::settings::{CameraSettings, RecordingMode, RecordingSettings};
 use nvr_proto::{RecorderState, RecordingFinished, RecordingStarted, RecordingStatus, WorkerEvent};
 use shm_bus::monotonic_ns;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// frames after the onset) still finds the onset's pre-roll in it.
 const PRE_ROLL_SLACK_S: f64 = 2.0;
 
-/// A motion decision from the SUB thread, stamped with the worker's monotonic clock.
-#[derive(Debug, Clone, Copy)]
-pub enum MotionSignal {
+/// What reaches the MAIN thread while it runs: motion decisions from the SUB thread, stamped with
+/// the worker's monotonic clock, and new settings from the supervisor.
+#[derive(Debug, Clone)]
+pub enum RecorderSignal {
     Start {
         first_frame_ns: u64,
         decided_ns: u64,
@@ -40,6 +42,8 @@ pub enum MotionSignal {
     End {
         last_moving_ns: u64,
     },
+    /// Applied in place (`Update`): mode, post-roll, segment length.
+    Settings(RecordingSettings),
 }
 
 pub type SharedRecording = Arc<Mutex<RecordingStatus>>;
@@ -48,10 +52,11 @@ pub type SharedRecording = Arc<Mutex<RecordingStatus>>;
 pub type Events = Arc<dyn Fn(WorkerEvent) + Send + Sync>;
 
 pub struct MainPipeline {
-    pub camera: CameraConfig,
+    pub camera: CameraSettings,
     pub output_dir: PathBuf,
     pub runner: StreamRunner,
-    pub motion: Receiver<MotionSignal>,
+    /// Motion decisions and new settings.
+    pub signals: Receiver<RecorderSignal>,
     pub status: SharedRecording,
     pub events: Events,
 }
@@ -94,7 +99,7 @@ impl MainPipeline {
 
     /// Finishes the `.part` files a crashed worker left behind.
     fn recover(&self) {
-        let dir = self.output_dir.join(self.camera.id.as_str());
+        let dir = self.output_dir.join(&self.camera.id);
         for r in recovery::recover_parts(&dir) {
             match r {
                 Recovered::Finished(f) => {
@@ -186,7 +191,7 @@ impl Recorder<'_> {
             if is_video && runner.count(&mut window, width, height, &codec) {
                 info!(stream = "main", "packets flowing");
             }
-            self.take_motion();
+            self.take_signals();
             let key = is_video && packet.is_key();
             self.preroll.push(arrival_ns, key, packet);
             if key {
@@ -219,11 +224,11 @@ impl Recorder<'_> {
         }
     }
 
-    /// Passes the SUB thread's motion decisions to the trigger.
-    fn take_motion(&mut self) {
-        while let Ok(signal) = self.p.motion.try_recv() {
+    /// Passes motion decisions and new settings to the trigger.
+    fn take_signals(&mut self) {
+        while let Ok(signal) = self.p.signals.try_recv() {
             match signal {
-                MotionSignal::Start {
+                RecorderSignal::Start {
                     first_frame_ns,
                     decided_ns,
                 } => {
@@ -232,7 +237,11 @@ impl Recorder<'_> {
                     }
                     self.trigger.motion_start(first_frame_ns);
                 }
-                MotionSignal::End { last_moving_ns } => self.trigger.motion_end(last_moving_ns),
+                RecorderSignal::End { last_moving_ns } => self.trigger.motion_end(last_moving_ns),
+                RecorderSignal::Settings(settings) => {
+                    info!(mode = ?settings.mode, post_roll_s = settings.post_roll_s, max_segment_s = settings.max_segment_s, "recording settings updated");
+                    self.trigger.set_settings(&settings);
+                }
             }
         }
     }
@@ -249,7 +258,7 @@ impl Recorder<'_> {
         };
         let first_unix_ms = unix_ms_of(first_arrival_ns);
         let p = self.p;
-        let rel = clip_path(p.camera.id.as_str(), (first_unix_ms / 1000) as i64, |rel| {
+        let rel = clip_path(&p.camera.id, (first_unix_ms / 1000) as i64, |rel| {
             let path = p.output_dir.join(rel);
             path.exists() || part_of(&path).exists()
         });
@@ -347,6 +356,6 @@ fn unix_ms_of(mono_ns: u64) -> u64 {
 }
 
 /// Whether this camera's worker runs a MAIN pipeline at all.
-pub fn records(camera: &CameraConfig) -> bool {
+pub fn records(camera: &CameraSettings) -> bool {
     camera.recording.mode != RecordingMode::Off
 }

@@ -3,7 +3,8 @@
 //! or a shutdown request.
 
 use ffmpeg_next as ffmpeg;
-use nvr_config::{redact_url, CameraConfig, Transport};
+use nvr_config::redact_url;
+use nvr_proto::settings::{CameraSettings, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +86,7 @@ impl Watchdog {
 
 /// The URL handed to FFmpeg: the configured one with the credentials inserted, percent-encoded.
 /// Never log it; log [`redact_url`] of the configured URL instead.
-fn url_with_credentials(url: &str, camera: &CameraConfig) -> String {
+fn url_with_credentials(url: &str, camera: &CameraSettings) -> String {
     let Some(user) = &camera.username else {
         return url.to_string();
     };
@@ -120,7 +121,7 @@ const QUICK_ANALYZE_US: &str = "200000";
 /// Opens `url` (one of the camera's stream URLs) and reads its stream info.
 pub fn open(
     url: &str,
-    camera: &CameraConfig,
+    camera: &CameraSettings,
     watchdog: &Watchdog,
 ) -> Result<ffmpeg::format::context::Input, StreamError> {
     let input = open_with(url, camera, watchdog, Some(QUICK_ANALYZE_US))?;
@@ -143,7 +144,7 @@ fn parameters_known(input: &ffmpeg::format::context::Input) -> bool {
 
 fn open_with(
     url: &str,
-    camera: &CameraConfig,
+    camera: &CameraSettings,
     watchdog: &Watchdog,
     analyze_us: Option<&str>,
 ) -> Result<ffmpeg::format::context::Input, StreamError> {
@@ -188,14 +189,15 @@ mod tests {
 
     #[test]
     fn credentials_are_percent_encoded_into_the_url() {
-        let mut cam = nvr_config::parse(
-            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h:554/s", "username": "ad min", "password": "p@ss:w/rd"}]}"#,
-            std::path::Path::new("t"),
-            &|_| None,
-        )
-        .unwrap()
-        .cameras
-        .remove(0);
+        let mut cam = CameraSettings::from(
+            &nvr_config::parse(
+                r#"{"cameras": [{"id": "a", "main_url": "rtsp://h:554/s", "username": "ad min", "password": "p@ss:w/rd"}]}"#,
+                std::path::Path::new("t"),
+                &|_| None,
+            )
+            .unwrap()
+            .cameras[0],
+        );
         assert_eq!(
             url_with_credentials("rtsp://h:554/s", &cam),
             "rtsp://ad%20min:p%40ss%3Aw%2Frd@h:554/s"

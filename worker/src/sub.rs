@@ -5,7 +5,8 @@
 use crate::rtsp::{self, StreamError, Watchdog};
 use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
-use nvr_config::{redact_url, CameraConfig};
+use nvr_config::redact_url;
+use nvr_proto::CameraSettings;
 use shm_bus::monotonic_ns;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ pub trait FrameSink {
 }
 
 pub struct SubPipeline {
-    pub camera: CameraConfig,
+    pub camera: CameraSettings,
     pub runner: StreamRunner,
 }
 

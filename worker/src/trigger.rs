@@ -11,7 +11,7 @@
 //! - Either way a file that has run `max_segment_s` is closed at the next keyframe, which opens the
 //!   next file, so segments join without a gap.
 
-use nvr_config::{RecordingConfig, RecordingMode};
+use nvr_proto::settings::{RecordingMode, RecordingSettings};
 
 /// What to do with the packet just offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +59,26 @@ fn ns(s: f64) -> u64 {
 }
 
 impl Trigger {
-    pub fn new(cfg: &RecordingConfig) -> Self {
-        Trigger {
+    pub fn new(cfg: &RecordingSettings) -> Self {
+        let mut trigger = Trigger {
             mode: cfg.mode,
-            pre_roll_ns: ns(cfg.pre_roll_s),
-            post_roll_ns: ns(cfg.post_roll_s),
-            max_segment_ns: ns(cfg.max_segment_s),
+            pre_roll_ns: 0,
+            post_roll_ns: 0,
+            max_segment_ns: 0,
             motion: Motion::None,
             file_since_ns: None,
-        }
+        };
+        trigger.set_settings(cfg);
+        trigger
+    }
+
+    /// Takes new settings in place: the next packet is judged by them (a switch from `continuous`
+    /// to `motion` closes the open file unless motion is going on; the other way opens one).
+    pub fn set_settings(&mut self, cfg: &RecordingSettings) {
+        self.mode = cfg.mode;
+        self.pre_roll_ns = ns(cfg.pre_roll_s);
+        self.post_roll_ns = ns(cfg.post_roll_s);
+        self.max_segment_ns = ns(cfg.max_segment_s);
     }
 
     /// The first moving frame arrived at `first_frame_ns`.
@@ -151,13 +162,12 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
-    fn cfg(mode: RecordingMode) -> RecordingConfig {
-        RecordingConfig {
+    fn cfg(mode: RecordingMode) -> RecordingSettings {
+        RecordingSettings {
             mode,
             pre_roll_s: 5.0,
             post_roll_s: 10.0,
             max_segment_s: 60.0,
-            ..RecordingConfig::default()
         }
     }
 
@@ -254,6 +264,26 @@ mod tests {
             .map(|(s, _)| s)
             .collect();
         assert_eq!(rotated_at, vec![63], "first keyframe at or after 60 s");
+    }
+
+    #[test]
+    fn a_mode_changed_in_place_rules_the_next_packet() {
+        let mut t = Trigger::new(&cfg(RecordingMode::Continuous));
+        assert!(matches!(t.packet(0, true, true), Action::Open { .. }));
+        assert_eq!(t.packet(S, false, true), Action::Write);
+        // To motion mode with no motion going on: the open file closes.
+        t.set_settings(&cfg(RecordingMode::Motion));
+        assert_eq!(t.packet(2 * S, false, true), Action::Close);
+        assert_eq!(t.packet(3 * S, true, true), Action::Idle);
+        // Back to continuous: the next packet that can start a file opens one.
+        t.set_settings(&cfg(RecordingMode::Continuous));
+        assert!(matches!(t.packet(4 * S, true, true), Action::Open { .. }));
+        // A shorter segment length cuts at the next keyframe past it.
+        let mut short = cfg(RecordingMode::Continuous);
+        short.max_segment_s = 2.0;
+        t.set_settings(&short);
+        assert_eq!(t.packet(5 * S, true, true), Action::Write);
+        assert_eq!(t.packet(6 * S, true, true), Action::Rotate);
     }
 
     #[test]

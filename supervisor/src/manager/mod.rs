@@ -18,13 +18,14 @@ use crate::archive::{self, Archive, ArchiveOp};
 use crate::police::Police;
 use crate::process::{self, StderrTail};
 use crate::status::{
-    MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo,
+    MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo, WorkerState,
 };
 use lifecycle::{Action, AfterExit, Exit, Intent, KillCause, Lifecycle, RestartRefused};
 use nvr_config::{CameraConfig, Config};
 use nvr_proto::link::{Listener, Sender};
 use nvr_proto::{
-    Envelope, RecordingErrorKind, ToSupervisor, ToWorker, WorkerConfig, WorkerEvent, WorkerStats,
+    CameraSettings, Envelope, RecordingErrorKind, ToSupervisor, ToWorker, WorkerConfig,
+    WorkerEvent, WorkerStats,
 };
 use report::WallClock;
 use std::collections::VecDeque;
@@ -161,6 +162,8 @@ pub struct Manager {
     /// When the manager started: the epoch of restart policies, and the wall clock of `/status`.
     clock: WallClock,
     next_generation: u64,
+    /// The last `request_id` sent to a worker.
+    next_request_id: u64,
     /// State of the jitter generator (xorshift64).
     rng: u64,
     shutdown_reply: Option<oneshot::Sender<()>>,
@@ -203,6 +206,7 @@ impl Manager {
             last_police: started,
             clock,
             next_generation: 1,
+            next_request_id: 0,
             rng: nvr_proto::unix_ns() ^ u64::from(std::process::id()) | 1,
             shutdown_reply: None,
             last_reload_error: None,
@@ -327,7 +331,7 @@ impl Manager {
             }
             ToSupervisor::Hello { version, .. } => {
                 let configure = ToWorker::Configure(Box::new(WorkerConfig {
-                    camera: slot.cfg.clone(),
+                    camera: CameraSettings::from(&slot.cfg),
                     heartbeat_interval_s: heartbeat_s,
                     output_dir,
                 }));
@@ -356,6 +360,20 @@ impl Manager {
                 slot.last_stats = Some(stats);
             }
             ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive),
+            ToSupervisor::Reply {
+                request_id,
+                error: None,
+            } => info!(%camera_id, request_id, "worker applied the new settings in place"),
+            ToSupervisor::Reply {
+                request_id,
+                error: Some(error),
+            } => {
+                // It could not take them in place: a new worker takes them at start.
+                warn!(%camera_id, request_id, %error, "worker refused the new settings; restarting it");
+                slot.last_error = Some(format!("settings update refused: {error}"));
+                let action = slot.life.reconfigured(now, slot.cfg.enabled);
+                carry_out(slot, action);
+            }
         }
     }
 
@@ -413,6 +431,12 @@ impl Manager {
             let action = match config.camera(slot.cfg.id.as_str()) {
                 None => slot.life.removed(now),
                 Some(new) if *new == slot.cfg => continue,
+                Some(new) if reload::in_place(&slot.cfg, new) => {
+                    slot.cfg = new.clone();
+                    self.next_request_id += 1;
+                    send_update(slot, self.next_request_id);
+                    continue;
+                }
                 Some(new) => {
                     slot.cfg = new.clone();
                     slot.life.reconfigured(now, new.enabled)
@@ -688,6 +712,28 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
             if let Err(e) = shm_bus::remove_stale(slot.cfg.id.as_str()) {
                 warn!(camera_id = %slot.cfg.id, error = %e, "cannot remove the frame ring");
             }
+        }
+    }
+}
+
+/// Sends the slot's settings to its running worker to apply in place. A worker that has not said
+/// `Hello` yet needs nothing: its `Configure` will carry them.
+fn send_update(slot: &mut Slot, request_id: u64) {
+    if slot.life.state() != WorkerState::Running {
+        return;
+    }
+    let update = ToWorker::Update {
+        request_id,
+        settings: Box::new(CameraSettings::from(&slot.cfg)),
+    };
+    let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
+    match tx.map(|tx| tx.send(&update)) {
+        Some(Ok(())) => {
+            info!(camera_id = %slot.cfg.id, request_id, "new settings sent to the worker")
+        }
+        // A broken channel means the worker is exiting; its successor is configured afresh.
+        _ => {
+            warn!(camera_id = %slot.cfg.id, "could not send the new settings; the next worker takes them")
         }
     }
 }

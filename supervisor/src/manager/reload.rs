@@ -1,6 +1,7 @@
 //! What a reload changes: the pure comparison of the cameras in force with a new config's.
 
 use nvr_config::CameraConfig;
+use nvr_proto::CameraSettings;
 use serde::Serialize;
 
 /// What a reload changed, camera by camera (ids in the new config's order; removed ones in the old).
@@ -10,8 +11,13 @@ pub struct ReloadSummary {
     pub added: Vec<String>,
     /// Cameras no longer in the config: their workers stop and they are forgotten.
     pub removed: Vec<String>,
-    /// Cameras whose settings differ: their workers restart with the new settings.
+    /// Cameras whose settings differ in what only a new worker can take (URLs, credentials,
+    /// transport, enabled, recording on or off, pre-roll, detection on or off): their workers
+    /// restart with the new settings.
     pub changed: Vec<String>,
+    /// Cameras whose other settings changed (motion thresholds, zones, masks, recording mode,
+    /// post-roll, segment length, name, limits, retention): applied in place, no restart.
+    pub updated: Vec<String>,
     /// Cameras left exactly as they were.
     pub unchanged: usize,
 }
@@ -28,10 +34,17 @@ pub fn diff(current: &[CameraConfig], new: &[CameraConfig]) -> ReloadSummary {
         match current.iter().find(|c| c.id == cam.id) {
             None => summary.added.push(cam.id.to_string()),
             Some(old) if old == cam => summary.unchanged += 1,
+            Some(old) if in_place(old, cam) => summary.updated.push(cam.id.to_string()),
             Some(_) => summary.changed.push(cam.id.to_string()),
         }
     }
     summary
+}
+
+/// Whether a running worker can take `new` without a restart.
+pub fn in_place(old: &CameraConfig, new: &CameraConfig) -> bool {
+    old.enabled == new.enabled
+        && CameraSettings::from(old).live_only_change(&CameraSettings::from(new))
 }
 
 #[cfg(test)]
@@ -52,6 +65,11 @@ mod tests {
         let c = camera("c", "rtsp://127.0.0.1/c");
         let b2 = camera("b", "rtsp://127.0.0.1/b2");
         let d = camera("d", "rtsp://127.0.0.1/d");
+        let mut c2 = c.clone();
+        c2.motion.threshold = 12;
+        c2.limits.max_rss_mb = 500.0;
+        let mut a_off = a.clone();
+        a_off.enabled = false;
         // (in force, new config, expected summary)
         let table = [
             (vec![], vec![], ReloadSummary::default()),
@@ -71,6 +89,7 @@ mod tests {
                     removed: vec!["c".into()],
                     changed: vec!["b".into()],
                     unchanged: 1,
+                    ..Default::default()
                 },
             ),
             (
@@ -78,6 +97,15 @@ mod tests {
                 vec![],
                 ReloadSummary {
                     removed: vec!["a".into()],
+                    ..Default::default()
+                },
+            ),
+            (
+                vec![a.clone(), c.clone()],
+                vec![a_off, c2],
+                ReloadSummary {
+                    changed: vec!["a".into()],
+                    updated: vec!["c".into()],
                     ..Default::default()
                 },
             ),

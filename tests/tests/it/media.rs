@@ -381,6 +381,67 @@ fn zones_and_masks_decide_where_the_box_counts() {
     }
 }
 
+#[test]
+fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
+    // The box crosses the middle band (y 0.32-0.68) once a loop. Watching only the top band, the
+    // worker sees nothing; a reload that moves the zone onto the path must make the next crossing
+    // count, in the same worker process.
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let band = |y0: f64, y1: f64| json!([[0, y0], [1, y0], [1, y1], [0, y1]]);
+    let mut cam = camera("cam", &fc, "motion/main", "motion/sub");
+    cam["motion"] = json!({"zones": [band(0.0, 0.25)]});
+    cam["recording"] = json!({"mode": "off"});
+    let mut cfg = json!({"heartbeat_interval_s": HEARTBEAT_S, "cameras": [cam]});
+    let nvr = Nvr::start(cfg.clone(), &[]);
+    let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap();
+
+    let seen = fc.n_events();
+    fc.wait_event_since(
+        seen,
+        |e| e["event"] == "motion_start",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(nvr.camera("cam")["motion"]["events"], 0, "outside the zone");
+
+    cfg["output_dir"] = nvr.output_dir().display().to_string().into();
+    cfg["cameras"][0]["motion"]["zones"] = json!([band(0.3, 0.7)]);
+    cfg["cameras"][0]["name"] = "Gate".into();
+    std::fs::write(nvr.config_path(), cfg.to_string()).unwrap();
+    let (code, body) = nvr_tests::nvr::http(nvr.port, "POST", "/api/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["summary"]["updated"], json!(["cam"]), "{body}");
+    assert_eq!(summary["summary"]["changed"], json!([]), "{body}");
+
+    let seen = fc.n_events();
+    fc.wait_event_since(
+        seen,
+        |e| e["event"] == "motion_start",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let c = nvr.wait_camera(
+        "cam",
+        Duration::from_secs(5),
+        "motion in the new zone",
+        |c| c["motion"]["events"].as_u64() >= Some(1),
+    );
+    assert_eq!(
+        c["pid"].as_u64(),
+        Some(pid),
+        "the worker was restarted: {c}"
+    );
+    assert_eq!(c["restarts"], 0, "{c}");
+    assert_eq!(c["name"], "Gate");
+    assert!(
+        nvr.log_text()
+            .contains("worker applied the new settings in place"),
+        "no Reply from the worker in the log"
+    );
+}
+
 fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
     let (code, _, body) = nvr_tests::nvr::request(port, "GET", path, "").unwrap();
     (code, body)

@@ -214,7 +214,11 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     let pids = nvr.wait_running(&["keep", "change", "drop"]);
     let mut cfg = config(&["keep", "change", "new"], HEARTBEAT_S);
     cfg["output_dir"] = nvr.dir.path().join("output").display().to_string().into();
+    // A new transport needs a new worker; new motion settings and a new name do not.
     cfg["cameras"][1]["name"] = "Changed".into();
+    cfg["cameras"][1]["transport"] = "udp".into();
+    cfg["cameras"][0]["name"] = "Kept".into();
+    cfg["cameras"][0]["motion"] = json!({"threshold": 12});
     std::fs::write(nvr.config_path(), cfg.to_string()).unwrap();
 
     let (code, body) = http(nvr.port, "POST", "/api/reload").unwrap();
@@ -223,6 +227,7 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     assert_eq!(summary["summary"]["added"], json!(["new"]));
     assert_eq!(summary["summary"]["removed"], json!(["drop"]));
     assert_eq!(summary["summary"]["changed"], json!(["change"]));
+    assert_eq!(summary["summary"]["updated"], json!(["keep"]));
 
     nvr.wait_running(&["new"]);
     let changed = nvr.wait_camera("change", Duration::from_secs(10), "restarted", |c| {
@@ -230,11 +235,13 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     });
     assert_eq!(changed["name"], "Changed");
     assert_eq!(changed["last_restart"]["reason"], "config_changed");
+    let keep = nvr.camera("keep");
     assert_eq!(
-        pid_of(&nvr.camera("keep")),
+        pid_of(&keep),
         pids[0],
-        "an unchanged camera was restarted"
+        "a camera updated in place was restarted"
     );
+    assert_eq!(keep["name"], "Kept");
     wait_until(Duration::from_secs(10), "drop to disappear", || {
         let s = nvr.status();
         s["cameras"]

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p worker --bin bench_motion [-- --frames N]`
 
-use nvr_config::MotionConfig;
+use nvr_proto::settings::MotionSettings;
 use std::time::Instant;
 use worker::motion::{Detector, Luma, WORK_HEIGHT};
 
@@ -53,7 +53,7 @@ fn main() {
         ),
         ("full SUB size (640×360)".to_string(), H),
     ] {
-        let mut det = Detector::with_work_height(MotionConfig::default(), W, H, work_h);
+        let mut det = Detector::with_work_height(MotionSettings::default(), W, H, work_h);
         let mut us = Vec::with_capacity(n);
         for i in 0..n {
             let f = &input[i % input.len()];

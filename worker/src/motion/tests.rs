@@ -42,8 +42,8 @@ fn luma(data: &[u8]) -> Luma<'_> {
     }
 }
 
-fn cfg() -> MotionConfig {
-    MotionConfig::default()
+fn cfg() -> MotionSettings {
+    MotionSettings::default()
 }
 
 /// Runs `frames` frames; `boxes(i)` gives frame i's boxes; returns (frame index, event) pairs.
@@ -238,7 +238,7 @@ fn zones_and_masks_limit_where_motion_counts() {
         }
     };
 
-    let zoned = MotionConfig {
+    let zoned = MotionSettings {
         zones: left.clone(),
         ..cfg()
     };
@@ -254,7 +254,7 @@ fn zones_and_masks_limit_where_motion_counts() {
     );
 
     // The same left half as a mask.
-    let masked = MotionConfig {
+    let masked = MotionSettings {
         masks: left,
         ..cfg()
     };
@@ -262,6 +262,42 @@ fn zones_and_masks_limit_where_motion_counts() {
     assert!(
         run(&mut det, 90, 4, |_| 100, left_box).is_empty(),
         "the mask did not hide it"
+    );
+}
+
+#[test]
+fn new_zones_apply_in_place_and_keep_the_background() {
+    let left = vec![vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]];
+    let right_box = |i: usize| {
+        if i >= 30 {
+            vec![(400 + i, 100, 120, 120)]
+        } else {
+            vec![]
+        }
+    };
+    // Watching the left half, a box on the right goes unseen; once the zone is dropped in place
+    // (no new detector, so no re-learning from a first frame), the same box is seen.
+    let mut det = Detector::new(
+        MotionSettings {
+            zones: left,
+            ..cfg()
+        },
+        W,
+        H,
+    );
+    assert!(run(&mut det, 60, 4, |_| 100, |_| vec![]).is_empty());
+    det.set_settings(cfg());
+    let events: Vec<_> = (60..150)
+        .filter_map(|i| {
+            let f = frame(i as u64, 4, 100, &right_box(i - 60));
+            det.process(luma(&f), i as u64 * FRAME_NS, i as i64)
+                .event
+                .map(|e| (i, e))
+        })
+        .collect();
+    assert!(
+        matches!(events.first(), Some((i, Event::Start { .. })) if (90..95).contains(i)),
+        "{events:?}"
     );
 }
 

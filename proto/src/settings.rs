@@ -1,0 +1,213 @@
+//! A camera's settings as they travel to its worker: the protocol's own types (since schema 3).
+//!
+//! The supervisor converts the validated config at its edge ([`CameraSettings::from`]), so the
+//! config file's shape can change without changing the wire, and the wire follows the protocol's
+//! versioning rule (fields are only added, each with a default). The worker runs on these types
+//! alone, supervised or standalone.
+//!
+//! Settings fall in two groups: what the worker connects with (URLs, credentials, transport,
+//! whether it records and with what pre-roll, whether it detects motion), which only a restart
+//! changes; and what it applies in place on [`crate::ToWorker::Update`] ([`CameraSettings::live_only_change`]).
+
+use nvr_config::{CameraConfig, MotionConfig, Password, RecordingConfig};
+use serde::{Deserialize, Serialize};
+
+/// A polygon in coordinates normalised to 0..1 (x right, y down).
+pub type Polygon = Vec<[f64; 2]>;
+
+/// Everything a worker needs to run its camera (since 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraSettings {
+    pub id: String,
+    /// Display name, for the worker's log.
+    pub name: String,
+    /// The high-resolution stream that is recorded.
+    pub main_url: String,
+    /// The low-resolution stream that is decoded; `None` decodes `main_url`.
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    /// Travels only inside `Configure`/`Update`, never on a command line; prints as `***`.
+    pub password: Option<Password>,
+    pub transport: Transport,
+    pub motion: MotionSettings,
+    pub recording: RecordingSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// Motion detection's settings (the fields of `motion` in the config; see docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MotionSettings {
+    pub enabled: bool,
+    /// Per-pixel brightness change (0-255) that counts as "changed".
+    pub threshold: u8,
+    /// Percent of the watched area that must change to count as motion.
+    pub min_area: f64,
+    /// Consecutive frames over `min_area` before motion starts.
+    pub min_frames: u32,
+    /// Seconds below `min_area` before motion ends.
+    pub post_motion_s: f64,
+    /// Areas to watch (none = the whole frame).
+    pub zones: Vec<Polygon>,
+    /// Areas to ignore, subtracted from the zones.
+    pub masks: Vec<Polygon>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingMode {
+    Motion,
+    Continuous,
+    Off,
+}
+
+/// The recorder's settings (the worker's part of `recording` in the config; retention stays with
+/// the supervisor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingSettings {
+    pub mode: RecordingMode,
+    pub pre_roll_s: f64,
+    pub post_roll_s: f64,
+    pub max_segment_s: f64,
+}
+
+impl CameraSettings {
+    /// Whether `new` differs from `self` only in what a running worker applies in place: motion
+    /// thresholds, zones and masks; the recording mode between `motion` and `continuous`; post-roll
+    /// and segment length; the name. Anything else (URLs, credentials, transport, recording turned
+    /// on or off, pre-roll, motion detection turned on or off) needs a new worker.
+    pub fn live_only_change(&self, new: &CameraSettings) -> bool {
+        let connects_the_same = self.id == new.id
+            && self.main_url == new.main_url
+            && self.sub_url == new.sub_url
+            && self.username == new.username
+            && self.password == new.password
+            && self.transport == new.transport;
+        let records_the_same = (self.recording.mode == RecordingMode::Off)
+            == (new.recording.mode == RecordingMode::Off)
+            && self.recording.pre_roll_s == new.recording.pre_roll_s;
+        connects_the_same && records_the_same && self.motion.enabled == new.motion.enabled
+    }
+}
+
+impl From<&CameraConfig> for CameraSettings {
+    fn from(c: &CameraConfig) -> Self {
+        CameraSettings {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            main_url: c.main_url.clone(),
+            sub_url: c.sub_url.clone(),
+            username: c.username.clone(),
+            password: c.password.clone(),
+            transport: match c.transport {
+                nvr_config::Transport::Tcp => Transport::Tcp,
+                nvr_config::Transport::Udp => Transport::Udp,
+            },
+            motion: MotionSettings::from(&c.motion),
+            recording: RecordingSettings::from(&c.recording),
+        }
+    }
+}
+
+impl From<&MotionConfig> for MotionSettings {
+    fn from(m: &MotionConfig) -> Self {
+        MotionSettings {
+            enabled: m.enabled,
+            threshold: m.threshold,
+            min_area: m.min_area,
+            min_frames: m.min_frames,
+            post_motion_s: m.post_motion_s,
+            zones: m.zones.clone(),
+            masks: m.masks.clone(),
+        }
+    }
+}
+
+impl From<&RecordingConfig> for RecordingSettings {
+    fn from(r: &RecordingConfig) -> Self {
+        RecordingSettings {
+            mode: match r.mode {
+                nvr_config::RecordingMode::Motion => RecordingMode::Motion,
+                nvr_config::RecordingMode::Continuous => RecordingMode::Continuous,
+                nvr_config::RecordingMode::Off => RecordingMode::Off,
+            },
+            pre_roll_s: r.pre_roll_s,
+            post_roll_s: r.post_roll_s,
+            max_segment_s: r.max_segment_s,
+        }
+    }
+}
+
+/// The config's defaults, so there is one place that says what they are.
+impl Default for MotionSettings {
+    fn default() -> Self {
+        MotionSettings::from(&MotionConfig::default())
+    }
+}
+
+/// The config's defaults, so there is one place that says what they are.
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        RecordingSettings::from(&RecordingConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> CameraSettings {
+        let json = format!(
+            r#"{{"cameras": [{{"id": "a", "main_url": "rtsp://h/1", "password": "pw"{extra}}}]}}"#
+        );
+        let config = nvr_config::parse(&json, "t.json".as_ref(), &|_| None).unwrap();
+        CameraSettings::from(&config.cameras[0])
+    }
+
+    #[test]
+    fn what_a_running_worker_can_take_in_place() {
+        let base = settings("");
+        // (a change to the camera, applied in place?)
+        let table = [
+            (r#", "name": "Gate""#, true),
+            (
+                r#", "motion": {"threshold": 12, "min_area": 0.5, "min_frames": 1}"#,
+                true,
+            ),
+            (
+                r#", "motion": {"zones": [[[0,0],[1,0],[1,1]]], "masks": [[[0,0],[0.5,0],[0.5,0.5]]]}"#,
+                true,
+            ),
+            (
+                r#", "recording": {"mode": "continuous", "post_roll_s": 3, "max_segment_s": 60}"#,
+                true,
+            ),
+            (r#", "limits": {"max_rss_mb": 300}"#, true),
+            (r#", "recording": {"keep_days": 3}"#, true),
+            (r#", "motion": {"enabled": false}"#, false),
+            (r#", "recording": {"mode": "off"}"#, false),
+            (r#", "recording": {"pre_roll_s": 2}"#, false),
+            (r#", "sub_url": "rtsp://h/2""#, false),
+            (r#", "transport": "udp""#, false),
+            (r#", "username": "admin""#, false),
+        ];
+        for (extra, live) in table {
+            assert_eq!(base.live_only_change(&settings(extra)), live, "{extra}");
+        }
+        let mut other_password = base.clone();
+        other_password.password = Some(Password::new("new"));
+        assert!(!base.live_only_change(&other_password));
+    }
+
+    #[test]
+    fn the_password_reaches_the_worker_but_never_a_debug_print() {
+        let s = settings("");
+        assert_eq!(s.password.as_ref().map(Password::expose), Some("pw"));
+        assert!(!format!("{s:?}").contains("pw\""), "{s:?}");
+    }
+}
