@@ -3,7 +3,7 @@
 //! thumbnail of the live frame for each motion event, and runs retention every
 //! `retention.check_every_s` and at once when a worker reports a full disk.
 
-use crate::index::{EventFacts, Index, Recording};
+use crate::index::{ClipState, EventFacts, Index, Recording};
 use crate::preview::PreviewHub;
 use crate::retention::{self, Clip, Limits};
 use nvr_config::{Config, RetentionConfig};
@@ -172,7 +172,10 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
 /// Deletes what the retention policy says must go.
 fn enforce(index: &Index, limits: &HashMap<String, Limits>, retention: &RetentionConfig) {
     let finished: Vec<Recording> = match index.recordings(None, None, None) {
-        Ok(all) => all.into_iter().filter(|r| r.state == "finished").collect(),
+        Ok(all) => all
+            .into_iter()
+            .filter(|r| r.state == ClipState::Finished)
+            .collect(),
         Err(e) => {
             error!(error = %e, "retention: cannot list recordings");
             return;

@@ -5,6 +5,7 @@
 //! start. A missing or corrupt index file is moved aside and rebuilt.
 
 use nvr_config::layout::{parse_clip_name, PART_SUFFIX};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,46 @@ pub struct Recording {
     pub path: String,
     pub bytes: i64,
     pub codec: Option<String>,
-    /// `recording` or `finished`.
-    pub state: String,
+    pub state: ClipState,
+}
+
+/// Where a clip is in its life. "Retention never deletes a file being written" rests on this: only
+/// `Finished` clips are deleted or served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipState {
+    /// Fsynced and renamed to its final name. Sorts first, so a clip seen both as `.part` and as
+    /// finished (renamed while a scan ran) counts as finished.
+    Finished,
+    /// Still a `.part`: being written, or left by a crash until the next worker finishes it.
+    Recording,
+}
+
+impl ClipState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClipState::Finished => "finished",
+            ClipState::Recording => "recording",
+        }
+    }
+}
+
+impl ToSql for ClipState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl FromSql for ClipState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "finished" => Ok(ClipState::Finished),
+            "recording" => Ok(ClipState::Recording),
+            other => Err(FromSqlError::Other(
+                format!("unknown clip state {other:?}").into(),
+            )),
+        }
+    }
 }
 
 /// A motion event's facts, as stored in its sidecar file.
@@ -214,7 +253,7 @@ impl Index {
                 path: self.db_path.clone(),
                 source,
             };
-            let known: Vec<(String, String, String)> = {
+            let known: Vec<(String, String, ClipState)> = {
                 let mut q = tx
                     .prepare("SELECT id, path, state FROM recordings")
                     .map_err(db)?;
@@ -288,7 +327,7 @@ impl Index {
             path: format!("{path}{PART_SUFFIX}"),
             bytes: 0,
             codec: Some(codec.to_string()),
-            state: "recording".into(),
+            state: ClipState::Recording,
         };
         insert_recording(&self.conn, &c).map_err(|e| self.db(e))
     }
@@ -313,7 +352,7 @@ impl Index {
             path: path.to_string(),
             bytes: bytes as i64,
             codec,
-            state: "finished".into(),
+            state: ClipState::Finished,
         };
         self.conn
             .execute(
@@ -512,7 +551,7 @@ impl Index {
     /// Deletes a finished clip's file and row, and the motion events (sidecars, thumbnails) that
     /// started within it. A clip being written is never deleted.
     pub fn delete_recording(&self, r: &Recording) -> Result<(), IndexError> {
-        if r.state != "finished" || r.path.ends_with(PART_SUFFIX) {
+        if r.state != ClipState::Finished || r.path.ends_with(PART_SUFFIX) {
             return Ok(());
         }
         let path = self.output_dir.join(&r.path);
@@ -692,7 +731,11 @@ fn scan(output_dir: &Path) -> Scanned {
                         path: rel_s,
                         bytes: meta.as_ref().map_or(0, |m| m.len() as i64),
                         codec: sniff_codec(&file),
-                        state: if finished { "finished" } else { "recording" }.into(),
+                        state: if finished {
+                            ClipState::Finished
+                        } else {
+                            ClipState::Recording
+                        },
                     });
                 } else if name.ends_with(EVENT_SUFFIX) {
                     let Some(facts) = std::fs::read(&file)

@@ -6,7 +6,7 @@
 //! in the index, and the file it names must resolve inside the output directory.
 
 use super::AppState;
-use crate::index::Index;
+use crate::index::{ClipState, Index};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -91,7 +91,7 @@ pub async fn recording_file(
     }
     let lookup = id.clone();
     let row = match query(&state, move |i| i.recording(&lookup)).await {
-        Ok(Some(r)) if r.state == "finished" => r,
+        Ok(Some(r)) if r.state == ClipState::Finished => r,
         Ok(Some(_)) => return error(StatusCode::CONFLICT, "the recording is still being written"),
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("no recording {id:?}")),
         Err(r) => return r,

@@ -113,11 +113,8 @@ fn reconcile_follows_files_that_come_and_go() {
     assert_eq!(
         states(&index),
         [
-            ("cam_20231114T221320Z".to_string(), "finished".to_string()),
-            (
-                "cam_20231114T221320Z-1".to_string(),
-                "recording".to_string()
-            )
+            ("cam_20231114T221320Z".to_string(), ClipState::Finished),
+            ("cam_20231114T221320Z-1".to_string(), ClipState::Recording)
         ]
     );
     // The .part is finished (renamed) and the other file deleted behind the index's back.
@@ -127,7 +124,7 @@ fn reconcile_follows_files_that_come_and_go() {
     assert_eq!(s.recordings_removed, 1);
     assert_eq!(
         states(&index),
-        [("cam_20231114T221320Z-1".to_string(), "finished".to_string())]
+        [("cam_20231114T221320Z-1".to_string(), ClipState::Finished)]
     );
 }
 
@@ -151,8 +148,9 @@ fn deleting_a_clip_takes_its_events_and_never_a_clip_in_progress() {
         )
         .unwrap();
     let all = index.recordings(Some("cam"), None, None).unwrap();
-    let (finished, writing): (Vec<_>, Vec<_>) =
-        all.into_iter().partition(|r| r.state == "finished");
+    let (finished, writing): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|r| r.state == ClipState::Finished);
     // Its end is the file's mtime, after the event.
     index.delete_recording(&writing[0]).unwrap();
     assert_eq!(index.recordings(Some("cam"), None, None).unwrap().len(), 2);
@@ -160,7 +158,7 @@ fn deleting_a_clip_takes_its_events_and_never_a_clip_in_progress() {
     assert!(!d.0.join(A).exists());
     let left = index.recordings(Some("cam"), None, None).unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].state, "recording");
+    assert_eq!(left[0].state, ClipState::Recording);
     assert!(index
         .events(None, None, None)
         .unwrap()
@@ -182,7 +180,7 @@ fn a_recovered_clip_keeps_the_start_it_was_opened_with() {
         .recording_finished("cam", A, 1_700_000_000_000, 3.966, 1000)
         .unwrap();
     let r = index.recording(&stem(A)).unwrap().unwrap();
-    assert_eq!(r.state, "finished");
+    assert_eq!(r.state, ClipState::Finished);
     assert_eq!(r.start, 1_700_000_000_758);
     assert_eq!(r.end, Some(1_700_000_004_724));
 }
