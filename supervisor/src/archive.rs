@@ -320,7 +320,8 @@ fn remove_leftovers(index: &Index, facts: &EventFacts) {
         .ok()
         .and_then(|b| serde_json::from_slice::<EventFacts>(&b).ok())
         .is_none_or(|f| f == *facts);
-    if ours && matches!(index.event(&id), Ok(None)) {
+    // The index may be as unreachable as the files were: only an event it surely holds stays.
+    if ours && !matches!(index.event(&id), Ok(Some(_))) {
         let _ = std::fs::remove_file(dir.join(&side));
         let _ = std::fs::remove_file(dir.join(&thumb));
     }
