@@ -17,7 +17,7 @@ use reader::{kind, ObjReader, Problems};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration, validated.
@@ -46,6 +46,38 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Login for the web UI and API; required to listen beyond loopback.
     pub auth: Option<AuthConfig>,
+    /// Extra `Host` names (lower case, without port) the API answers to without a login, besides
+    /// loopback names and addresses: a guard against DNS rebinding. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed. Default none:
+    /// the client is the TCP peer.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Longest time a client may take to send a request's headers, and to start the next request
+    /// on a kept-alive connection. Default 10 s.
+    pub header_read_timeout_s: f64,
+    /// Longest time from a request's headers to its answer, which covers reading its body.
+    /// Default 30 s.
+    pub body_timeout_s: f64,
+    /// A connection that moves no byte either way for this long is closed. Default 60 s.
+    pub idle_timeout_s: f64,
+    /// Most connections served at once; further ones wait in the kernel's queue. The supervisor
+    /// also keeps this many below its descriptor limit minus a reserve. Default 256.
+    pub max_connections: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+            auth: None,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_s: 10.0,
+            body_timeout_s: 30.0,
+            idle_timeout_s: 60.0,
+            max_connections: 256,
+        }
+    }
 }
 
 /// One user who may log in. The password is stored only as an Argon2 hash (`supervisor
@@ -343,10 +375,7 @@ fn read_config(
     let output_dir: Option<String> = top.get("output_dir", "write a directory path", problems);
     let api = match top.raw("api") {
         Some(v) => read_api(v, problems),
-        None => Some(ApiConfig {
-            listen: default_listen(),
-            auth: None,
-        }),
+        None => Some(ApiConfig::default()),
     };
     let heartbeat_interval_s = top.seconds("heartbeat_interval_s", problems);
     let restart = match top.raw("restart") {
@@ -442,7 +471,12 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5001))
 }
 
+/// Longest time a connection timeout may be: a client that may hold a connection longer is no
+/// timeout at all.
+const MAX_CONN_TIMEOUT_S: f64 = 3600.0;
+
 fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
+    let d = ApiConfig::default();
     let mut obj = ObjReader::new(value, "api", problems)?;
     let listen = match obj.get::<String>("listen", "write \"host:port\"", problems) {
         Some(s) => match s.parse::<SocketAddr>() {
@@ -458,10 +492,75 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
         None => Some(default_listen()),
     };
     let auth = obj.raw("auth").and_then(|v| read_auth(v, problems));
+    let allowed_hosts: Vec<String> = obj
+        .get(
+            "allowed_hosts",
+            "write a list of host names, e.g. [\"nvr.home.arpa\"]",
+            problems,
+        )
+        .unwrap_or_default();
+    let allowed_hosts = allowed_hosts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let ok = !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                problems.push(
+                    format!("api.allowed_hosts[{i}]"),
+                    format!("{h:?} is not a host name; write a name such as \"nvr.home.arpa\", without scheme, port or path"),
+                );
+            }
+            ok.then(|| h.to_ascii_lowercase())
+        })
+        .collect();
+    let trusted_proxies: Vec<IpAddr> = obj
+        .get(
+            "trusted_proxies",
+            "write a list of IP addresses, e.g. [\"127.0.0.1\"]",
+            problems,
+        )
+        .unwrap_or_default();
+    let mut timeout = |key: &'static str, default: f64| {
+        let s = obj.seconds(key, problems)?;
+        if s > MAX_CONN_TIMEOUT_S {
+            problems.push(
+                format!("api.{key}"),
+                format!("{s} seconds is too long for a connection timeout; set at most {MAX_CONN_TIMEOUT_S}"),
+            );
+            return Some(default);
+        }
+        Some(s)
+    };
+    let header_read_timeout_s = timeout("header_read_timeout_s", d.header_read_timeout_s)
+        .unwrap_or(d.header_read_timeout_s);
+    let body_timeout_s = timeout("body_timeout_s", d.body_timeout_s).unwrap_or(d.body_timeout_s);
+    let idle_timeout_s = timeout("idle_timeout_s", d.idle_timeout_s).unwrap_or(d.idle_timeout_s);
+    let max_connections = match obj.raw("max_connections") {
+        None => d.max_connections,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=65536) => n as u32,
+            _ => {
+                problems.push(
+                    "api.max_connections",
+                    format!("{v} is out of range; write a whole number from 1 to 65536"),
+                );
+                d.max_connections
+            }
+        },
+    };
     obj.finish(problems);
     Some(ApiConfig {
         listen: listen?,
         auth,
+        allowed_hosts,
+        trusted_proxies,
+        header_read_timeout_s,
+        body_timeout_s,
+        idle_timeout_s,
+        max_connections,
     })
 }
 
@@ -680,7 +779,7 @@ fn read_url(obj: &mut ObjReader<'_>, key: &'static str, problems: &mut Problems)
         problems.push(
             obj.field_path(key),
             format!(
-                "\"{}\" has credentials in the URL, where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
+                "\"{}\" has credentials in the URL (user:password@ or a query parameter such as password=), where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
                 redact_url(&url)
             ),
         );

@@ -6,12 +6,13 @@
 mod recordings;
 
 use crate::auth::{self, Auth};
+use crate::guard;
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
 use crate::status::Snapshot;
 use crate::ui;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,7 +39,12 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/style.css", get(ui::style_css))
-        .route("/api/login", post(auth::login).with_state(auth.clone()))
+        .route(
+            "/api/login",
+            post(auth::login)
+                .with_state(auth.clone())
+                .layer(DefaultBodyLimit::max(auth::LOGIN_BODY_MAX)),
+        )
         .route("/api/session", get(auth::session).with_state(auth.clone()))
         .route("/api/logout", post(auth::logout).with_state(auth.clone()))
         .route("/health", get(health))
@@ -57,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         )
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(auth, auth::guard))
+        .layer(axum::middleware::from_fn(guard::headers))
 }
 
 fn snapshot(state: &AppState) -> Snapshot {
@@ -94,10 +101,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn reload(State(state): State<AppState>) -> Response {
-    match reload_config(&state.config_path, &state.inbox).await {
-        Ok(summary) => (
+    match reload_config(&state.config_path, &state.inbox, &state.auth).await {
+        Ok((summary, api)) => (
             StatusCode::OK,
-            Json(json!({"status": "reloaded", "summary": summary})),
+            Json(json!({
+                "status": "reloaded",
+                "summary": summary,
+                "login_changed": api.login_changed,
+                "restart_needed": api.restart_needed,
+            })),
         )
             .into_response(),
         Err(e) => (
@@ -225,22 +237,40 @@ async fn mjpeg(
         .into_response()
 }
 
-/// Re-reads the config file and hands it to the manager. An invalid file is rejected (the running
-/// config stays) and the error is recorded for `/status`.
-pub async fn reload_config(path: &std::path::Path, inbox: &Inbox) -> Result<ReloadSummary, String> {
-    let path = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || nvr_config::load(&path))
+/// What a reload did to the API itself.
+#[derive(Debug, Default)]
+pub struct ApiReload {
+    /// The login changed (and every session was ended).
+    pub login_changed: bool,
+    /// `api` fields that changed but take effect only at the next start.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Re-reads the config file and hands it to the manager, then applies its login, allowed hosts and
+/// trusted proxies to the API. An invalid file, or one whose `api` cannot be applied, is rejected
+/// (the running config stays) and the error is recorded for `/status`.
+pub async fn reload_config(
+    path: &std::path::Path,
+    inbox: &Inbox,
+    auth: &Auth,
+) -> Result<(ReloadSummary, ApiReload), String> {
+    let owned = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || nvr_config::load(&owned))
         .await
         .map_err(|e| e.to_string())?;
-    let config = match loaded {
+    let config = match loaded.map_err(|e| e.to_string()).and_then(|c| {
+        auth.check_reload(&c.api)
+            .map(|()| c)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }) {
         Ok(c) => c,
-        Err(e) => {
-            let msg = e.to_string();
+        Err(msg) => {
             tracing::error!(error = %msg, "reload rejected; keeping the running config");
             let _ = inbox.send(Msg::Command(Command::ReloadRejected(msg.clone())));
             return Err(msg);
         }
     };
+    let api = config.api.clone();
     let (reply, rx) = oneshot::channel();
     inbox
         .send(Msg::Command(Command::Reload {
@@ -248,7 +278,22 @@ pub async fn reload_config(path: &std::path::Path, inbox: &Inbox) -> Result<Relo
             reply,
         }))
         .map_err(|_| "shutting down".to_string())?;
-    rx.await.map_err(|_| "shutting down".to_string())
+    let summary = rx.await.map_err(|_| "shutting down".to_string())?;
+    let login_changed = auth.apply(&api);
+    if login_changed {
+        tracing::warn!("reload: the login changed; every session was ended");
+    }
+    let restart_needed = auth.restart_needed(&api);
+    if !restart_needed.is_empty() {
+        tracing::warn!(fields = ?restart_needed, "reload: these api settings take effect at the next start");
+    }
+    Ok((
+        summary,
+        ApiReload {
+            login_changed,
+            restart_needed,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -405,17 +450,25 @@ mod tests {
             send(app.clone(), Request::get("/").body(Body::empty()).unwrap()).await;
         assert_eq!(code, StatusCode::OK);
         assert!(page.contains("/ui/app.js"));
-        let login = |pw: &str| {
+        let login = |pw: &str, from: [u8; 4]| {
             Request::post("/api/login")
+                .extension(crate::server::Peer(std::net::SocketAddr::from((
+                    from, 40000,
+                ))))
                 .header("content-type", "application/json")
                 .body(Body::from(format!(
                     r#"{{"username":"admin","password":"{pw}"}}"#
                 )))
                 .unwrap()
         };
-        let (code, _, _) = send(app.clone(), login("wrong")).await;
+        let attacker = [192, 0, 2, 1];
+        let (code, _, _) = send(app.clone(), login("wrong", attacker)).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED);
-        let (code, headers, body) = send(app.clone(), login("s3cret pass")).await;
+        // The same address must now wait, even with the right password; no hash is checked.
+        let (code, headers, _) = send(app.clone(), login("s3cret pass", attacker)).await;
+        assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        let (code, headers, body) = send(app.clone(), login("s3cret pass", [192, 0, 2, 2])).await;
         assert_eq!(code, StatusCode::OK, "{body}");
         let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_string();
         assert!(

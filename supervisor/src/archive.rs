@@ -3,13 +3,13 @@
 //! thumbnail of the live frame for each motion event, and runs retention every
 //! `retention.check_every_s` and at once when a worker reports a full disk.
 
-use crate::index::{ClipState, EventFacts, Index, Recording};
+use crate::index::{ClipState, EventFacts, Index, Recording, EVENT_SUFFIX, THUMB_SUFFIX};
 use crate::preview::PreviewHub;
 use crate::retention::{self, Clip, Limits};
 use nvr_config::{Config, RetentionConfig};
 use nvr_proto::{MotionStart, RecordingFinished, RecordingStarted};
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,29 +73,53 @@ pub fn spawn(index: Index, preview: Arc<PreviewHub>) -> std::io::Result<Archive>
     Ok(tx)
 }
 
+/// First wait before retrying a failed index write; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Index writes kept for retry at most; beyond it the oldest is dropped (and logged). At a few
+/// events a minute per camera this is hours of a broken disk.
+const PENDING_MAX: usize = 100_000;
+
+/// Index writes that failed (out of descriptors, a full or read-only disk) and wait to be tried
+/// again, in arrival order: a later write of the same camera (a motion end) never overtakes an
+/// earlier one (its start).
+struct Pending {
+    ops: VecDeque<ArchiveOp>,
+    next_try: Instant,
+    delay: Duration,
+}
+
+impl Pending {
+    fn due(&self) -> Option<Instant> {
+        (!self.ops.is_empty()).then_some(self.next_try)
+    }
+}
+
 fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
     let mut limits = HashMap::new();
     let mut retention = RetentionConfig::default();
     // The open motion event of each camera.
     let mut open_events: HashMap<String, (String, i64)> = HashMap::new();
+    let mut pending = Pending {
+        ops: VecDeque::new(),
+        next_try: Instant::now(),
+        delay: RETRY_FIRST,
+    };
     let mut next_check = Instant::now();
     loop {
-        let timeout = next_check.saturating_duration_since(Instant::now());
+        let wake = pending.due().map_or(next_check, |t| t.min(next_check));
+        let timeout = wake.saturating_duration_since(Instant::now());
         let op = match rx.recv_timeout(timeout) {
             Ok(op) => Some(op),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let logged = |what: &str, r: Result<(), crate::index::IndexError>| {
-            if let Err(e) = r {
-                error!(error = %e, "recordings index: cannot record {what}");
-            }
-        };
         match op {
-            None => {
+            None if Instant::now() >= next_check => {
                 enforce(&index, &limits, &retention);
                 next_check = Instant::now() + Duration::from_secs_f64(retention.check_every_s);
             }
+            None => {}
             Some(ArchiveOp::Settings {
                 limits: l,
                 retention: r,
@@ -106,66 +130,200 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
             }
             Some(ArchiveOp::DiskFull) => {
                 enforce(&index, &limits, &retention);
+                // Room was made: try the waiting writes at once.
+                pending.next_try = Instant::now();
             }
-            Some(
-                ArchiveOp::RecordingStarted {
-                    ref camera_id,
-                    r: RecordingStarted { ref path, .. },
-                }
-                | ArchiveOp::RecordingFinished {
-                    ref camera_id,
-                    r: RecordingFinished { ref path, .. },
-                },
-            ) if !nvr_config::layout::is_clip_path_of(camera_id, path) => {
-                error!(
-                    camera_id,
-                    path, "ignoring a clip path that is not this camera's"
-                );
-            }
-            Some(ArchiveOp::RecordingStarted { camera_id, r }) => logged(
-                "a clip's start",
-                index.recording_started(&camera_id, &r.path, r.start_unix_ms as i64, &r.codec),
-            ),
-            Some(ArchiveOp::RecordingFinished { camera_id, r }) => logged(
-                "a finished clip",
-                index.recording_finished(
-                    &camera_id,
-                    &r.path,
-                    r.start_unix_ms as i64,
-                    r.duration_s,
-                    r.bytes,
-                ),
-            ),
-            Some(ArchiveOp::MotionStart { camera_id, m }) => {
-                // The thumbnail is the live frame now, a few frames after the onset.
-                let thumb = preview.snapshot(&camera_id).ok();
-                let facts = EventFacts {
-                    camera_id: camera_id.clone(),
-                    start: m.wall_unix_ms as i64,
-                    end: None,
-                    score: m.score,
-                };
-                match index.motion_started(&facts, thumb.as_ref().map(|p| p.jpeg.as_slice())) {
-                    Ok(id) => {
-                        open_events.insert(camera_id, (id, facts.start));
-                    }
-                    Err(e) => error!(error = %e, "recordings index: cannot record a motion event"),
-                }
-            }
-            Some(ArchiveOp::MotionEnd {
-                camera_id,
-                duration_s,
-                peak_score,
-            }) => {
-                if let Some((id, start)) = open_events.remove(&camera_id) {
-                    let end = start + (duration_s * 1000.0) as i64;
-                    logged(
-                        "a motion event's end",
-                        index.motion_ended(&id, end, peak_score),
+            Some(op) => {
+                if pending.ops.len() >= PENDING_MAX {
+                    error!(
+                        waiting = pending.ops.len(),
+                        "recordings index: too many writes waiting; dropping the oldest"
                     );
+                    pending.ops.pop_front();
+                }
+                pending.ops.push_back(op);
+                if pending.ops.len() == 1 {
+                    pending.next_try = Instant::now();
                 }
             }
         }
+        // Write what is due, oldest first; stop at the first failure and retry later.
+        if pending.due().is_some_and(|t| t <= Instant::now()) {
+            while let Some(op) = pending.ops.front() {
+                match write(&index, &preview, &mut open_events, op) {
+                    Ok(()) => {
+                        let was_retry = pending.delay > RETRY_FIRST || pending.ops.len() > 1;
+                        pending.ops.pop_front();
+                        if was_retry && pending.ops.is_empty() {
+                            info!("recordings index: the waiting writes are done");
+                        }
+                        pending.delay = RETRY_FIRST;
+                    }
+                    Err(e) if !transient(&e) => {
+                        error!(error = %e, what = op.what(), "recordings index: cannot record {}; giving it up", op.what());
+                        pending.ops.pop_front();
+                    }
+                    Err(e) => {
+                        error!(
+                            error = %e,
+                            what = op.what(),
+                            waiting = pending.ops.len(),
+                            retry_in_s = pending.delay.as_secs_f64(),
+                            "recordings index: cannot record {}; will retry",
+                            op.what()
+                        );
+                        pending.next_try = Instant::now() + pending.delay;
+                        pending.delay = (pending.delay * 2).min(RETRY_MAX);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether an index error may clear by itself: any file error (out of descriptors, a full or
+/// read-only disk), and SQLite's own I/O, space, lock and memory errors. Anything else (a broken
+/// constraint, say) would fail forever.
+fn transient(e: &crate::index::IndexError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        crate::index::IndexError::Io { .. } => true,
+        crate::index::IndexError::Db { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(
+                C::DiskFull
+                    | C::CannotOpen
+                    | C::SystemIoFailure
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::OutOfMemory
+                    | C::ReadOnly
+            )
+        ),
+    }
+}
+
+impl ArchiveOp {
+    /// What the op records, for log lines.
+    fn what(&self) -> &'static str {
+        match self {
+            ArchiveOp::Settings { .. } => "settings",
+            ArchiveOp::RecordingStarted { .. } => "a clip's start",
+            ArchiveOp::RecordingFinished { .. } => "a finished clip",
+            ArchiveOp::MotionStart { .. } => "a motion event",
+            ArchiveOp::MotionEnd { .. } => "a motion event's end",
+            ArchiveOp::DiskFull => "a full disk",
+        }
+    }
+}
+
+/// Writes one worker event to the index. An error leaves nothing behind that a retry would
+/// duplicate.
+fn write(
+    index: &Index,
+    preview: &PreviewHub,
+    open_events: &mut HashMap<String, (String, i64)>,
+    op: &ArchiveOp,
+) -> Result<(), crate::index::IndexError> {
+    match op {
+        ArchiveOp::Settings { .. } | ArchiveOp::DiskFull => Ok(()),
+        ArchiveOp::RecordingStarted {
+            camera_id,
+            r: RecordingStarted { path, .. },
+        }
+        | ArchiveOp::RecordingFinished {
+            camera_id,
+            r: RecordingFinished { path, .. },
+        } if !nvr_config::layout::is_clip_path_of(camera_id, path) => {
+            error!(
+                camera_id,
+                path, "ignoring a clip path that is not this camera's"
+            );
+            Ok(())
+        }
+        ArchiveOp::RecordingStarted { camera_id, r } => {
+            index.recording_started(camera_id, &r.path, r.start_unix_ms as i64, &r.codec)
+        }
+        ArchiveOp::RecordingFinished { camera_id, r } => index.recording_finished(
+            camera_id,
+            &r.path,
+            r.start_unix_ms as i64,
+            r.duration_s,
+            r.bytes,
+        ),
+        ArchiveOp::MotionStart { camera_id, m } => {
+            // The thumbnail is the live frame now, a few frames after the onset (or, on a retry,
+            // when the error cleared).
+            let thumb = preview.snapshot(camera_id).ok();
+            let facts = EventFacts {
+                camera_id: camera_id.clone(),
+                start: m.wall_unix_ms as i64,
+                end: None,
+                score: m.score,
+            };
+            match index.motion_started(&facts, thumb.as_ref().map(|p| p.jpeg.as_slice())) {
+                Ok(id) => {
+                    open_events.insert(camera_id.clone(), (id, facts.start));
+                    Ok(())
+                }
+                Err(e) => {
+                    remove_leftovers(index, &facts);
+                    Err(e)
+                }
+            }
+        }
+        ArchiveOp::MotionEnd {
+            camera_id,
+            duration_s,
+            peak_score,
+        } => match open_events.get(camera_id) {
+            Some((id, start)) => {
+                let end = start + (duration_s * 1000.0) as i64;
+                index.motion_ended(id, end, *peak_score)?;
+                open_events.remove(camera_id);
+                Ok(())
+            }
+            None => Ok(()),
+        },
+    }
+}
+
+/// Removes the sidecar and thumbnail a failed `motion_started` of `facts` may have written (the
+/// last name of its second that the index does not know), so its retry leaves one event, not two.
+fn remove_leftovers(index: &Index, facts: &EventFacts) {
+    let dir = index.output_dir();
+    let sidecar = |clip: &Path| {
+        let s = clip.display().to_string();
+        let stem = s.strip_suffix(".mp4").unwrap_or(&s).to_string();
+        (
+            PathBuf::from(format!("{stem}{EVENT_SUFFIX}")),
+            PathBuf::from(format!("{stem}{THUMB_SUFFIX}")),
+            stem.rsplit('/').next().unwrap_or_default().to_string(),
+        )
+    };
+    // `motion_started` takes the first name of the second whose sidecar does not exist, so what a
+    // failed attempt left is the last name whose sidecar does.
+    let existing = std::cell::RefCell::new(Vec::new());
+    nvr_config::layout::clip_path(&facts.camera_id, facts.start.div_euclid(1000), |p| {
+        let exists = dir.join(sidecar(p).0).exists();
+        if exists {
+            existing.borrow_mut().push(p.to_path_buf());
+        }
+        exists
+    });
+    let Some(clip) = existing.into_inner().pop() else {
+        return;
+    };
+    let (side, thumb, id) = sidecar(&clip);
+    let ours = std::fs::read(dir.join(&side))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<EventFacts>(&b).ok())
+        .is_none_or(|f| f == *facts);
+    // The index may be as unreachable as the files were: only an event it surely holds stays.
+    if ours && !matches!(index.event(&id), Ok(Some(_))) {
+        let _ = std::fs::remove_file(dir.join(&side));
+        let _ = std::fs::remove_file(dir.join(&thumb));
     }
 }
 

@@ -7,55 +7,189 @@
 //! - Every state-changing request (anything but GET/HEAD) carries an `X-NVR-CSRF` header: a custom
 //!   header alone already defeats cross-site form posts (a browser cannot add one without a CORS
 //!   preflight, which this server never grants); with auth it must also equal the session's token.
+//! - Without a login, a request must name a loopback host (or an `api.allowed_hosts` entry): a web
+//!   page whose name rebinds to 127.0.0.1 is refused. A state change whose `Origin` is another
+//!   site's is refused with or without a login (see [`crate::guard`]).
+//! - Logins are throttled (see [`crate::throttle`]); a reload applies a changed login and ends
+//!   every session.
 
+use crate::guard;
+use crate::server::Peer;
+use crate::throttle::{LoginThrottle, Refusal};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use nvr_config::AuthConfig;
+use axum::{Extension, Json};
+use nvr_config::{ApiConfig, AuthConfig};
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 pub const COOKIE: &str = "nvr_session";
 pub const CSRF_HEADER: &str = "x-nvr-csrf";
 /// How long a session lasts without use.
 const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// How long a session lasts at most, used or not.
+const SESSION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Largest login body: a user name and a password fit many times over.
+pub const LOGIN_BODY_MAX: usize = 4096;
+/// Characters of a user name that a log line shows.
+const LOGGED_USER_CHARS: usize = 64;
 
 struct Session {
     user: String,
     csrf: String,
+    created: Instant,
     last_used: Instant,
 }
 
+/// What decides who may do what; replaced as a whole by a reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Policy {
+    login: Option<AuthConfig>,
+    allowed_hosts: Vec<String>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl Policy {
+    fn of(api: &ApiConfig) -> Policy {
+        Policy {
+            login: api.auth.clone(),
+            allowed_hosts: api.allowed_hosts.clone(),
+            trusted_proxies: api.trusted_proxies.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    policy: RwLock<Policy>,
+    sessions: Mutex<HashMap<String, Session>>,
+    throttle: LoginThrottle,
+    /// Whether the API listens on loopback only (so it may run without a login).
+    loopback_only: bool,
+    /// The `api` settings the server started with, which a reload cannot change.
+    started_with: ApiConfig,
+}
+
+/// The API's login and request policy, shared by every request and replaced by reloads.
 #[derive(Clone, Default)]
 pub struct Auth {
-    config: Option<AuthConfig>,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    inner: Arc<Inner>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a single insert, remove or assignment.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Auth {
+    /// A policy with this login (or none) and default settings otherwise (tests, fuzzing).
     pub fn new(config: Option<AuthConfig>) -> Self {
+        let api = ApiConfig {
+            auth: config,
+            ..ApiConfig::default()
+        };
+        Self::from_api(&api, true)
+    }
+
+    /// The policy of `api`, for a server listening on loopback only or not.
+    pub fn from_api(api: &ApiConfig, loopback_only: bool) -> Self {
         Auth {
-            config,
-            sessions: Arc::default(),
+            inner: Arc::new(Inner {
+                policy: RwLock::new(Policy::of(api)),
+                sessions: Mutex::default(),
+                throttle: LoginThrottle::default(),
+                loopback_only,
+                started_with: api.clone(),
+            }),
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.config.is_some()
+    fn policy(&self) -> Policy {
+        self.inner
+            .policy
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
-    /// The session of a request's cookie, refreshed: (user, csrf token).
+    pub fn enabled(&self) -> bool {
+        self.policy().login.is_some()
+    }
+
+    /// Whether a reload may apply `api`: an API that listens beyond loopback cannot lose its login.
+    pub fn check_reload(&self, api: &ApiConfig) -> Result<(), String> {
+        if api.auth.is_none() && !self.inner.loopback_only {
+            return Err(format!(
+                "api.auth: the API listens on {} beyond loopback, so it cannot run without a login; keep api.auth (restart needed to listen on loopback without one)",
+                self.inner.started_with.listen
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies the login, allowed hosts and trusted proxies of `api`. Returns whether the login
+    /// changed, in which case every session has been ended.
+    pub fn apply(&self, api: &ApiConfig) -> bool {
+        let new = Policy::of(api);
+        let mut policy = self
+            .inner
+            .policy
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let login_changed = policy.login != new.login;
+        *policy = new;
+        if login_changed {
+            locked(&self.inner.sessions).clear();
+        }
+        login_changed
+    }
+
+    /// The `api` fields that differ from those the server started with and only a restart applies.
+    pub fn restart_needed(&self, api: &ApiConfig) -> Vec<&'static str> {
+        let s = &self.inner.started_with;
+        [
+            ("api.listen", s.listen != api.listen),
+            (
+                "api.header_read_timeout_s",
+                s.header_read_timeout_s != api.header_read_timeout_s,
+            ),
+            ("api.body_timeout_s", s.body_timeout_s != api.body_timeout_s),
+            ("api.idle_timeout_s", s.idle_timeout_s != api.idle_timeout_s),
+            (
+                "api.max_connections",
+                s.max_connections != api.max_connections,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+
+    /// The session of a request's cookie, refreshed: (user, csrf token). Several session cookies
+    /// (one planted by a sibling site, say) are no session unless exactly one of them is live.
     fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
-        let token = cookie(headers, COOKIE)?;
-        let mut sessions = self.sessions.lock().ok()?;
-        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        let s = sessions.get_mut(&token)?;
-        s.last_used = Instant::now();
+        let mut tokens = cookies(headers, COOKIE);
+        tokens.sort();
+        tokens.dedup();
+        let mut sessions = locked(&self.inner.sessions);
+        let now = Instant::now();
+        sessions.retain(|_, s| {
+            now.duration_since(s.last_used) < SESSION_IDLE
+                && now.duration_since(s.created) < SESSION_MAX
+        });
+        let mut live = tokens.iter().filter(|t| sessions.contains_key(*t));
+        let token = live.next()?;
+        if live.next().is_some() {
+            return None;
+        }
+        let s = sessions.get_mut(token)?;
+        s.last_used = now;
         Some((s.user.clone(), s.csrf.clone()))
     }
 }
@@ -71,16 +205,17 @@ fn random_hex(n: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The value of cookie `name` in a request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every value of cookie `name` in a request, in order.
+fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
+        .collect()
 }
 
 /// Paths anyone may load: the UI's own files and the login exchange.
@@ -88,31 +223,62 @@ fn public(path: &str) -> bool {
     path == "/" || path.starts_with("/ui/") || path == "/api/login" || path == "/api/session"
 }
 
-/// Middleware: session check (with auth) and CSRF header check (always) before any handler.
+fn refuse(code: StatusCode, msg: String) -> Response {
+    (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// Middleware, before any handler: the `Host` check (without a login), the `Origin` check of state
+/// changes (always), the session check (with a login) and the CSRF header check (always).
 pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Response {
+    let policy = auth.policy();
     let path = req.uri().path().to_string();
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if policy.login.is_none() {
+        // Without a login the API trusts loopback; a page whose name rebinds to 127.0.0.1 must
+        // not be able to use that trust.
+        let known = host.is_none_or(|h| {
+            guard::host_name(h).is_some_and(|n| guard::host_allowed(&n, &policy.allowed_hosts))
+        });
+        if !known {
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this API answers only to loopback names and api.allowed_hosts".into(),
+            );
+        }
+    }
+    if changes_state {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or("null"));
+        if !guard::origin_allowed(origin, host) {
+            return refuse(StatusCode::FORBIDDEN, "cross-origin request refused".into());
+        }
+    }
     let session = auth.session(req.headers());
-    if auth.enabled() && !public(&path) && session.is_none() {
-        return (
+    if policy.login.is_some() && !public(&path) && session.is_none() {
+        return refuse(
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "log in first (POST /api/login)"})),
-        )
-            .into_response();
+            "log in first (POST /api/login)".into(),
+        );
     }
     if changes_state && path != "/api/login" {
         let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let ok = match (&session, sent) {
             (_, None) => false,
-            (Some((_, csrf)), Some(sent)) if auth.enabled() => sent == csrf,
+            (Some((_, csrf)), Some(sent)) if policy.login.is_some() => sent == csrf,
             _ => true,
         };
         if !ok {
-            return (
+            return refuse(
                 StatusCode::FORBIDDEN,
-                Json(json!({"error": format!("missing or wrong {CSRF_HEADER} header")})),
-            )
-                .into_response();
+                format!("missing or wrong {CSRF_HEADER} header"),
+            );
         }
     }
     next.run(req).await
@@ -124,42 +290,86 @@ pub struct Login {
     password: String,
 }
 
-/// `POST /api/login {"username", "password"}` → session cookie and `{"csrf"}`.
-pub async fn login(State(auth): State<Auth>, Json(l): Json<Login>) -> Response {
-    let Some(cfg) = &auth.config else {
+/// At most [`LOGGED_USER_CHARS`] characters of a user name, for a log line.
+fn shown(user: &str) -> String {
+    match user.char_indices().nth(LOGGED_USER_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &user[..cut], user.len()),
+        None => user.to_string(),
+    }
+}
+
+fn too_many(refusal: Refusal) -> Response {
+    let why = match refusal {
+        Refusal::Wait(_) => "too many login attempts from this address; wait and try again",
+        Refusal::Busy => "too many login attempts at once; try again in a moment",
+    };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, refusal.retry_after_s().to_string())],
+        Json(json!({ "error": why })),
+    )
+        .into_response()
+}
+
+/// `POST /api/login {"username", "password"}` → session cookie and `{"csrf"}`. Attempts go
+/// through the [`LoginThrottle`]; a body over [`LOGIN_BODY_MAX`] is a 413 (the route's limit).
+pub async fn login(
+    State(auth): State<Auth>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    Json(l): Json<Login>,
+) -> Response {
+    let policy = auth.policy();
+    let Some(cfg) = policy.login.clone() else {
         return Json(json!({"csrf": "1", "auth": false})).into_response();
     };
-    let hash = cfg.password_hash.clone();
-    let password = l.password;
-    let verified = tokio::task::spawn_blocking(move || verify(&hash, &password))
+    let peer = peer.map(|Extension(Peer(a))| a.ip());
+    let client = guard::client_addr(peer, &headers, &policy.trusted_proxies);
+    let ticket = match auth.inner.throttle.admit(client) {
+        Ok(t) => t,
+        Err(refusal) => return too_many(refusal),
+    };
+    let verified = match auth
+        .inner
+        .throttle
+        .verify(cfg.password_hash.clone(), l.password)
         .await
-        .unwrap_or(false);
-    if !(verified && l.username == cfg.username) {
-        // Slow down guessing.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        tracing::warn!(user = %l.username, "failed login");
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "wrong user or password"})),
-        )
-            .into_response();
+    {
+        Ok(v) => v,
+        Err(refusal) => return too_many(refusal),
+    };
+    // A reload may have changed the login while the hash was being checked.
+    let still_current = auth.policy().login.as_ref() == Some(&cfg);
+    let ok = verified && l.username == cfg.username && still_current;
+    let failures = ticket.judge(ok);
+    if !ok {
+        tracing::warn!(client = %client, user = %shown(&l.username), failures, "failed login");
+        return refuse(StatusCode::UNAUTHORIZED, "wrong user or password".into());
     }
     let (token, csrf) = (random_hex(32), random_hex(16));
-    if let Ok(mut s) = auth.sessions.lock() {
-        s.insert(
-            token.clone(),
-            Session {
-                user: cfg.username.clone(),
-                csrf: csrf.clone(),
-                last_used: Instant::now(),
-            },
-        );
-    }
-    tracing::info!(user = %cfg.username, "logged in");
+    let now = Instant::now();
+    locked(&auth.inner.sessions).insert(
+        token.clone(),
+        Session {
+            user: cfg.username.clone(),
+            csrf: csrf.clone(),
+            created: now,
+            last_used: now,
+        },
+    );
+    tracing::info!(client = %client, user = %shown(&cfg.username), "logged in");
+    let secure = if guard::behind_tls(peer, &headers, &policy.trusted_proxies) {
+        "; Secure"
+    } else {
+        ""
+    };
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
+            format!(
+                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                SESSION_MAX.as_secs()
+            ),
         )],
         Json(json!({"csrf": csrf, "auth": true})),
     )
@@ -175,18 +385,17 @@ pub async fn session(State(auth): State<Auth>, headers: HeaderMap) -> Response {
         Some((user, csrf)) => {
             Json(json!({"auth": true, "user": user, "csrf": csrf})).into_response()
         }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "not logged in"})),
-        )
-            .into_response(),
+        None => refuse(StatusCode::UNAUTHORIZED, "not logged in".into()),
     }
 }
 
-/// `POST /api/logout`: ends the session.
+/// `POST /api/logout`: ends the session (every session the request's cookies name).
 pub async fn logout(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    if let (Some(token), Ok(mut s)) = (cookie(&headers, COOKIE), auth.sessions.lock()) {
-        s.remove(&token);
+    {
+        let mut sessions = locked(&auth.inner.sessions);
+        for token in cookies(&headers, COOKIE) {
+            sessions.remove(&token);
+        }
     }
     (
         [(
@@ -198,7 +407,8 @@ pub async fn logout(State(auth): State<Auth>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-fn verify(hash: &str, password: &str) -> bool {
+/// Whether `password` matches the Argon2 PHC string `hash` (run on the login throttle's thread).
+pub(crate) fn verify(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
         Argon2::default()
             .verify_password(password.as_bytes(), &h)
@@ -234,7 +444,7 @@ mod tests {
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, "a=1; nvr_session=abc; b=2".parse().unwrap());
-        assert_eq!(cookie(&h, COOKIE).as_deref(), Some("abc"));
-        assert_eq!(cookie(&h, "c"), None);
+        assert_eq!(cookies(&h, COOKIE), ["abc"]);
+        assert!(cookies(&h, "c").is_empty());
     }
 }

@@ -25,7 +25,7 @@ use crate::index::{EventFacts, Index, EVENT_SUFFIX, THUMB_SUFFIX};
 use crate::status::{CameraStatus, Snapshot, WorkerState};
 use anyhow::Context;
 use argon2::password_hash::{PasswordHasher, SaltString};
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::Router;
 use http_body_util::BodyExt;
@@ -40,7 +40,7 @@ pub const CAMERA: &str = "fuzzcam";
 const SECRET: &[u8] = b"NVR-FUZZ-SECRET: this file is outside the output directory";
 const USER: &str = "admin";
 const PASSWORD: &str = "fuzz password";
-/// Longest wait for an answer; slower ones (a failed login waits 0.5 s on purpose) are dropped.
+/// Longest wait for an answer; slower ones are dropped.
 const SLOW: Duration = Duration::from_millis(250);
 
 /// An output directory with clips, events and escape attempts, and the two APIs serving it.
@@ -147,7 +147,7 @@ impl Fixture {
     /// Sends the request `input` describes and checks the answer (panics if it is wrong). Returns
     /// its status, or `None` if the input is no request or the answer was slower than [`SLOW`].
     pub fn check(&self, input: &[u8]) -> Option<StatusCode> {
-        let (status, video, body, input) = self.runtime.block_on(async {
+        let (status, video, body, input, expect) = self.runtime.block_on(async {
             let session = contains(input, b"{session}") || contains(input, b"{csrf}");
             let (token, csrf) = match session {
                 true => log_in(&self.login).await.expect("the fixture's login"),
@@ -156,6 +156,7 @@ impl Fixture {
             let input = replace(input, b"{session}", token.as_bytes());
             let input = replace(&input, b"{csrf}", csrf.as_bytes());
             let (request, with_login) = parse_request(&input)?;
+            let expect = Expectation::of(&request, with_login);
             let app = if with_login { &self.login } else { &self.open };
             let answer = tokio::time::timeout(SLOW, answer(app, request)).await;
             if session {
@@ -167,7 +168,7 @@ impl Fixture {
                 let _ = self.login.clone().oneshot(logout).await;
             }
             let (status, video, body) = answer.ok()?;
-            Some((status, video, body, input))
+            Some((status, video, body, input, expect))
         })?;
         assert!(
             !status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE,
@@ -185,7 +186,55 @@ impl Fixture {
             "served video bytes that are not the clip's for {:?}",
             String::from_utf8_lossy(&input)
         );
+        assert!(
+            !(expect.refused && status.is_success()),
+            "{status} for a request the Host/Origin guard must refuse: {:?}",
+            String::from_utf8_lossy(&input)
+        );
+        assert!(
+            !expect.oversized_login || status == StatusCode::PAYLOAD_TOO_LARGE,
+            "{status} for an oversized login body: {:?}",
+            String::from_utf8_lossy(&input)
+        );
         Some(status)
+    }
+}
+
+/// What the answer to a request must be, whatever else it is.
+struct Expectation {
+    /// Rebinding (a foreign `Host` without a login) or a state change from a foreign `Origin`.
+    refused: bool,
+    /// A login body over the limit: 413.
+    oversized_login: bool,
+}
+
+impl Expectation {
+    fn of(request: &Request<Body>, with_login: bool) -> Expectation {
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("\u{0}"))
+        };
+        let host = header(header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
+        let foreign_host = !with_login
+            && host.is_some_and(|h| {
+                !crate::guard::host_name(h).is_some_and(|n| crate::guard::host_allowed(&n, &[]))
+            });
+        let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD);
+        let foreign_origin =
+            changes_state && !crate::guard::origin_allowed(header(header::ORIGIN), host);
+        let body_len = request.body().size_hint().exact().unwrap_or(0);
+        let oversized_login = request.uri().path() == "/api/login"
+            && *request.method() == Method::POST
+            && header(header::CONTENT_TYPE) == Some("application/json")
+            && !foreign_host
+            && !foreign_origin
+            && body_len > crate::auth::LOGIN_BODY_MAX as u64;
+        Expectation {
+            refused: foreign_host || foreign_origin,
+            oversized_login,
+        }
     }
 }
 
@@ -223,7 +272,13 @@ async fn answer(app: &Router, request: Request<Body>) -> (StatusCode, bool, Byte
 
 /// Logs in to `app` and returns the session cookie's token and the CSRF token.
 async fn log_in(app: &Router) -> anyhow::Result<(String, String)> {
+    // From an address of its own, so inputs' failed logins (which count against the in-process
+    // client, 0.0.0.0) never hold up the fixture's.
     let request = Request::post("/api/login")
+        .extension(crate::server::Peer(std::net::SocketAddr::from((
+            [127, 0, 0, 2],
+            1,
+        ))))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(
             serde_json::json!({"username": USER, "password": PASSWORD}).to_string(),

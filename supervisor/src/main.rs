@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{api, archive, auth, index, preview, status};
+use supervisor::{api, archive, auth, index, preview, server, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
@@ -180,7 +180,13 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
             "refusing to serve the API on {listen} without a login: set api.auth in the config (user name and a hash from `supervisor --hash-password`), or listen on 127.0.0.1:PORT"
         );
     }
-    let auth = auth::Auth::new(config.api.auth.clone());
+    let auth = auth::Auth::from_api(&config.api, listen.ip().is_loopback());
+    let limits = server::Limits::from_config(&config.api);
+    // Connections, workers, the index and the archive all need descriptors: take all we may have.
+    match server::raise_fd_limit() {
+        Ok((soft, hard)) => info!(?soft, ?hard, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let worker_bin = match args.worker_bin {
         Some(p) => p,
         None => std::env::current_exe()
@@ -231,6 +237,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let auth_for_reload = auth.clone();
     let state = api::AppState {
         status,
         inbox: inbox.clone(),
@@ -243,13 +250,12 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         info!(addr = %local, "API listening");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(signals(inbox, args.config, stop_tx));
-        axum::serve(listener, api::app(state))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .context("HTTP server failed")
+        tokio::spawn(signals(inbox, args.config, auth_for_reload, stop_tx));
+        server::serve(listener, api::app(state), limits, async {
+            let _ = stop_rx.await;
+        })
+        .await;
+        anyhow::Ok(())
     })?;
     let _ = manager_thread.join();
     info!("supervisor stopped");
@@ -260,6 +266,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
 async fn signals(
     inbox: manager::Inbox,
     config_path: PathBuf,
+    auth: auth::Auth,
     stop_http: tokio::sync::oneshot::Sender<()>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
@@ -271,7 +278,7 @@ async fn signals(
             _ = int.recv() => break,
             _ = hup.recv() => {
                 info!("SIGHUP: reloading the config");
-                let _ = api::reload_config(&config_path, &inbox).await;
+                let _ = api::reload_config(&config_path, &inbox, &auth).await;
             }
         }
     }

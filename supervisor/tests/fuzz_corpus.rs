@@ -63,6 +63,21 @@ fn http_corpus_replays_without_a_panic_or_an_escape() {
             StatusCode::OK,
         ),
         (b"GET /status auth", StatusCode::UNAUTHORIZED),
+        // DNS rebinding: without a login only loopback names are answered.
+        (
+            b"GET /status\nhost: rebind.attacker.example",
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (b"GET /status\nhost: localhost:5001", StatusCode::OK),
+        // A state change from another site's page, with or without a login.
+        (
+            b"POST /api/cameras/fuzzcam/restart\nhost: 127.0.0.1:5001\norigin: http://evil.example\nx-nvr-csrf: 1",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            b"POST /api/login auth\nhost: nvr.example\norigin: https://evil.example\ncontent-type: application/json\n\n{}",
+            StatusCode::FORBIDDEN,
+        ),
     ] {
         let got = fixture.check(request);
         assert_eq!(got, Some(status), "{}", String::from_utf8_lossy(request));

@@ -108,12 +108,18 @@ pub async fn recording_file(
             format!("the file of recording {id:?} is gone"),
         );
     };
-    let len = match file.metadata().await {
-        Ok(m) => m.len(),
+    let (len, modified) = match file.metadata().await {
+        Ok(m) => (m.len(), m.modified().ok()),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file"),
     };
+    let validators = Validators::of(len, modified);
+    // A Range under an If-Range that no longer matches asks for the whole (changed) file.
+    let range_applies = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| validators.matches(v)));
     let range = headers
         .get(header::RANGE)
+        .filter(|_| range_applies)
         .and_then(|v| v.to_str().ok())
         .map(|v| parse_range(v, len));
     let (status, start, end) = match range {
@@ -162,10 +168,20 @@ pub async fn recording_file(
                 header::CONTENT_DISPOSITION,
                 format!("inline; filename=\"{name}\""),
             ),
+            (header::ETAG, validators.etag.clone()),
+            // A finished clip never changes; a browser may keep it but must revalidate.
+            (header::CACHE_CONTROL, "private, no-cache".to_string()),
         ],
         Body::from_stream(body),
     )
         .into_response();
+    if let Some(v) = validators
+        .last_modified
+        .as_deref()
+        .and_then(|d| d.parse().ok())
+    {
+        response.headers_mut().insert(header::LAST_MODIFIED, v);
+    }
     if status == StatusCode::PARTIAL_CONTENT {
         if let Ok(v) = format!("bytes {start}-{end}/{len}").parse() {
             response.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -199,6 +215,44 @@ pub async fn event_thumbnail(State(state): State<AppState>, Path(id): Path<Strin
     }
 }
 
+/// The validators of a file: a strong ETag from its length and modification time, and its
+/// modification time as an HTTP date.
+struct Validators {
+    etag: String,
+    last_modified: Option<String>,
+}
+
+impl Validators {
+    fn of(len: u64, modified: Option<std::time::SystemTime>) -> Validators {
+        let nanos = modified
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Validators {
+            etag: format!("\"{len:x}-{nanos:x}\""),
+            last_modified: modified.map(httpdate::fmt_http_date),
+        }
+    }
+
+    /// Whether an `If-Range` value names this version of the file: the same strong ETag, or the
+    /// same Last-Modified date (RFC 9110 13.1.5; a weak tag never matches).
+    fn matches(&self, if_range: &str) -> bool {
+        let v = if_range.trim();
+        if v.starts_with('"') || v.starts_with("W/") {
+            return v == self.etag;
+        }
+        self.last_modified.as_deref() == Some(v)
+    }
+}
+
+/// A byte position: digits only (no sign, no space), saturating at `u64::MAX` so a huge last
+/// position is clamped like any other past the end.
+fn position(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// A single `bytes=` range of a `len`-byte file as inclusive `(first, last)`; `None` when it cannot
 /// be satisfied. Multiple ranges are answered with the first one.
 fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
@@ -212,14 +266,14 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
     let (start, end) = match (a.is_empty(), b.is_empty()) {
         // `bytes=-N`: the last N bytes.
         (true, false) => {
-            let n: u64 = b.parse().ok()?;
+            let n = position(b)?;
             if n == 0 {
                 return None;
             }
             (len.saturating_sub(n), len - 1)
         }
-        (false, true) => (a.parse().ok()?, len - 1),
-        (false, false) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
+        (false, true) => (position(a)?, len - 1),
+        (false, false) => (position(a)?, position(b)?.min(len - 1)),
         (true, true) => return None,
     };
     (start <= end && start < len).then_some((start, end))
@@ -244,10 +298,29 @@ mod tests {
             ("bytes=-", None),
             ("items=0-1", None),
             ("bytes=a-b", None),
+            // An end past 2^64 is clamped like any end past the file; a sign is no number.
+            ("bytes=0-99999999999999999999999", Some((0, 999))),
+            ("bytes=-99999999999999999999999", Some((0, 999))),
+            ("bytes=99999999999999999999999-", None),
+            ("bytes=+0-99", None),
+            ("bytes=0-+99", None),
+            ("bytes=-+5", None),
         ] {
             assert_eq!(parse_range(h, 1000), want, "{h}");
         }
         assert_eq!(parse_range("bytes=0-", 0), None);
+    }
+
+    #[test]
+    fn if_range_matches_only_this_version() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let v = Validators::of(1000, Some(t));
+        assert!(v.matches(&v.etag));
+        assert!(v.matches("Tue, 14 Nov 2023 22:13:20 GMT"));
+        assert!(!v.matches("Tue, 14 Nov 2023 22:13:21 GMT"));
+        assert!(!v.matches(&format!("W/{}", v.etag)));
+        assert!(!v.matches("\"other\""));
+        assert_ne!(Validators::of(1001, Some(t)).etag, v.etag);
     }
 
     #[test]
