@@ -19,9 +19,9 @@
 //! `{session}` and `{csrf}` stand for the tokens of a session logged in to it for this request
 //! alone (and logged out after it), so no input depends on the ones before it.
 
+use crate::api::auth::Auth;
 use crate::api::{self, AppState};
-use crate::auth::Auth;
-use crate::index::{EventFacts, Index, EVENT_SUFFIX, THUMB_SUFFIX};
+use crate::archive::index::{EventFacts, Index, EVENT_SUFFIX, THUMB_SUFFIX};
 use crate::status::{CameraStatus, Snapshot, WorkerState};
 use anyhow::Context;
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -161,8 +161,11 @@ impl Fixture {
             let answer = tokio::time::timeout(SLOW, answer(app, request)).await;
             if session {
                 let logout = Request::post("/api/logout")
-                    .header(header::COOKIE, format!("{}={token}", crate::auth::COOKIE))
-                    .header(crate::auth::CSRF_HEADER, csrf)
+                    .header(
+                        header::COOKIE,
+                        format!("{}={token}", crate::api::auth::COOKIE),
+                    )
+                    .header(crate::api::auth::CSRF_HEADER, csrf)
                     .body(Body::empty())
                     .expect("a logout request");
                 let _ = self.login.clone().oneshot(logout).await;
@@ -219,18 +222,19 @@ impl Expectation {
         let host = header(header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
         let foreign_host = !with_login
             && host.is_some_and(|h| {
-                !crate::guard::host_name(h).is_some_and(|n| crate::guard::host_allowed(&n, &[]))
+                !crate::api::guard::host_name(h)
+                    .is_some_and(|n| crate::api::guard::host_allowed(&n, &[]))
             });
         let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD);
         let foreign_origin =
-            changes_state && !crate::guard::origin_allowed(header(header::ORIGIN), host);
+            changes_state && !crate::api::guard::origin_allowed(header(header::ORIGIN), host);
         let body_len = request.body().size_hint().exact().unwrap_or(0);
         let oversized_login = request.uri().path() == "/api/login"
             && *request.method() == Method::POST
             && header(header::CONTENT_TYPE) == Some("application/json")
             && !foreign_host
             && !foreign_origin
-            && body_len > crate::auth::LOGIN_BODY_MAX as u64;
+            && body_len > crate::api::auth::LOGIN_BODY_MAX as u64;
         Expectation {
             refused: foreign_host || foreign_origin,
             oversized_login,
@@ -275,7 +279,7 @@ async fn log_in(app: &Router) -> anyhow::Result<(String, String)> {
     // From an address of its own, so inputs' failed logins (which count against the in-process
     // client, 0.0.0.0) never hold up the fixture's.
     let request = Request::post("/api/login")
-        .extension(crate::server::Peer(std::net::SocketAddr::from((
+        .extension(crate::api::server::Peer(std::net::SocketAddr::from((
             [127, 0, 0, 2],
             1,
         ))))

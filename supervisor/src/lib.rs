@@ -5,18 +5,8 @@
 
 pub mod api;
 pub mod archive;
-pub mod auth;
-mod backoff;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod guard;
-pub mod index;
 pub mod manager;
-mod police;
 pub mod preview;
-mod process;
-mod retention;
-pub mod server;
 pub mod status;
-mod throttle;
-mod ui;

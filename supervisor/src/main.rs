@@ -16,8 +16,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
+use supervisor::api::{self, auth, server};
+use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{api, archive, auth, index, preview, server, status};
+use supervisor::{preview, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 

@@ -1,5 +1,5 @@
 //! Reconnect policy: how long a stream waits before the next connection attempt. Pure code (the
-//! supervisor's restart backoff in `supervisor/src/backoff.rs` is its counterpart for processes):
+//! supervisor's restart backoff in `supervisor/src/manager/backoff.rs` is its counterpart for processes):
 //! what a session ended with comes in, a wait goes out, so the policy is tested with tables and
 //! simulated time.
 

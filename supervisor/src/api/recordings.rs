@@ -6,7 +6,7 @@
 //! in the index, and the file it names must resolve inside the output directory.
 
 use super::AppState;
-use crate::index::{ClipState, Index};
+use crate::archive::index::{ClipState, Index};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -30,7 +30,7 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
 /// Runs a query on a read-only connection to the index, off the async threads.
 async fn query<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&Index) -> Result<T, crate::index::IndexError> + Send + 'static,
+    f: impl FnOnce(&Index) -> Result<T, crate::archive::index::IndexError> + Send + 'static,
 ) -> Result<T, Response> {
     let dir = state.output_dir.clone();
     let result = tokio::task::spawn_blocking(move || Index::reader(&dir).and_then(|i| f(&i))).await;

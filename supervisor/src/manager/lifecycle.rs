@@ -5,8 +5,8 @@
 //! and carries out the [`Action`]s it returns. Nothing here touches a process, a channel or a clock,
 //! so every decision is tested with tables and simulated instants (see `tests`).
 
-use crate::backoff::Backoff;
-use crate::police::{self, Usage, Violation};
+use crate::manager::backoff::Backoff;
+use crate::manager::police::{self, Usage, Violation};
 use crate::status::{RestartReason, WorkerState};
 use nvr_config::{LimitsConfig, RestartConfig};
 use std::time::{Duration, Instant};

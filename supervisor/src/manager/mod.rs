@@ -9,14 +9,15 @@
 //! every [`POLICE_EVERY`]. After every pass it publishes to the [`Snapshot`] the API reads: the
 //! cameras that changed at once, all of them every [`REFRESH_EVERY`] (for ages and CPU figures).
 
+mod backoff;
 mod lifecycle;
 mod link;
+mod police;
+mod process;
 mod reload;
 mod report;
 
 use crate::archive::{self, Archive, ArchiveOp};
-use crate::police::Police;
-use crate::process::{self, StderrTail};
 use crate::status::{
     MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo, WorkerState,
 };
@@ -27,6 +28,8 @@ use nvr_proto::{
     CameraSettings, Envelope, RecordingErrorKind, ToSupervisor, ToWorker, WorkerConfig,
     WorkerEvent, WorkerStats,
 };
+use police::Police;
+use process::StderrTail;
 use report::WallClock;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;

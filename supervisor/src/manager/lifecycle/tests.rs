@@ -1,7 +1,7 @@
 //! Table tests of the worker lifecycle with simulated instants: every decision the manager takes.
 
 use super::*;
-use crate::police::Usage;
+use crate::manager::police::Usage;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The jitter that leaves a backoff delay as it is.

@@ -2,15 +2,21 @@
 //! `POST /api/cameras/{id}/restart`, live pictures (`snapshot.jpg`, `mjpeg`) and the recordings and
 //! events of [`recordings`]. Handlers read the manager's published [`Snapshot`] (or the recordings
 //! index) and send it commands; they never touch workers themselves.
+//!
+//! Its parts: [`server`] (the accept loop, timeouts, connection cap), [`guard`] (Host and Origin),
+//! [`auth`] (login, sessions, CSRF) with its `throttle`, `recordings`, and the embedded `ui`.
 
+pub mod auth;
+pub mod guard;
 mod recordings;
+pub mod server;
+mod throttle;
+mod ui;
 
-use crate::auth::{self, Auth};
-use crate::guard;
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
 use crate::status::Snapshot;
-use crate::ui;
+use auth::Auth;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -433,7 +439,7 @@ mod tests {
         let mut state = state_with(vec![camera("a", WorkerState::Running)]);
         state.auth = Auth::new(Some(nvr_config::AuthConfig {
             username: "admin".into(),
-            password_hash: crate::auth::hash_password("s3cret pass").unwrap(),
+            password_hash: crate::api::auth::hash_password("s3cret pass").unwrap(),
         }));
         let app = app(state);
         for uri in [
@@ -452,7 +458,7 @@ mod tests {
         assert!(page.contains("/ui/app.js"));
         let login = |pw: &str, from: [u8; 4]| {
             Request::post("/api/login")
-                .extension(crate::server::Peer(std::net::SocketAddr::from((
+                .extension(crate::api::server::Peer(std::net::SocketAddr::from((
                     from, 40000,
                 ))))
                 .header("content-type", "application/json")

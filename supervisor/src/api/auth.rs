@@ -9,13 +9,13 @@
 //!   preflight, which this server never grants); with auth it must also equal the session's token.
 //! - Without a login, a request must name a loopback host (or an `api.allowed_hosts` entry): a web
 //!   page whose name rebinds to 127.0.0.1 is refused. A state change whose `Origin` is another
-//!   site's is refused with or without a login (see [`crate::guard`]).
-//! - Logins are throttled (see [`crate::throttle`]); a reload applies a changed login and ends
+//!   site's is refused with or without a login (see [`crate::api::guard`]).
+//! - Logins are throttled (see [`crate::api::throttle`]); a reload applies a changed login and ends
 //!   every session.
 
-use crate::guard;
-use crate::server::Peer;
-use crate::throttle::{LoginThrottle, Refusal};
+use crate::api::guard;
+use crate::api::server::Peer;
+use crate::api::throttle::{LoginThrottle, Refusal};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};

@@ -2,12 +2,18 @@
 //! motion events from the manager (so index writes never hold up the manager or a worker), saves a
 //! thumbnail of the live frame for each motion event, and runs retention every
 //! `retention.check_every_s` and at once when a worker reports a full disk.
+//!
+//! Its parts: [`index`] (the SQLite index, a cache of the files) and [`retention`] (which clips to
+//! delete, pure).
 
-use crate::index::{ClipState, EventFacts, Index, Recording, EVENT_SUFFIX, THUMB_SUFFIX};
+pub mod index;
+mod retention;
+
 use crate::preview::PreviewHub;
-use crate::retention::{self, Clip, Limits};
+use index::{ClipState, EventFacts, Index, Recording, EVENT_SUFFIX, THUMB_SUFFIX};
 use nvr_config::{Config, RetentionConfig};
 use nvr_proto::{MotionStart, RecordingFinished, RecordingStarted};
+use retention::{Clip, Limits};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -185,11 +191,11 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
 /// Whether an index error may clear by itself: any file error (out of descriptors, a full or
 /// read-only disk), and SQLite's own I/O, space, lock and memory errors. Anything else (a broken
 /// constraint, say) would fail forever.
-fn transient(e: &crate::index::IndexError) -> bool {
+fn transient(e: &index::IndexError) -> bool {
     use rusqlite::ErrorCode as C;
     match e {
-        crate::index::IndexError::Io { .. } => true,
-        crate::index::IndexError::Db { source, .. } => matches!(
+        index::IndexError::Io { .. } => true,
+        index::IndexError::Db { source, .. } => matches!(
             source.sqlite_error_code(),
             Some(
                 C::DiskFull
@@ -225,7 +231,7 @@ fn write(
     preview: &PreviewHub,
     open_events: &mut HashMap<String, (String, i64)>,
     op: &ArchiveOp,
-) -> Result<(), crate::index::IndexError> {
+) -> Result<(), index::IndexError> {
     match op {
         ArchiveOp::Settings { .. } | ArchiveOp::DiskFull => Ok(()),
         ArchiveOp::RecordingStarted {

@@ -203,7 +203,7 @@ impl LoginThrottle {
                 .name("login-verify".into())
                 .spawn(move || {
                     for job in rx {
-                        let ok = crate::auth::verify(&job.hash, &job.password);
+                        let ok = crate::api::auth::verify(&job.hash, &job.password);
                         let _ = job.reply.send(ok);
                     }
                 });

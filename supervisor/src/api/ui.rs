@@ -5,18 +5,24 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 pub async fn index() -> impl IntoResponse {
-    page("text/html; charset=utf-8", include_str!("../ui/index.html"))
+    page(
+        "text/html; charset=utf-8",
+        include_str!("../../ui/index.html"),
+    )
 }
 
 pub async fn app_js() -> impl IntoResponse {
     page(
         "text/javascript; charset=utf-8",
-        include_str!("../ui/app.js"),
+        include_str!("../../ui/app.js"),
     )
 }
 
 pub async fn style_css() -> impl IntoResponse {
-    page("text/css; charset=utf-8", include_str!("../ui/style.css"))
+    page(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/style.css"),
+    )
 }
 
 fn page(content_type: &'static str, body: &'static str) -> impl IntoResponse {
