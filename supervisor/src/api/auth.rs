@@ -10,7 +10,7 @@
 //! - Without a login, a request must name a loopback host (or an `api.allowed_hosts` entry): a web
 //!   page whose name rebinds to 127.0.0.1 is refused. A state change whose `Origin` is another
 //!   site's is refused with or without a login (see [`crate::api::guard`]).
-//! - Logins are throttled (see [`crate::api::throttle`]); a reload applies a changed login and ends
+//! - Logins are throttled (see `throttle.rs`); a reload applies a changed login and ends
 //!   every session.
 
 use crate::api::guard;

@@ -1,6 +1,6 @@
 //! The HTTP API: `/health`, `/status`, `/metrics`, `POST /api/reload`,
 //! `POST /api/cameras/{id}/restart`, live pictures (`snapshot.jpg`, `mjpeg`) and the recordings and
-//! events of [`recordings`]. Handlers read the manager's published [`Snapshot`] (or the recordings
+//! events of `recordings`. Handlers read the manager's published [`Snapshot`] (or the recordings
 //! index) and send it commands; they never touch workers themselves.
 //!
 //! Its parts: [`server`] (the accept loop, timeouts, connection cap), [`guard`] (Host and Origin),
