@@ -312,7 +312,7 @@ fn too_many(refusal: Refusal) -> Response {
 }
 
 /// `POST /api/login {"username", "password"}` → session cookie and `{"csrf"}`. Attempts go
-/// through the [`LoginThrottle`]; a body over [`LOGIN_BODY_MAX`] is a 413 (the route's limit).
+/// through the `LoginThrottle`; a body over [`LOGIN_BODY_MAX`] is a 413 (the route's limit).
 pub async fn login(
     State(auth): State<Auth>,
     peer: Option<Extension<Peer>>,

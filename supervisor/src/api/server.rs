@@ -85,7 +85,7 @@ fn current_cap(max_connections: usize) -> usize {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets open connections finish their
-/// current request (for at most [`DRAIN`]).
+/// current request (for at most `DRAIN`).
 pub async fn serve(
     listener: TcpListener,
     app: Router,

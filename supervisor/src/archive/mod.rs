@@ -3,7 +3,7 @@
 //! thumbnail of the live frame for each motion event, and runs retention every
 //! `retention.check_every_s` and at once when a worker reports a full disk.
 //!
-//! Its parts: [`index`] (the SQLite index, a cache of the files) and [`retention`] (which clips to
+//! Its parts: [`index`] (the SQLite index, a cache of the files) and `retention` (which clips to
 //! delete, pure).
 
 pub mod index;

@@ -1,13 +1,13 @@
 //! The worker manager: one thread that owns every camera's worker process.
 //!
-//! Everything reaches it as a [`Msg`] on one channel (IPC messages from the per-worker [`link`]
+//! Everything reaches it as a [`Msg`] on one channel (IPC messages from the per-worker `link`
 //! threads, and commands from the API and signal handlers). Decisions are not taken here: each
-//! camera's [`Lifecycle`] (pure, table-tested with simulated time) is told what happened and returns
-//! [`Action`]s, which this thread carries out (spawn, kill, send `Shutdown`, remove a frame ring). A
-//! reload is sorted by the pure [`reload::diff`]. Between messages the thread ticks (every [`TICK`], or
+//! camera's `Lifecycle` (pure, table-tested with simulated time) is told what happened and returns
+//! `Action`s, which this thread carries out (spawn, kill, send `Shutdown`, remove a frame ring). A
+//! reload is sorted by the pure `reload::diff`. Between messages the thread ticks (every `TICK`, or
 //! sooner when something is due) to reap exits and carry out what fell due; resources are sampled
-//! every [`POLICE_EVERY`]. After every pass it publishes to the [`Snapshot`] the API reads: the
-//! cameras that changed at once, all of them every [`REFRESH_EVERY`] (for ages and CPU figures).
+//! every `POLICE_EVERY`. After every pass it publishes to the [`Snapshot`] the API reads: the
+//! cameras that changed at once, all of them every `REFRESH_EVERY` (for ages and CPU figures).
 
 mod backoff;
 mod lifecycle;
