@@ -199,7 +199,9 @@ function showLogin() {
     ev.preventDefault();
     const r = await fetch("/api/login", { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: user.value, password: pass.value }) });
-    if (r.ok) { csrf = (await r.json()).csrf; route(); } else msg.textContent = "Wrong user or password.";
+    if (r.ok) { csrf = (await r.json()).csrf; route(); }
+    else if (r.status === 429) msg.textContent = `Too many attempts; try again in ${r.headers.get("Retry-After") || "a few"} s.`;
+    else msg.textContent = "Wrong user or password.";
   } }, el("h2", {}, "Log in"), user, pass, el("button", { type: "submit" }, "Log in"), msg);
   main.replaceChildren(form);
 }

@@ -21,9 +21,13 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Longest wait after a failure.
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
-/// How long a client must wait after its `failures`-th failure in a row: 1 s, 2 s, 4 s ... 60 s.
+/// Failures in a row that cost no wait: a typo and a retry with caps lock on are not an attack.
+const FREE_FAILURES: u32 = 3;
+
+/// How long a client must wait after its `failures`-th failure in a row: nothing for the first
+/// [`FREE_FAILURES`], then 1 s, 2 s, 4 s ... 60 s.
 pub fn delay_after(failures: u32) -> Duration {
-    match failures {
+    match failures.saturating_sub(FREE_FAILURES) {
         0 => Duration::ZERO,
         n => Duration::from_secs(1u64 << (n - 1).min(6)).min(MAX_DELAY),
     }
@@ -202,8 +206,9 @@ impl LoginThrottle {
             let spawned = std::thread::Builder::new()
                 .name("login-verify".into())
                 .spawn(move || {
+                    let mut verifier = crate::api::auth::Verifier::default();
                     for job in rx {
-                        let ok = crate::api::auth::verify(&job.hash, &job.password);
+                        let ok = verifier.verify(&job.hash, &job.password);
                         let _ = job.reply.send(ok);
                     }
                 });
@@ -225,8 +230,8 @@ mod tests {
 
     #[test]
     fn delays_grow_and_stop_at_a_minute() {
-        let secs: Vec<u64> = (0..10).map(|n| delay_after(n).as_secs()).collect();
-        assert_eq!(secs, [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        let secs: Vec<u64> = (0..13).map(|n| delay_after(n).as_secs()).collect();
+        assert_eq!(secs, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(delay_after(u32::MAX), MAX_DELAY);
     }
 
@@ -237,11 +242,17 @@ mod tests {
         c.admit(A, t0).unwrap();
         assert!(matches!(c.admit(A, t0), Err(Refusal::Wait(_))));
         c.admit(B, t0).unwrap();
-        assert_eq!(c.finish(A, Some(false), t0), 1);
+        // The first failures are free ...
+        for n in 1..=FREE_FAILURES {
+            assert_eq!(c.finish(A, Some(false), t0), n);
+            c.admit(A, t0).unwrap();
+        }
+        // ... then each one makes the address wait.
+        assert_eq!(c.finish(A, Some(false), t0), FREE_FAILURES + 1);
         assert_eq!(c.admit(A, t0), Err(Refusal::Wait(Duration::from_secs(1))));
         let t1 = t0 + Duration::from_secs(1);
         c.admit(A, t1).unwrap();
-        assert_eq!(c.finish(A, Some(false), t1), 2);
+        assert_eq!(c.finish(A, Some(false), t1), FREE_FAILURES + 2);
         assert_eq!(
             c.admit(A, t1 + Duration::from_millis(500)),
             Err(Refusal::Wait(Duration::from_millis(1500)))
@@ -251,7 +262,7 @@ mod tests {
         let t2 = t1 + Duration::from_secs(2);
         c.admit(A, t2).unwrap();
         // An attempt that was never judged costs nothing.
-        assert_eq!(c.finish(A, None, t2), 2);
+        assert_eq!(c.finish(A, None, t2), FREE_FAILURES + 2);
         c.admit(A, t2).unwrap();
         // Quarter of an hour later the failures are forgotten.
         c.finish(A, None, t2);
