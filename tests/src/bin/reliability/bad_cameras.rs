@@ -3,15 +3,14 @@
 
 use crate::checks::{growth, lost, lost_detail, onsets_covered, settled_counts, Disturbances};
 use crate::report::Section;
-use crate::rig::{
-    base_config, camera, cameras, indexed, pid_of, s, stop, stream_up, u, unix_ms, Rng,
-};
+use crate::rig::{base_config, camera, indexed, stop, unix_ms, Rng};
 use crate::Args;
 use anyhow::Result;
 use nvr_tests::clipcheck::files_ending;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{wait_until, Nvr};
 use nvr_tests::procstat::rss_mb;
+use nvr_tests::status::{self, str_at, stream_up, u64_at};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -144,8 +143,10 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let mut next = Instant::now() + warm_up;
     while started.elapsed() < Duration::from_secs(args.bad_s) {
         if Instant::now() >= next {
-            for (id, c) in cameras(&nvr) {
-                rss.entry(id).or_default().push(rss_mb(pid_of(&c)).0);
+            for (id, c) in nvr.cameras() {
+                rss.entry(id)
+                    .or_default()
+                    .push(rss_mb(status::pid(&c).unwrap_or(0)).0);
             }
             rss.entry("supervisor".into())
                 .or_default()
@@ -156,7 +157,7 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     }
     let after = settled_counts(&mut fc, &nvr, "good", "small/sub", "small/main")?;
     let until = Instant::now();
-    let c = cameras(&nvr);
+    let c = nvr.cameras();
     sec.figure(
         "run",
         format!(
@@ -169,8 +170,8 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let state = |id: &str, stream: &str| {
         format!(
             "{}: {}",
-            s(&c[id], &["worker", stream, "state"]),
-            s(&c[id], &["worker", stream, "last_error"])
+            str_at(&c[id], &["worker", stream, "state"]),
+            str_at(&c[id], &["worker", stream, "last_error"])
         )
     };
     // Between attempts a stream is `down`; during one, `connecting` with the last failure kept.
@@ -207,12 +208,12 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     );
     let restarts: Vec<String> = c
         .iter()
-        .map(|(id, c)| format!("{id} {}", u(c, &["restarts"])))
+        .map(|(id, c)| format!("{id} {}", u64_at(c, &["restarts"])))
         .collect();
     sec.check(
         "no worker restarted (no crash loop)",
         c.values()
-            .all(|c| u(c, &["restarts"]) == 0 && c["state"] == "running"),
+            .all(|c| u64_at(c, &["restarts"]) == 0 && c["state"] == "running"),
         restarts.join(", "),
     );
     for (name, server) in [("garbage", &garbage), ("stall", &stall)] {

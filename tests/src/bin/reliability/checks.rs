@@ -1,12 +1,13 @@
 //! Judging from outside: frames lost against the fake camera's counts, motion onsets against its
 //! ground truth, recorded files against ffmpeg, memory growth.
 
-use crate::rig::{u, HEARTBEAT_S};
+use crate::rig::HEARTBEAT_S;
 use anyhow::Result;
 use nvr_tests::clipcheck::{decodes_cleanly, dts_strictly_increase, files_ending, probe};
 use nvr_tests::fakecam::FakeCam;
 use nvr_tests::nvr::Nvr;
 use nvr_tests::procstat::median;
+use nvr_tests::status::u64_at;
 use serde_json::Value;
 use std::path::Path;
 use std::thread;
@@ -49,8 +50,8 @@ pub fn settled_counts(
     let got = || {
         let c = nvr.camera(id);
         (
-            u(&c, &["worker", "sub", "frames"]),
-            u(&c, &["worker", "main", "frames"]),
+            u64_at(&c, &["worker", "sub", "frames"]),
+            u64_at(&c, &["worker", "main", "frames"]),
         )
     };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -64,8 +65,8 @@ pub fn settled_counts(
     let ack = fc.command("status")?;
     fc.command("resume")?;
     Ok(Counts {
-        sent_sub: u(&ack, &["pushed", &format!("/{sub}")]),
-        sent_main: u(&ack, &["pushed", &format!("/{main}")]),
+        sent_sub: u64_at(&ack, &["pushed", &format!("/{sub}")]),
+        sent_main: u64_at(&ack, &["pushed", &format!("/{main}")]),
         got_sub: last.0,
         got_main: last.1,
     })
@@ -130,12 +131,12 @@ pub fn onsets_covered(
         if e["event"] != "motion_start" || e["scene"] != scene {
             continue;
         }
-        let at = fc.instant_of(u(&e, &["mono_ns"]));
+        let at = fc.instant_of(u64_at(&e, &["mono_ns"]));
         if at < since + QUIET_BEFORE || at + QUIET_AFTER > until || !disturbed.quiet(camera, at) {
             continue;
         }
         eligible += 1;
-        let wall_ms = (u(&e, &["wall_ns"]) / 1_000_000) as i64;
+        let wall_ms = (u64_at(&e, &["wall_ns"]) / 1_000_000) as i64;
         let hit = rows.iter().any(|r| {
             r["camera_id"] == camera
                 && r["start"].as_i64().is_some_and(|s| s <= wall_ms)

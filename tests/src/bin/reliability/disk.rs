@@ -2,11 +2,12 @@
 
 use crate::checks::check_files;
 use crate::report::Section;
-use crate::rig::{base_config, camera, pid_of, recording, s, stop, u, wait_for};
+use crate::rig::{base_config, camera, stop, wait_for};
 use anyhow::{bail, Context, Result};
 use nvr_tests::clipcheck::files_ending;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{Nvr, TempDir};
+use nvr_tests::status::{self, recording, str_at, u64_at};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,7 @@ fn set_read_only(nvr: &Nvr, dir: &str, ro: bool) -> Result<()> {
 }
 
 fn files(c: &Value) -> u64 {
-    u(c, &["worker", "recording", "files"])
+    u64_at(c, &["worker", "recording", "files"])
 }
 
 /// Waits (up to 40 s) for camera `d`'s recorder to report an error, records how long that took as
@@ -76,7 +77,7 @@ fn files(c: &Value) -> u64 {
 fn recorder_error(nvr: &Nvr, sec: &mut Section, figure: &str) -> String {
     let error_of = |c: &Value| {
         (c["worker"]["recording"]["state"] == "error")
-            .then(|| s(c, &["worker", "recording", "last_error"]))
+            .then(|| str_at(c, &["worker", "recording", "last_error"]))
     };
     let t = Instant::now();
     let said = wait_for(nvr, "d", Duration::from_secs(40), |c| error_of(c).is_some())
@@ -114,7 +115,7 @@ pub fn run(sec: &mut Section) -> Result<()> {
     let nvr = Nvr::start_in(dir, cfg, &[]);
     let c =
         wait_for(&nvr, "d", Duration::from_secs(45), |c| files(c) >= 1).context("no first clip")?;
-    let pid = pid_of(&c);
+    let pid = status::pid(&c).unwrap_or(0);
 
     // Read-only, between clips: the next motion cannot be recorded.
     set_read_only(&nvr, &cam_s, true)?;
@@ -127,7 +128,7 @@ pub fn run(sec: &mut Section) -> Result<()> {
     let (code, _) = nvr.get_json("/health");
     sec.check(
         "read-only output: the supervisor answers, the worker is not restarted",
-        pid_of(&nvr.camera("d")) == pid,
+        status::pid(&nvr.camera("d")).unwrap_or(0) == pid,
         format!("/health {code}"),
     );
     set_read_only(&nvr, &cam_s, false)?;
@@ -153,8 +154,8 @@ pub fn run(sec: &mut Section) -> Result<()> {
     );
     sec.check(
         "the worker never restarted",
-        pid_of(&nvr.camera("d")) == pid,
-        format!("restarts {}", u(&nvr.camera("d"), &["restarts"])),
+        status::pid(&nvr.camera("d")).unwrap_or(0) == pid,
+        format!("restarts {}", u64_at(&nvr.camera("d"), &["restarts"])),
     );
     let mut nvr = nvr;
     nvr.restart(&[]); // a `.part` that could not be finished is recovered on start

@@ -6,14 +6,12 @@ use crate::checks::{
     Disturbances,
 };
 use crate::report::{stats_ms, Section};
-use crate::rig::{
-    base_config, camera, cameras, indexed, pid_of, recording, s, stop, stream_up, u, unix_ms,
-    wait_for, Rng,
-};
+use crate::rig::{base_config, camera, indexed, stop, unix_ms, wait_for, Rng};
 use crate::Args;
 use anyhow::Result;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{signal, wait_until, Nvr};
+use nvr_tests::status::{self, recording, str_at, stream_up, u64_at};
 use serde_json::Value;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,7 +30,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     let nvr = Nvr::start(base_config(cams), &[]);
     let started = Instant::now();
     wait_until(Duration::from_secs(30), "all cameras up", || {
-        let c = cameras(&nvr);
+        let c = nvr.cameras();
         c.values()
             .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
             .then_some(())
@@ -53,8 +51,8 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
             thread::sleep(rng.millis(300, 4000));
         }
         let c = nvr.camera(victim);
-        let pid = pid_of(&c);
-        let file = s(&c, &["worker", "recording", "current_file"]);
+        let pid = status::pid(&c).unwrap_or(0);
+        let file = str_at(&c, &["worker", "recording", "current_file"]);
         let (t, wall) = (Instant::now(), unix_ms());
         signal(pid, "KILL");
         wait_until(
@@ -62,7 +60,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
             &format!("kill {i}: {victim} to come back"),
             || {
                 let c = nvr.camera(victim);
-                (pid_of(&c) != pid && stream_up(&c, "sub")).then_some(())
+                (status::pid(&c).unwrap_or(0) != pid && stream_up(&c, "sub")).then_some(())
             },
         );
         restart_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -90,17 +88,21 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     let w = nvr.camera("w");
     sec.check(
         "the camera never killed was never restarted",
-        u(&w, &["restarts"]) == 0,
-        format!("restarts = {}", u(&w, &["restarts"])),
+        u64_at(&w, &["restarts"]) == 0,
+        format!("restarts = {}", u64_at(&w, &["restarts"])),
     );
 
     // 2. Camera server restarts: the workers reconnect by themselves.
-    let pids: Vec<u32> = cameras(&nvr).values().map(pid_of).collect();
+    let pids: Vec<u32> = nvr
+        .cameras()
+        .values()
+        .map(|c| status::pid(c).unwrap_or(0))
+        .collect();
     let mut reconnect_ms = Vec::new();
     let mut while_recording = 0;
     for _ in 0..args.server_restarts {
         thread::sleep(rng.millis(1000, 8000));
-        if cameras(&nvr).values().any(recording) {
+        if nvr.cameras().values().any(recording) {
             while_recording += 1;
         }
         let down = Instant::now();
@@ -109,7 +111,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         fc.command("start")?;
         let back = Instant::now();
         wait_until(Duration::from_secs(60), "all cameras to reconnect", || {
-            let c = cameras(&nvr);
+            let c = nvr.cameras();
             c.values()
                 .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
                 .then_some(())
@@ -117,7 +119,11 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         reconnect_ms.push(back.elapsed().as_secs_f64() * 1000.0);
         disturbed.add("*", down, Instant::now());
     }
-    let pids_after: Vec<u32> = cameras(&nvr).values().map(pid_of).collect();
+    let pids_after: Vec<u32> = nvr
+        .cameras()
+        .values()
+        .map(|c| status::pid(c).unwrap_or(0))
+        .collect();
     sec.figure(
         "camera server restarts",
         format!("{}", args.server_restarts),
@@ -151,7 +157,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     // Let every clip end, then judge.
     thread::sleep(Duration::from_secs(2));
     wait_until(Duration::from_secs(60), "every recording to end", || {
-        (!cameras(&nvr).values().any(recording)).then_some(())
+        (!nvr.cameras().values().any(recording)).then_some(())
     });
     let until = Instant::now();
     let rows = indexed(&nvr);
@@ -197,11 +203,11 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         .collect();
     let durations: Vec<String> = jumped
         .iter()
-        .map(|r| format!("{:.1}", duration_s(&out.join(s(r, &["path"])))))
+        .map(|r| format!("{:.1}", duration_s(&out.join(str_at(r, &["path"])))))
         .collect();
     let sane = jumped
         .iter()
-        .all(|r| duration_s(&out.join(s(r, &["path"]))) < 30.0);
+        .all(|r| duration_s(&out.join(str_at(r, &["path"]))) < 30.0);
     sec.check(
         "clips across clock jumps (+30 s, -20 s) keep their real length (the files' DTS are checked below)",
         !jumped.is_empty() && sane,

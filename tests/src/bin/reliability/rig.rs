@@ -1,11 +1,10 @@
 //! What every phase shares: the NVR config it starts, stopping it with its log kept, waiting on
-//! a camera, reading `/status`, and a seeded random source.
+//! a camera, and a seeded random source.
 
 use anyhow::{bail, Result};
 use nvr_tests::fakecam::FakeCam;
-use nvr_tests::nvr::Nvr;
+use nvr_tests::nvr::{camera_config, Nvr};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,45 +34,6 @@ pub fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-pub fn s(v: &Value, path: &[&str]) -> String {
-    let mut v = v;
-    for p in path {
-        v = &v[*p];
-    }
-    v.as_str().unwrap_or_default().to_string()
-}
-
-pub fn u(v: &Value, path: &[&str]) -> u64 {
-    let mut v = v;
-    for p in path {
-        v = &v[*p];
-    }
-    v.as_u64().unwrap_or(0)
-}
-
-/// The `/status` entries by camera id.
-pub fn cameras(nvr: &Nvr) -> BTreeMap<String, Value> {
-    nvr.status()["cameras"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| (s(&c, &["id"]), c))
-        .collect()
-}
-
-pub fn stream_up(c: &Value, stream: &str) -> bool {
-    c["state"] == "running" && c["worker"][stream]["state"] == "up"
-}
-
-pub fn pid_of(c: &Value) -> u32 {
-    c["pid"].as_u64().unwrap_or(0) as u32
-}
-
-pub fn recording(c: &Value) -> bool {
-    c["worker"]["recording"]["state"] == "recording"
-}
-
 /// Every clip in the index, finished or not.
 pub fn indexed(nvr: &Nvr) -> Vec<Value> {
     nvr.get_json("/api/recordings")
@@ -85,11 +45,10 @@ pub fn indexed(nvr: &Nvr) -> Vec<Value> {
 
 /// A camera config on fake camera mounts, recording motion with a short pre- and post-roll.
 pub fn camera(id: &str, fc: &FakeCam, main: &str, sub: &str) -> Value {
-    json!({
-        "id": id, "main_url": fc.url(main), "sub_url": fc.url(sub),
-        "motion": {"post_motion_s": 1, "min_area": 0.5},
-        "recording": {"pre_roll_s": 3, "post_roll_s": 2},
-    })
+    let mut camera = camera_config(id, fc, main, sub);
+    camera["motion"] = json!({"post_motion_s": 1, "min_area": 0.5});
+    camera["recording"] = json!({"pre_roll_s": 3, "post_roll_s": 2});
+    camera
 }
 
 pub fn base_config(cameras: Vec<Value>) -> Value {

@@ -2,12 +2,13 @@
 
 use crate::checks::{growth, onsets_covered, Disturbances};
 use crate::report::Section;
-use crate::rig::{base_config, camera, cameras, indexed, pid_of, stop, u, HEARTBEAT_S};
+use crate::rig::{base_config, camera, indexed, stop, HEARTBEAT_S};
 use crate::Args;
 use anyhow::Result;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::Nvr;
 use nvr_tests::procstat::rss_mb;
+use nvr_tests::status::{self, u64_at};
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,9 +45,10 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let mut next = started + warm_up;
     while started.elapsed() < Duration::from_secs(args.soak_s) {
         if Instant::now() >= next {
-            let mut pids: Vec<(String, u32)> = cameras(&nvr)
+            let mut pids: Vec<(String, u32)> = nvr
+                .cameras()
                 .into_iter()
-                .map(|(id, c)| (id, pid_of(&c)))
+                .map(|(id, c)| (id, status::pid(&c).unwrap_or(0)))
                 .collect();
             pids.push(("supervisor".into(), nvr.pid()));
             for (id, pid) in pids {
@@ -59,7 +61,7 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
         thread::sleep(Duration::from_millis(500));
     }
     let until = Instant::now();
-    let c = cameras(&nvr);
+    let c = nvr.cameras();
     sec.figure(
         "run",
         format!(
@@ -89,7 +91,7 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let worst = gaps.iter().cloned().fold(0.0, f64::max);
     sec.check(
         "no heartbeat missed (longest gap < 2 intervals), no restart",
-        worst < HEARTBEAT_S * 2000.0 && c.values().all(|c| u(c, &["restarts"]) == 0),
+        worst < HEARTBEAT_S * 2000.0 && c.values().all(|c| u64_at(c, &["restarts"]) == 0),
         format!(
             "longest gap {worst:.0} ms (interval {:.0} ms)",
             HEARTBEAT_S * 1000.0

@@ -2,11 +2,12 @@
 
 use crate::checks::check_files;
 use crate::report::Section;
-use crate::rig::{base_config, camera, cameras, indexed, pid_of, recording, stop, u, wait_for};
+use crate::rig::{base_config, camera, indexed, stop, wait_for};
 use anyhow::{Context, Result};
 use nvr_tests::clipcheck::files_ending;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{alive, Nvr};
+use nvr_tests::status::{self, recording, u64_at};
 use serde_json::json;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,12 +21,16 @@ pub fn run(sec: &mut Section) -> Result<()> {
     let mut nvr = Nvr::start(base_config(vec![a, b]), &[]);
     for id in ["a", "b"] {
         wait_for(&nvr, id, Duration::from_secs(40), |c| {
-            u(c, &["worker", "recording", "files"]) >= 1 && recording(c)
+            u64_at(c, &["worker", "recording", "files"]) >= 1 && recording(c)
         })
         .with_context(|| format!("{id} never recorded"))?;
     }
     thread::sleep(Duration::from_secs(2));
-    let pids: Vec<u32> = cameras(&nvr).values().map(pid_of).collect();
+    let pids: Vec<u32> = nvr
+        .cameras()
+        .values()
+        .map(|c| status::pid(c).unwrap_or(0))
+        .collect();
     let t = Instant::now();
     nvr.kill();
     let gone = (0..200).find(|_| {
