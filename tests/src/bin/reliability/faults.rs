@@ -29,12 +29,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     let scene_of = [("k1", "motion"), ("k2", "small"), ("w", "motion")];
     let nvr = Nvr::start(base_config(cams), &[]);
     let started = Instant::now();
-    wait_until(Duration::from_secs(30), "all cameras up", || {
-        let c = nvr.cameras();
-        c.values()
-            .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
-            .then_some(())
-    });
+    wait_all_up(&nvr, Duration::from_secs(30), "all cameras up");
     let mut disturbed = Disturbances::default();
 
     // 1. Kills. The witness `w` is never killed: it must not lose a frame.
@@ -110,12 +105,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         thread::sleep(rng.millis(200, 3000));
         fc.command("start")?;
         let back = Instant::now();
-        wait_until(Duration::from_secs(60), "all cameras to reconnect", || {
-            let c = nvr.cameras();
-            c.values()
-                .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
-                .then_some(())
-        });
+        wait_all_up(&nvr, Duration::from_secs(60), "all cameras to reconnect");
         reconnect_ms.push(back.elapsed().as_secs_f64() * 1000.0);
         disturbed.add("*", down, Instant::now());
     }
@@ -232,4 +222,14 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         format!("{n} clips; {}", problems.join("; ")),
     );
     Ok(())
+}
+
+/// Waits until every camera's SUB and MAIN streams are up.
+fn wait_all_up(nvr: &Nvr, timeout: Duration, what: &str) {
+    wait_until(timeout, what, || {
+        let c = nvr.cameras();
+        c.values()
+            .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
+            .then_some(())
+    });
 }
