@@ -1,9 +1,10 @@
 //! Helpers for the integration tests: find the built binaries, make temp dirs, run and stop the
-//! supervisor and talk to its API (`nvr`), start fake cameras (`fakecam`), and judge recorded files
-//! (`clipcheck`).
+//! supervisor and talk to its API (`nvr`), read its `/status` (`status`), start fake cameras
+//! (`fakecam`), and judge recorded files (`clipcheck`).
 
 pub mod clipcheck;
 pub mod fakecam;
 pub mod motion_conf;
 pub mod nvr;
 pub mod procstat;
+pub mod status;

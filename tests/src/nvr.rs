@@ -1,8 +1,12 @@
 //! Runs the real `supervisor` binary in a fresh temp directory and talks to its HTTP API.
 
-use crate::fakecam::workspace_root;
+use crate::fakecam::{workspace_root, FakeCam};
+// Read here, and imported from here by tests/it/security.rs.
+pub use crate::status::camera_in;
+use crate::status::{pid, str_at};
 use anyhow::{bail, Context};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -267,6 +271,17 @@ impl Nvr {
         camera_in(&self.status(), id).unwrap_or_else(|| panic!("no camera {id} in /status"))
     }
 
+    /// The `/status` entries by camera id.
+    pub fn cameras(&self) -> BTreeMap<String, Value> {
+        self.status()["cameras"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (str_at(&c, &["id"]), c))
+            .collect()
+    }
+
     /// Polls `/status` until `pred` holds for camera `id`; returns that camera's entry.
     pub fn wait_camera(
         &self,
@@ -287,7 +302,7 @@ impl Nvr {
                 let c = self.wait_camera(id, Duration::from_secs(20), "running", |c| {
                     c["state"] == "running"
                 });
-                c["pid"].as_u64().unwrap() as u32
+                pid(&c).unwrap()
             })
             .collect()
     }
@@ -330,12 +345,10 @@ impl Drop for Nvr {
     }
 }
 
-pub fn camera_in(status: &Value, id: &str) -> Option<Value> {
-    status["cameras"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
+/// A camera's config on two mounts of fake camera `fc` (e.g. `motion/main`, `motion/sub`): its id
+/// and URLs; a test adds what else it needs (`motion`, `recording`, `username`, ...).
+pub fn camera_config(id: &str, fc: &FakeCam, main: &str, sub: &str) -> Value {
+    serde_json::json!({"id": id, "main_url": fc.url(main), "sub_url": fc.url(sub)})
 }
 
 /// A config for cameras that need no media yet, with a fast heartbeat.

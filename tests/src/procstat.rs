@@ -81,11 +81,31 @@ pub fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The p-th percentile (nearest rank) of `v`; NaN when empty.
-pub fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
+/// The p-th percentile (0..=100) of `values` by nearest rank: the smallest value with at least p %
+/// of the values at or below it, never an interpolation. NaN when empty.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
         return f64::NAN;
     }
-    v.sort_by(f64::total_cmp);
-    v[(((p / 100.0) * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        // A value of the sample, never one between two (interpolation would give 1.5).
+        assert_eq!(percentile(&[2.0, 1.0], 50.0), 1.0);
+        assert_eq!(percentile(&[3.0], 99.0), 3.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
 }

@@ -6,15 +6,9 @@
 //! 1 s by default, plus detection and start-up). Prints a Markdown table for BENCHMARKS.md.
 
 use nvr_tests::nvr::{config, signal, wait_until, Nvr};
+use nvr_tests::procstat::percentile;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();

@@ -9,8 +9,9 @@
 //! Prints Markdown.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{camera_in, Nvr};
+use nvr_tests::nvr::Nvr;
 use nvr_tests::procstat::{clk_tck, cpu_model, cpu_ticks, median_spread, percentile, rss_mb};
+use nvr_tests::status::camera_in;
 use serde_json::{json, Value};
 use shm_bus::Reader;
 use std::process::{Child, Command, Stdio};
@@ -212,8 +213,8 @@ fn decode_vs_floor(window: f64, repeats: usize, tck: f64) {
     println!(
         "Snapshot JPEG encode (jpeg-encoder from the YCbCr planes, quality {}), 640×360: p50 {:.2} ms, p99 {:.2} ms (target < 1.5 ms).",
         nvr_preview::QUALITY,
-        percentile(&mut jpeg_ms.clone(), 50.0),
-        percentile(&mut jpeg_ms, 99.0)
+        percentile(&jpeg_ms, 50.0),
+        percentile(&jpeg_ms, 99.0)
     );
     drop(floor);
     drop(nvr);
@@ -315,8 +316,8 @@ fn detection_quality(window: f64) {
         println!();
         println!(
             "Motion decision latency, packet arrival of the deciding frame → decision: p50 {:.2} ms, p99 {:.2} ms over {} onsets (target p99 < 15 ms).",
-            percentile(&mut latencies.clone(), 50.0),
-            percentile(&mut latencies.clone(), 99.0),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
             latencies.len()
         );
     }
@@ -394,11 +395,11 @@ fn recording_vs_floor(window: f64, repeats: usize, tck: f64) {
         "| extra RssAnon+RssFile of the recording worker (pre-roll buffer), MB | {} |",
         median_spread(&mut rss)
     );
-    let mut open_ms: Vec<f64> = starts
+    let open_ms: Vec<f64> = starts
         .iter()
         .filter_map(|s| s["open_ms"].as_f64())
         .collect();
-    let mut offset_s: Vec<f64> = starts
+    let offset_s: Vec<f64> = starts
         .iter()
         .filter_map(|s| s["first_frame_offset_ms"].as_f64())
         .map(|ms| ms / 1e3)
@@ -410,10 +411,10 @@ fn recording_vs_floor(window: f64, repeats: usize, tck: f64) {
         println!(
             "Motion clips ({} onsets, pre_roll_s 5, post_roll_s 4, MAIN GOP 2 s): motion decision → file open with the pre-roll written p50 {:.1} ms, max {:.1} ms (target < 200 ms); first frame relative to the onset median {:.2} s, latest {:.2} s (target ≤ −5 s).",
             open_ms.len(),
-            percentile(&mut open_ms.clone(), 50.0),
-            percentile(&mut open_ms, 100.0),
-            percentile(&mut offset_s.clone(), 50.0),
-            percentile(&mut offset_s, 100.0),
+            percentile(&open_ms, 50.0),
+            percentile(&open_ms, 100.0),
+            percentile(&offset_s, 50.0),
+            percentile(&offset_s, 100.0),
         );
     }
     println!();

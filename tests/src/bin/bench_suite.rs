@@ -9,10 +9,11 @@
 //! `<out>/bench.json`, `<out>/bench.md` and `<out>/cpu_per_camera.svg`, and prints the Markdown.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{camera_in, signal, Nvr, TempDir};
+use nvr_tests::nvr::{camera_config, signal, Nvr, TempDir};
 use nvr_tests::procstat::{
     clk_tck, cpu_model, cpu_ticks, machine_ticks, median, percentile, rss_mb,
 };
+use nvr_tests::status::camera_in;
 use serde_json::{json, Value};
 use shm_bus::Reader;
 use std::collections::BTreeMap;
@@ -231,8 +232,9 @@ struct NvrExtras {
 fn nvr_cameras(fc: &FakeCam, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
-            json!({"id": format!("cam{i}"), "main_url": fc.url("motion/main"),
-                "sub_url": fc.url("motion/sub"), "recording": {"post_roll_s": 4}})
+            let mut camera = camera_config(&format!("cam{i}"), fc, "motion/main", "motion/sub");
+            camera["recording"] = json!({"post_roll_s": 4});
+            camera
         })
         .collect()
 }
@@ -495,10 +497,6 @@ fn fmt_med(v: &[f64]) -> String {
     }
 }
 
-fn p(v: &[f64], q: f64) -> f64 {
-    percentile(&mut v.to_vec(), q)
-}
-
 fn main() {
     let a = args();
     std::fs::create_dir_all(&a.out).expect("output directory");
@@ -615,8 +613,8 @@ fn main() {
                 "| {n} | {s} | {onsets} | {} | {} | {false_events} | {:.1} | {:.1} |",
                 delays.len(),
                 onsets.saturating_sub(delays.len()),
-                p(&delays, 50.0),
-                p(&delays, 99.0)
+                percentile(&delays, 50.0),
+                percentile(&delays, 99.0)
             );
             json_det.push(
                 json!({"cameras": n, "system": s, "onsets": onsets, "detected": delays.len(),
@@ -651,8 +649,8 @@ fn main() {
         let _ = writeln!(
             md,
             "| {name} | {:.2} | {:.2} | {} |",
-            p(v, 50.0),
-            p(v, 99.0),
+            percentile(v, 50.0),
+            percentile(v, 99.0),
             v.len()
         );
     }

@@ -3,7 +3,8 @@
 
 use nvr_tests::clipcheck::{decodes_cleanly, files_ending, grey_frames};
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{request, signal, wait_until, Nvr, TempDir};
+use nvr_tests::nvr::{camera_config, request, signal, wait_until, Nvr, TempDir};
+use nvr_tests::status::recording;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,10 +12,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 fn camera(id: &str, fc: &FakeCam, recording: Value) -> Value {
-    json!({
-        "id": id, "main_url": fc.url("motion/main"), "sub_url": fc.url("motion/sub"),
-        "motion": {"post_motion_s": 1}, "recording": recording,
-    })
+    let mut camera = camera_config(id, fc, "motion/main", "motion/sub");
+    camera["motion"] = json!({"post_motion_s": 1});
+    camera["recording"] = recording;
+    camera
 }
 
 fn config(cameras: Vec<Value>) -> Value {
@@ -91,7 +92,7 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
         let age_ms = c["recordings"]["last_started"]["start_unix_ms"]
             .as_i64()
             .map_or(0, |s| now_ms - s);
-        c["worker"]["recording"]["state"] == "recording" && (2000..3000).contains(&age_ms)
+        recording(c) && (2000..3000).contains(&age_ms)
     });
     signal(c["pid"].as_u64().unwrap() as u32, "KILL");
     nvr.wait_camera("cont", Duration::from_secs(20), "recovered", |c| {
@@ -363,7 +364,7 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     assert!(health["problems"].get("other").is_none(), "{health}");
     std::fs::remove_file(&filler).unwrap();
     nvr.wait_camera("cam", Duration::from_secs(30), "recording again", |c| {
-        c["worker"]["recording"]["state"] == "recording"
+        recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(nvr.camera("cam")["restarts"], 0);

@@ -2,7 +2,7 @@
 //! preview clients in other processes, motion against the fake cameras' ground truth.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{bin, Nvr, TempDir};
+use nvr_tests::nvr::{bin, camera_config, Nvr, TempDir};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,10 +12,6 @@ use std::time::{Duration, Instant};
 const HEARTBEAT_S: f64 = 0.5;
 /// One frame of the fake cameras' 30 fps streams, in ms.
 const FRAME_MS: f64 = 1000.0 / 30.0;
-
-fn camera(id: &str, fc: &FakeCam, main: &str, sub: &str) -> Value {
-    json!({"id": id, "main_url": fc.url(main), "sub_url": fc.url(sub)})
-}
 
 fn nvr_with(cameras: Vec<Value>) -> Nvr {
     Nvr::start(
@@ -77,8 +73,8 @@ fn check_picture(jpeg: &[u8], what: &str) {
 fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let nvr = nvr_with(vec![
-        camera("avc", &fc, "motion/main", "motion/sub"),
-        camera("hevc", &fc, "motion/main_h265", "motion/sub_h265"),
+        camera_config("avc", &fc, "motion/main", "motion/sub"),
+        camera_config("hevc", &fc, "motion/main_h265", "motion/sub_h265"),
     ]);
     let dir = TempDir::new("preview");
     for (id, codec) in [("avc", "h264"), ("hevc", "hevc")] {
@@ -134,7 +130,7 @@ fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
 #[test]
 fn preview_survives_a_worker_restart() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
-    let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub")]);
+    let nvr = nvr_with(vec![camera_config("cam", &fc, "motion/main", "motion/sub")]);
     let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap() as u32;
     // One MJPEG viewer across the restart: the supervisor's reader re-attaches to the new ring.
     let mut s = TcpStream::connect(("127.0.0.1", nvr.port)).unwrap();
@@ -171,7 +167,7 @@ fn read_parts(s: &mut TcpStream, raw: &mut Vec<u8>, n: usize) {
 #[test]
 fn camera_server_restart_reconnects_without_restarting_the_worker() {
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
-    let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub")]);
+    let nvr = nvr_with(vec![camera_config("cam", &fc, "motion/main", "motion/sub")]);
     let pid = wait_up(&nvr, "cam")["pid"].as_u64();
     fc.command("stop").unwrap();
     let down = nvr.wait_camera("cam", Duration::from_secs(20), "stream not up", |c| {
@@ -201,10 +197,10 @@ fn wrong_password_shows_unauthorized_without_a_crash_loop() {
         ..FakeCamOpts::scenes(&["motion"])
     })
     .unwrap();
-    let mut wrong = camera("wrong", &fc, "motion/main", "motion/sub");
+    let mut wrong = camera_config("wrong", &fc, "motion/main", "motion/sub");
     wrong["username"] = "admin".into();
     wrong["password"] = "wrong-pass-77".into();
-    let mut right = camera("right", &fc, "motion/main", "motion/sub");
+    let mut right = camera_config("right", &fc, "motion/main", "motion/sub");
     right["username"] = "admin".into();
     right["password"] = "right-pass-51".into();
     let nvr = nvr_with(vec![wrong, right]);
@@ -254,9 +250,9 @@ fn motion_onsets_match_the_ground_truth_within_three_frames() {
     .unwrap();
     let ids = ["avc", "hevc", "small"];
     let nvr = nvr_with(vec![
-        camera("avc", &fc, "motion/main", "motion/sub"),
-        camera("hevc", &fc, "motion/main_h265", "motion/sub_h265"),
-        camera("small", &fc, "small/main", "small/sub"),
+        camera_config("avc", &fc, "motion/main", "motion/sub"),
+        camera_config("hevc", &fc, "motion/main_h265", "motion/sub_h265"),
+        camera_config("small", &fc, "small/main", "small/sub"),
     ]);
     let starts = collect_motion_starts(&nvr, &ids, 26.0);
     let truths: Vec<Value> = fc
@@ -305,15 +301,15 @@ fn noise_lights_and_a_masked_clock_fire_nothing() {
     // percent), and the mask is what silences them there. Masks and zones are proven on the moving
     // box in `zones_and_masks_decide_where_the_box_counts`.
     let sensitive = json!({"threshold": 12, "min_area": 0.03});
-    let mut clock = camera("clock", &fc, "clock/main", "clock/sub");
+    let mut clock = camera_config("clock", &fc, "clock/main", "clock/sub");
     clock["motion"] = sensitive.clone();
-    let mut masked = camera("clock_masked", &fc, "clock/main", "clock/sub");
+    let mut masked = camera_config("clock_masked", &fc, "clock/main", "clock/sub");
     masked["motion"] = sensitive;
     masked["motion"]["masks"] = json!([[[0, 0], [0.45, 0], [0.45, 0.2], [0, 0.2]]]);
     let ids = ["noise", "lights", "clock", "clock_masked"];
     let nvr = nvr_with(vec![
-        camera("noise", &fc, "noise/main", "noise/sub"),
-        camera("lights", &fc, "lights/main", "lights/sub"),
+        camera_config("noise", &fc, "noise/main", "noise/sub"),
+        camera_config("lights", &fc, "lights/main", "lights/sub"),
         clock,
         masked,
     ]);
@@ -351,7 +347,7 @@ fn zones_and_masks_decide_where_the_box_counts() {
     .unwrap();
     let band = |y0: f64, y1: f64| json!([[0, y0], [1, y0], [1, y1], [0, y1]]);
     let with = |id: &str, motion: Value| {
-        let mut c = camera(id, &fc, "motion/main", "motion/sub");
+        let mut c = camera_config(id, &fc, "motion/main", "motion/sub");
         c["motion"] = motion;
         c["recording"] = json!({"mode": "off"});
         c
@@ -388,7 +384,7 @@ fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
     // count, in the same worker process.
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let band = |y0: f64, y1: f64| json!([[0, y0], [1, y0], [1, y1], [0, y1]]);
-    let mut cam = camera("cam", &fc, "motion/main", "motion/sub");
+    let mut cam = camera_config("cam", &fc, "motion/main", "motion/sub");
     cam["motion"] = json!({"zones": [band(0.0, 0.25)]});
     cam["recording"] = json!({"mode": "off"});
     let mut cfg = json!({"heartbeat_interval_s": HEARTBEAT_S, "cameras": [cam]});

@@ -7,7 +7,8 @@ use nvr_tests::clipcheck::{
     streams_of,
 };
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{signal, Nvr};
+use nvr_tests::nvr::{camera_config, signal, Nvr};
+use nvr_tests::status::recording;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,11 +21,10 @@ const PRE_ROLL_S: f64 = 5.0;
 const POST_ROLL_S: f64 = 2.0;
 
 fn camera(id: &str, fc: &FakeCam, main: &str, sub: &str, recording: Value) -> Value {
-    json!({
-        "id": id, "main_url": fc.url(main), "sub_url": fc.url(sub),
-        "motion": {"post_motion_s": 1},
-        "recording": recording,
-    })
+    let mut camera = camera_config(id, fc, main, sub);
+    camera["motion"] = json!({"post_motion_s": 1});
+    camera["recording"] = recording;
+    camera
 }
 
 fn nvr_with(cameras: Vec<Value>) -> Nvr {
@@ -177,7 +177,7 @@ fn a_part_file_cut_by_kill_9_plays_and_the_restarted_worker_finishes_it() {
     let rec = json!({"mode": "continuous", "max_segment_s": 300});
     let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub", rec)]);
     let c = nvr.wait_camera("cam", Duration::from_secs(30), "recording", |c| {
-        c["worker"]["recording"]["state"] == "recording"
+        recording(c)
     });
     let pid = c["pid"].as_u64().unwrap() as u32;
     let rel = c["worker"]["recording"]["current_file"]
@@ -216,7 +216,7 @@ fn a_camera_server_restart_mid_recording_leaves_valid_monotonic_files() {
     let rec = json!({"mode": "continuous", "max_segment_s": 300});
     let mut nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub", rec)]);
     nvr.wait_camera("cam", Duration::from_secs(30), "recording", |c| {
-        c["worker"]["recording"]["state"] == "recording"
+        recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
     fc.command("stop").unwrap();
@@ -225,7 +225,7 @@ fn a_camera_server_restart_mid_recording_leaves_valid_monotonic_files() {
     });
     fc.command("start").unwrap();
     nvr.wait_camera("cam", Duration::from_secs(40), "recording again", |c| {
-        c["worker"]["main"]["state"] == "up" && c["worker"]["recording"]["state"] == "recording"
+        c["worker"]["main"]["state"] == "up" && recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(

@@ -2,15 +2,12 @@
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{alive, bin, config, http, signal, wait_until, Nvr, TempDir};
+use nvr_tests::status;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const HEARTBEAT_S: f64 = 0.3;
-
-fn pid_of(c: &Value) -> u32 {
-    c["pid"].as_u64().expect("pid") as u32
-}
 
 #[test]
 fn killed_worker_comes_back_and_the_others_never_miss_a_heartbeat() {
@@ -47,7 +44,7 @@ fn killed_worker_comes_back_and_the_others_never_miss_a_heartbeat() {
 
     for (id, pid) in [("b", pids[1]), ("c", pids[2])] {
         let c = nvr.camera(id);
-        assert_eq!(pid_of(&c), pid, "{id} was restarted");
+        assert_eq!(status::pid(&c), Some(pid), "{id} was restarted");
         assert_eq!(c["restarts"], 0);
         let gap_ms = c["max_heartbeat_gap_ms"].as_f64().unwrap();
         assert!(
@@ -75,7 +72,7 @@ fn hung_worker_is_killed_after_three_missed_heartbeats() {
         .unwrap()
         .contains("no heartbeat"));
     assert!(!alive(pids[0]), "the hung worker was not killed");
-    assert_eq!(pid_of(&nvr.camera("ok")), pids[1]);
+    assert_eq!(status::pid(&nvr.camera("ok")), Some(pids[1]));
 }
 
 #[test]
@@ -237,8 +234,8 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     assert_eq!(changed["last_restart"]["reason"], "config_changed");
     let keep = nvr.camera("keep");
     assert_eq!(
-        pid_of(&keep),
-        pids[0],
+        status::pid(&keep),
+        Some(pids[0]),
         "a camera updated in place was restarted"
     );
     assert_eq!(keep["name"], "Kept");
@@ -262,7 +259,7 @@ fn reload_adds_removes_and_restarts_only_what_changed() {
     let err = s["supervisor"]["last_reload_error"].as_str().unwrap();
     assert!(err.contains("cameras[0].main_url: missing"), "{err}");
     assert_eq!(s["cameras"].as_array().unwrap().len(), 3);
-    assert_eq!(pid_of(&nvr.camera("keep")), pids[0]);
+    assert_eq!(status::pid(&nvr.camera("keep")), Some(pids[0]));
 }
 
 #[test]
