@@ -2,8 +2,7 @@
 
 use crate::fakecam::{workspace_root, FakeCam};
 // Read here, and imported from here by tests/it/security.rs.
-pub use crate::status::camera_in;
-use crate::status::{pid, str_at};
+use crate::status::{camera_in, pid, str_at};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -227,7 +227,7 @@ fn collect_motion_starts(nvr: &Nvr, ids: &[&str], for_s: f64) -> Vec<Vec<Value>>
     while Instant::now() < until {
         let status = nvr.status();
         for (i, id) in ids.iter().enumerate() {
-            let Some(c) = nvr_tests::nvr::camera_in(&status, id) else {
+            let Some(c) = nvr_tests::status::camera_in(&status, id) else {
                 continue;
             };
             let start = &c["motion"]["last_start"];
@@ -320,7 +320,7 @@ fn noise_lights_and_a_masked_clock_fire_nothing() {
     std::thread::sleep(Duration::from_secs(30));
     let status = nvr.status();
     let events = |id: &str| {
-        nvr_tests::nvr::camera_in(&status, id).unwrap()["motion"]["events"]
+        nvr_tests::status::camera_in(&status, id).unwrap()["motion"]["events"]
             .as_u64()
             .unwrap()
     };

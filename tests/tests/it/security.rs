@@ -4,7 +4,8 @@
 //! above all for every state change.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{camera_in, hash_password, http, Nvr, TempDir};
+use nvr_tests::nvr::{hash_password, http, Nvr, TempDir};
+use nvr_tests::status::{self, camera_in};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -42,9 +43,12 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
         json!({"heartbeat_interval_s": 0.5, "cameras": cameras}),
         &[("REFUSED_CAM_PASSWORD", wrong)],
     );
-    let ok = nvr.wait_camera("ok", Duration::from_secs(40), "a recording", |c| {
-        c["worker"]["recording"]["state"] == "recording"
-    });
+    let ok = nvr.wait_camera(
+        "ok",
+        Duration::from_secs(40),
+        "a recording",
+        status::recording,
+    );
     let refused = nvr.wait_camera("refused", Duration::from_secs(30), "unauthorized", |c| {
         c["worker"]["sub"]["state"] == "unauthorized"
     });
@@ -56,7 +60,7 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
 
     let mut seen = String::new();
     for c in [&ok, &refused] {
-        let pid = c["pid"].as_u64().unwrap();
+        let pid = status::pid(c).unwrap();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         assert!(!cmdline.is_empty(), "no command line for worker {pid}");
         seen.push_str(&String::from_utf8_lossy(&cmdline).replace('\0', " "));
@@ -306,7 +310,7 @@ fn a_burst_of_wrong_logins_costs_bounded_memory_and_no_frames() {
         );
         assert_eq!(code, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
-        nvr_tests::nvr::camera_in(&v, "a").unwrap()
+        camera_in(&v, "a").unwrap()
     };
     nvr_tests::nvr::wait_until(Duration::from_secs(30), "SUB frames", || {
         (frames(&status()) > 30).then_some(())
