@@ -108,7 +108,7 @@ fn grid_preview_cost(window: f64, repeats: usize, tck: f64) {
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                     write!(
                         s,
-                        "GET /api/cameras/g{i}/mjpeg?fps=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /api/cameras/g{i}/mjpeg?fps=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                     )
                     .unwrap();
                     let mut buf = [0u8; 65536];

@@ -137,7 +137,7 @@ fn preview_survives_a_worker_restart() {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET /api/cameras/cam/mjpeg?fps=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/cameras/cam/mjpeg?fps=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -447,7 +447,7 @@ fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
 fn mjpeg_parts(port: u16, path: &str, n: usize) -> Vec<Vec<u8>> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(15);

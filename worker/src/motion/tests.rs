@@ -219,17 +219,24 @@ fn an_object_in_the_first_frame_leaves_no_ghost_that_swallows_the_next_onset() {
     assert!((332..335).contains(&starts[1]), "{events:?}");
 }
 
+/// The left half of the picture, as a zone or a mask.
+fn left_half() -> Vec<Polygon> {
+    vec![vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]]
+}
+
+/// A box that appears in the right half at frame 30 and moves right.
+fn right_box(i: usize) -> Vec<(usize, usize, usize, usize)> {
+    if i >= 30 {
+        vec![(400 + i, 100, 120, 120)]
+    } else {
+        vec![]
+    }
+}
+
 #[test]
 fn zones_and_masks_limit_where_motion_counts() {
     // Watch the left half only.
-    let left = vec![vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]];
-    let right_box = |i: usize| {
-        if i >= 30 {
-            vec![(400 + i, 100, 120, 120)]
-        } else {
-            vec![]
-        }
-    };
+    let left = left_half();
     let left_box = |i: usize| {
         if i >= 30 {
             vec![(50 + i, 100, 120, 120)]
@@ -267,14 +274,7 @@ fn zones_and_masks_limit_where_motion_counts() {
 
 #[test]
 fn new_zones_apply_in_place_and_keep_the_background() {
-    let left = vec![vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]];
-    let right_box = |i: usize| {
-        if i >= 30 {
-            vec![(400 + i, 100, 120, 120)]
-        } else {
-            vec![]
-        }
-    };
+    let left = left_half();
     // Watching the left half, a box on the right goes unseen; once the zone is dropped in place
     // (no new detector, so no re-learning from a first frame), the same box is seen.
     let mut det = Detector::new(
