@@ -1,0 +1,267 @@
+//! Reading one camera's section (or `defaults`): URLs, credentials, transport, motion, recording and
+//! limits, each problem reported with its JSON path.
+
+use crate::reader::{kind, ObjReader, Problems};
+use crate::{
+    redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, MotionConfig, Password,
+    Polygon, RecordingConfig, Transport,
+};
+use serde_json::Value;
+
+/// `camera` with the `defaults` object underneath it: sections merge field by field, the camera wins.
+pub(crate) fn merge_defaults(defaults: &Value, camera: &Value) -> Value {
+    let (Value::Object(d), Value::Object(c)) = (defaults, camera) else {
+        return camera.clone();
+    };
+    let mut out = d.clone();
+    if c.contains_key("password") || c.contains_key("password_env") {
+        out.remove("password");
+        out.remove("password_env");
+    }
+    for (k, v) in c {
+        match (out.get_mut(k), v) {
+            (Some(Value::Object(base)), Value::Object(over)) => {
+                for (k2, v2) in over {
+                    base.insert(k2.clone(), v2.clone());
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+const URL_HINT: &str = "write the camera's stream URL, e.g. \"rtsp://192.168.1.20:554/stream1\"";
+
+/// Reads a camera object (or, with `is_defaults`, the `defaults` object, which has no identity fields).
+pub(crate) fn read_camera(
+    value: &Value,
+    path: &str,
+    is_defaults: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<CameraConfig> {
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let (id, name, main_url, sub_url) = if is_defaults {
+        (None, None, None, None)
+    } else {
+        let id = match obj.get::<String>("id", "write a short name such as \"front\"", problems) {
+            Some(s) => CameraId::new(&s)
+                .map_err(|e| problems.push(obj.field_path("id"), e))
+                .ok(),
+            None => {
+                if obj.raw("id").is_none() {
+                    problems.push(
+                        obj.field_path("id"),
+                        "missing; every camera needs an id such as \"front\"",
+                    );
+                }
+                None
+            }
+        };
+        let name: Option<String> = obj.get("name", "write a display name", problems);
+        let main_url = read_url(&mut obj, "main_url", problems);
+        if main_url.is_none() && obj.raw("main_url").is_none() {
+            problems.push(obj.field_path("main_url"), format!("missing; {URL_HINT}"));
+        }
+        let sub_url = read_url(&mut obj, "sub_url", problems);
+        (id, name, main_url, sub_url)
+    };
+    let enabled = obj
+        .get("enabled", "write true or false", problems)
+        .unwrap_or(true);
+    let username: Option<String> = obj.get("username", "write the user name as a string", problems);
+    // Not `obj.get`: serde's type error would quote the value, and this one is a secret.
+    let password = match obj.raw("password") {
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(other) => {
+            problems.push(
+                obj.field_path("password"),
+                format!(
+                    "expected a string, found {}; write the password in quotes",
+                    kind(other)
+                ),
+            );
+            None
+        }
+        None => None,
+    };
+    let password_env = obj.get::<String>(
+        "password_env",
+        "write the name of an environment variable",
+        problems,
+    );
+    let password = match (password, password_env) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                obj.field_path("password_env"),
+                "both password and password_env are set; keep one",
+            );
+            None
+        }
+        (Some(p), None) => Some(Password::new(p)),
+        (None, Some(var)) => match env(&var) {
+            Some(p) => Some(Password::new(p)),
+            None => {
+                problems.push(
+                    obj.field_path("password_env"),
+                    format!("environment variable {var} is not set; export it before starting, or use \"password\""),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let transport = obj
+        .get("transport", "write \"tcp\" or \"udp\"", problems)
+        .unwrap_or(Transport::Tcp);
+    let motion = match obj.raw("motion") {
+        Some(v) => read_motion(v, &obj.field_path("motion"), problems),
+        None => Some(MotionConfig::default()),
+    };
+    let recording = match obj.raw("recording") {
+        Some(v) => read_recording(v, &obj.field_path("recording"), problems),
+        None => Some(RecordingConfig::default()),
+    };
+    let limits = match obj.raw("limits") {
+        Some(v) => read_limits(v, &obj.field_path("limits"), problems),
+        None => Some(LimitsConfig::default()),
+    };
+    obj.finish(problems);
+    let id = id?;
+    Some(CameraConfig {
+        name: name.unwrap_or_else(|| id.to_string()),
+        id,
+        enabled,
+        main_url: main_url?,
+        sub_url,
+        username,
+        password,
+        transport,
+        motion: motion?,
+        recording: recording?,
+        limits: limits?,
+    })
+}
+
+fn read_url(obj: &mut ObjReader<'_>, key: &'static str, problems: &mut Problems) -> Option<String> {
+    let url: String = obj.get(key, URL_HINT, problems)?;
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("rtsp://") || lower.starts_with("rtsps://")) {
+        problems.push(
+            obj.field_path(key),
+            format!("\"{}\" is not an rtsp:// URL; {URL_HINT}", redact_url(&url)),
+        );
+        return None;
+    }
+    if url_has_credentials(&url) {
+        problems.push(
+            obj.field_path(key),
+            format!(
+                "\"{}\" has credentials in the URL (user:password@ or a query parameter such as password=), where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
+                redact_url(&url)
+            ),
+        );
+        return None;
+    }
+    Some(url)
+}
+
+fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<MotionConfig> {
+    let d = MotionConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let m = MotionConfig {
+        enabled: obj
+            .get("enabled", "write true or false", problems)
+            .unwrap_or(d.enabled),
+        threshold: obj
+            .number_in("threshold", 1.0, 255.0, problems)
+            .map_or(d.threshold, |n| n as u8),
+        min_area: obj
+            .number_in("min_area", 0.0, 100.0, problems)
+            .unwrap_or(d.min_area),
+        min_frames: obj
+            .get(
+                "min_frames",
+                "write a whole number of frames, e.g. 3",
+                problems,
+            )
+            .unwrap_or(d.min_frames),
+        post_motion_s: obj
+            .seconds("post_motion_s", problems)
+            .unwrap_or(d.post_motion_s),
+        zones: read_polygons(&mut obj, "zones", problems),
+        masks: read_polygons(&mut obj, "masks", problems),
+    };
+    obj.finish(problems);
+    Some(m)
+}
+
+fn read_polygons(
+    obj: &mut ObjReader<'_>,
+    key: &'static str,
+    problems: &mut Problems,
+) -> Vec<Polygon> {
+    let hint = "write a list of polygons, each a list of [x, y] points from 0 to 1, e.g. [[[0,0],[0.5,0],[0.5,1]]]";
+    let Some(polys) = obj.get::<Vec<Polygon>>(key, hint, problems) else {
+        return Vec::new();
+    };
+    for (i, poly) in polys.iter().enumerate() {
+        let at = format!("{}[{i}]", obj.field_path(key));
+        if poly.len() < 3 {
+            problems.push(
+                &at,
+                format!("has {} points; a polygon needs at least 3", poly.len()),
+            );
+        }
+        if poly.iter().flatten().any(|c| !(0.0..=1.0).contains(c)) {
+            problems.push(&at, "has a coordinate outside 0..1; coordinates are fractions of the frame width and height");
+        }
+    }
+    polys
+}
+
+fn read_recording(value: &Value, path: &str, problems: &mut Problems) -> Option<RecordingConfig> {
+    let d = RecordingConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let r = RecordingConfig {
+        mode: obj
+            .get(
+                "mode",
+                "write \"motion\", \"continuous\" or \"off\"",
+                problems,
+            )
+            .unwrap_or(d.mode),
+        pre_roll_s: obj.seconds("pre_roll_s", problems).unwrap_or(d.pre_roll_s),
+        post_roll_s: obj
+            .seconds("post_roll_s", problems)
+            .unwrap_or(d.post_roll_s),
+        max_segment_s: obj
+            .seconds("max_segment_s", problems)
+            .unwrap_or(d.max_segment_s),
+        keep_days: obj.positive("keep_days", "days", problems),
+        max_gb: obj.positive("max_gb", "GB", problems),
+    };
+    obj.finish(problems);
+    Some(r)
+}
+
+fn read_limits(value: &Value, path: &str, problems: &mut Problems) -> Option<LimitsConfig> {
+    let d = LimitsConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let l = LimitsConfig {
+        max_rss_mb: obj
+            .positive("max_rss_mb", "MB", problems)
+            .unwrap_or(d.max_rss_mb),
+        max_cpu_percent: obj
+            .positive("max_cpu_percent", "percent of one core", problems)
+            .unwrap_or(d.max_cpu_percent),
+        cpu_grace_s: obj
+            .seconds("cpu_grace_s", problems)
+            .unwrap_or(d.cpu_grace_s),
+    };
+    obj.finish(problems);
+    Some(l)
+}
