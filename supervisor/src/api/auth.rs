@@ -329,10 +329,10 @@ pub async fn login(
         Ok(t) => t,
         Err(refusal) => return too_many(refusal),
     };
-    let verified = match auth
+    let (verified, ticket) = match auth
         .inner
         .throttle
-        .verify(cfg.password_hash.clone(), l.password)
+        .verify(ticket, cfg.password_hash.clone(), l.password)
         .await
     {
         Ok(v) => v,

@@ -80,34 +80,40 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>) -> bool {
     }
 }
 
-/// The client of a request: the TCP `peer`, or, when the peer is a trusted proxy, the last address
-/// in `X-Forwarded-For` that is not itself a trusted proxy. Requests made in-process have no peer:
+/// The client of a request: the TCP `peer`, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (read from the right, the end
+/// the proxies wrote; an entry that does not parse stops the walk at the last trusted hop, so a
+/// client cannot slip a chosen address in behind a malformed one). An IPv4 peer on a dual-stack
+/// socket (`::ffff:a.b.c.d`) counts as its IPv4 address. Requests made in-process have no peer:
 /// they count as one client, `0.0.0.0`.
 pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let Some(peer) = peer else {
+    let Some(peer) = peer.map(|p| p.to_canonical()) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
     if !trusted.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = headers
+    let mut client = peer;
+    // Every line's entries in order; the last line's last entry is the nearest hop.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
         .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|a| !trusted.contains(a))
-        .unwrap_or(peer)
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>().map(|a| a.to_canonical()) {
+            Ok(a) if trusted.contains(&a) => client = a,
+            Ok(a) => return a,
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// Whether the client reached a trusted proxy over HTTPS (`X-Forwarded-Proto: https`), so the
 /// session cookie must be `Secure`.
 pub fn behind_tls(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> bool {
-    peer.is_some_and(|p| trusted.contains(&p))
+    peer.is_some_and(|p| trusted.contains(&p.to_canonical()))
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -214,5 +220,48 @@ mod tests {
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         assert!(behind_tls(Some(proxy), &h, &[proxy]));
         assert!(!behind_tls(Some(peer), &h, &[proxy]));
+    }
+
+    #[test]
+    fn the_nearest_untrusted_hop_is_the_client_and_a_bad_entry_stops_the_walk() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let local = ip("127.0.0.1");
+        // (X-Forwarded-For lines, peer, expected client); the proxy is 127.0.0.1.
+        let table: [(&[&str], &str, &str); 6] = [
+            (&["198.51.100.3"], "127.0.0.1", "198.51.100.3"),
+            // An IPv4 proxy seen on a dual-stack socket is still the trusted proxy.
+            (&["198.51.100.3"], "::ffff:127.0.0.1", "198.51.100.3"),
+            // Two lines: the last entry of the last line is the nearest hop.
+            (
+                &["203.0.113.9", "198.51.100.3, 127.0.0.1"],
+                "127.0.0.1",
+                "198.51.100.3",
+            ),
+            // The client wrote "203.0.113.9, junk" itself; the proxy appended the real address.
+            (
+                &["203.0.113.9, junk, 198.51.100.3"],
+                "127.0.0.1",
+                "198.51.100.3",
+            ),
+            // A malformed nearest entry (a port the proxy added) does not let the walk go on to an
+            // address the client chose: the last trusted hop is the client.
+            (
+                &["203.0.113.9, 198.51.100.3:4711"],
+                "127.0.0.1",
+                "127.0.0.1",
+            ),
+            (&[], "::ffff:192.0.2.7", "192.0.2.7"),
+        ];
+        for (lines, peer, want) in table {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append("x-forwarded-for", l.parse().unwrap());
+            }
+            assert_eq!(
+                client_addr(Some(ip(peer)), &h, &[local]),
+                ip(want),
+                "{lines:?} from {peer}"
+            );
+        }
     }
 }

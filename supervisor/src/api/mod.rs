@@ -191,6 +191,11 @@ async fn snapshot_jpg(State(state): State<AppState>, Path(id): Path<String>) -> 
     }
 }
 
+/// How often an MJPEG stream whose camera sends nothing repeats its last part: well inside the
+/// connection idle timeout (`api.idle_timeout_s`, 60 s by default; one set below this cuts such a
+/// stream).
+const MJPEG_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(serde::Deserialize)]
 struct MjpegQuery {
     fps: Option<f64>,
@@ -207,11 +212,18 @@ async fn mjpeg(
     }
     let sub = state.preview.subscribe(&id, q.fps.unwrap_or(DEFAULT_FPS));
     let period = std::time::Duration::from_secs_f64(1.0 / sub.fps);
+    // (subscription, last picture's sequence, last part sent)
+    let start = (sub, None::<u64>, Bytes::from_static(b"\r\n"));
     let stream =
-        futures_util::stream::unfold((sub, None::<u64>), move |(mut sub, last)| async move {
+        futures_util::stream::unfold(start, move |(mut sub, last, last_part)| async move {
             loop {
-                if sub.rx.changed().await.is_err() {
-                    return None;
+                // While the camera sends nothing (down, restarting), the last part is sent again now
+                // and then, so the connection is not idle and the client keeps its picture.
+                let changed = tokio::time::timeout(MJPEG_KEEPALIVE, sub.rx.changed()).await;
+                match changed {
+                    Err(_) => return Some((Ok(last_part.clone()), (sub, last, last_part))),
+                    Ok(Err(_)) => return None,
+                    Ok(Ok(())) => {}
                 }
                 let picture = sub.rx.borrow_and_update().clone();
                 if let Some(p) = picture.filter(|p| Some(p.seq) != last) {
@@ -223,9 +235,10 @@ async fn mjpeg(
                     part.extend_from_slice(&p.jpeg);
                     part.extend_from_slice(b"\r\n");
                     tokio::time::sleep(period).await;
+                    let part = Bytes::from(part);
                     return Some((
-                        Ok::<_, std::convert::Infallible>(Bytes::from(part)),
-                        (sub, Some(p.seq)),
+                        Ok::<_, std::convert::Infallible>(part.clone()),
+                        (sub, Some(p.seq), part),
                     ));
                 }
             }

@@ -132,10 +132,14 @@ impl Clients {
     }
 }
 
+/// One verification waiting in the queue. It holds its attempt's [`Ticket`], so the address stays
+/// "in flight" until the job has left the queue, even if the client hung up: one address can never
+/// hold more than one place in the queue.
 struct Job {
     hash: String,
     password: String,
-    reply: oneshot::Sender<bool>,
+    ticket: Ticket,
+    reply: oneshot::Sender<(bool, Ticket)>,
 }
 
 /// The login throttle: [`Clients`] plus the one verification thread, started at first use.
@@ -184,19 +188,27 @@ impl LoginThrottle {
         })
     }
 
-    /// Checks `password` against the Argon2 PHC string `hash` on the verification thread; `Busy`
-    /// when the queue is full.
-    pub async fn verify(&self, hash: String, password: String) -> Result<bool, Refusal> {
+    /// Checks `password` against the Argon2 PHC string `hash` on the verification thread, for the
+    /// attempt `ticket`; returns whether it matched and the ticket to judge. `Busy` when the queue
+    /// is full.
+    pub async fn verify(
+        &self,
+        ticket: Ticket,
+        hash: String,
+        password: String,
+    ) -> Result<(bool, Ticket), Refusal> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             hash,
             password,
+            ticket,
             reply,
         };
         match self.jobs().try_send(job) {
-            Ok(()) => Ok(answer.await.unwrap_or(false)),
+            // The thread always answers a job whose client still waits.
+            Ok(()) => answer.await.map_err(|_| Refusal::Busy),
             Err(TrySendError::Full(_)) => Err(Refusal::Busy),
-            Err(TrySendError::Disconnected(_)) => Ok(false),
+            Err(TrySendError::Disconnected(job)) => Ok((false, job.ticket)),
         }
     }
 
@@ -208,8 +220,16 @@ impl LoginThrottle {
                 .spawn(move || {
                     let mut verifier = crate::api::auth::Verifier::default();
                     for job in rx {
+                        // The client hung up while queued: no Argon2 for nobody. Its ticket is
+                        // dropped unjudged, which frees its address.
+                        if job.reply.is_closed() {
+                            continue;
+                        }
                         let ok = verifier.verify(&job.hash, &job.password);
-                        let _ = job.reply.send(ok);
+                        // A client that hung up during the check still has its attempt counted.
+                        if let Err((ok, ticket)) = job.reply.send((ok, job.ticket)) {
+                            ticket.judge(ok);
+                        }
                     }
                 });
             if let Err(e) = spawned {
@@ -224,6 +244,8 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::SaltString;
+    use argon2::{Argon2, PasswordHasher};
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
@@ -269,6 +291,55 @@ mod tests {
         let later = t2 + FORGET_AFTER;
         c.admit(A, later).unwrap();
         assert_eq!(c.finish(A, Some(false), later), 1);
+    }
+
+    #[test]
+    fn a_client_that_hangs_up_keeps_one_queue_place_until_its_job_is_skipped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let throttle = LoginThrottle::default();
+        // B's check (an expensive hash: about 0.2 s) keeps the one verification thread busy.
+        let slow = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64 * 1024, 3, 1, None).unwrap(),
+        )
+        .hash_password(b"b", &SaltString::encode_b64(b"0123456789abcdef").unwrap())
+        .unwrap()
+        .to_string();
+        let b = throttle.admit(B).unwrap();
+        let b_check = throttle.verify(b, slow.clone(), "b".into());
+        rt.block_on(async {
+            tokio::pin!(b_check);
+            // Polled once, B's job is queued and taken by the thread.
+            let early = tokio::time::timeout(Duration::from_millis(1), &mut b_check).await;
+            assert!(early.is_err(), "B's slow check answered within 1 ms");
+            // A queues an attempt behind it and hangs up at once.
+            let a = throttle.admit(A).unwrap();
+            let hung_up = tokio::time::timeout(
+                Duration::from_millis(1),
+                throttle.verify(a, slow, "x".into()),
+            )
+            .await;
+            assert!(hung_up.is_err(), "A's attempt was answered within 1 ms");
+            // Its job still holds A's place: A cannot queue a second one meanwhile.
+            assert!(matches!(throttle.admit(A), Err(Refusal::Wait(_))));
+            let (ok, ticket) = b_check.await.unwrap();
+            assert!(ok);
+            ticket.judge(ok);
+        });
+        // The abandoned job is skipped (no Argon2) and frees A without counting a failure.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let a = loop {
+            match throttle.admit(A) {
+                Ok(t) => break t,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("A still refused: {e:?}"),
+            }
+        };
+        assert_eq!(a.judge(false), 1);
     }
 
     #[test]

@@ -188,13 +188,18 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
     }
 }
 
-/// Whether an index error may clear by itself: any file error (out of descriptors, a full or
-/// read-only disk), and SQLite's own I/O, space, lock and memory errors. Anything else (a broken
-/// constraint, say) would fail forever.
+/// Whether an index error may clear by itself: a file error that says the system ran short (out of
+/// descriptors or memory, a full, read-only or failing disk), and SQLite's own I/O, space, lock and
+/// memory errors. Anything else (a permission, a broken constraint) would fail forever, and
+/// retrying it would hold every later write of every camera behind it.
 fn transient(e: &index::IndexError) -> bool {
     use rusqlite::ErrorCode as C;
+    // EIO, ENOMEM, ENFILE, EMFILE, ENOSPC, EROFS, EDQUOT (Linux).
+    const SHORT_OF_SOMETHING: [i32; 7] = [5, 12, 23, 24, 28, 30, 122];
     match e {
-        index::IndexError::Io { .. } => true,
+        index::IndexError::Io { source, .. } => source
+            .raw_os_error()
+            .is_some_and(|errno| SHORT_OF_SOMETHING.contains(&errno)),
         index::IndexError::Db { source, .. } => matches!(
             source.sqlite_error_code(),
             Some(
