@@ -281,6 +281,44 @@ fn range_requests_and_paths_that_try_to_escape() {
         &format!("Range: bytes={}-\r\n", file.len() + 10),
     );
     assert_eq!(code, 416);
+    // An end beyond 2^64 is clamped to the file, a sign is refused, and validators are sent.
+    let (code, _, body) = get(
+        nvr.port,
+        &url,
+        "Range: bytes=100-99999999999999999999999\r\n",
+    );
+    assert_eq!((code, body.as_slice()), (206, &file[100..]));
+    let (code, _, _) = get(nvr.port, &url, "Range: bytes=+100-199\r\n");
+    assert_ne!(code, 206, "a signed range was served");
+    let header = |head: &str, name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    let (_, head, _) = get(nvr.port, &url, "");
+    let (etag, modified) = (header(&head, "etag"), header(&head, "last-modified"));
+    // If-Range: the range only while the validator still matches, else the whole file.
+    for (validator, want) in [
+        (etag.as_str(), 206),
+        (modified.as_str(), 206),
+        ("\"stale\"", 200),
+    ] {
+        let (code, _, body) = get(
+            nvr.port,
+            &url,
+            &format!("Range: bytes=100-199\r\nIf-Range: {validator}\r\n"),
+        );
+        assert_eq!(code, want, "If-Range: {validator}");
+        let expected = if want == 206 {
+            &file[100..200]
+        } else {
+            &file[..]
+        };
+        assert_eq!(body, expected, "If-Range: {validator}");
+    }
 
     std::fs::write(out.join("secret.txt"), "do not serve").unwrap();
     for bad in [
