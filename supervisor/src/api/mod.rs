@@ -107,7 +107,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn reload(State(state): State<AppState>) -> Response {
-    match reload_config(&state.config_path, &state.inbox, &state.auth).await {
+    // On its own task: a client that hangs up (or the body timeout) must not cut a reload between
+    // the manager taking the new config and the login taking it.
+    let reloading =
+        tokio::spawn(
+            async move { reload_config(&state.config_path, &state.inbox, &state.auth).await },
+        );
+    match reloading.await.unwrap_or_else(|e| Err(e.to_string())) {
         Ok((summary, api)) => (
             StatusCode::OK,
             Json(json!({
@@ -273,6 +279,10 @@ pub async fn reload_config(
     inbox: &Inbox,
     auth: &Auth,
 ) -> Result<(ReloadSummary, ApiReload), String> {
+    // One reload at a time (SIGHUP and `POST /api/reload` may overlap): the manager and the login
+    // always end up with the same file's settings.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     let owned = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || nvr_config::load(&owned))
         .await
