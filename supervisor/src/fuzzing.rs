@@ -40,8 +40,20 @@ pub const CAMERA: &str = "fuzzcam";
 const SECRET: &[u8] = b"NVR-FUZZ-SECRET: this file is outside the output directory";
 const USER: &str = "admin";
 const PASSWORD: &str = "fuzz password";
-/// Longest wait for an answer; slower ones are dropped.
+/// The fuzzer's longest wait for an answer; slower ones are dropped (libFuzzer has its own
+/// `-timeout` for real hangs). The corpus replay waits longer and fails on any it drops.
 const SLOW: Duration = Duration::from_millis(250);
+
+/// What became of one input in [`Fixture::check_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The input describes no request (bad method or URI).
+    NoRequest,
+    /// Answered with this status, and the answer passed every check.
+    Answered(StatusCode),
+    /// No answer (head and body) within the bound.
+    Hung,
+}
 
 /// An output directory with clips, events and escape attempts, and the two APIs serving it.
 pub struct Fixture {
@@ -147,7 +159,16 @@ impl Fixture {
     /// Sends the request `input` describes and checks the answer (panics if it is wrong). Returns
     /// its status, or `None` if the input is no request or the answer was slower than [`SLOW`].
     pub fn check(&self, input: &[u8]) -> Option<StatusCode> {
-        let (status, video, body, input, expect) = self.runtime.block_on(async {
+        match self.check_within(input, SLOW) {
+            Outcome::Answered(status) => Some(status),
+            Outcome::NoRequest | Outcome::Hung => None,
+        }
+    }
+
+    /// [`Fixture::check`], waiting up to `bound` for the answer and telling a hang from an input
+    /// that is no request.
+    pub fn check_within(&self, input: &[u8], bound: Duration) -> Outcome {
+        self.runtime.block_on(async {
             let session = contains(input, b"{session}") || contains(input, b"{csrf}");
             let (token, csrf) = match session {
                 true => log_in(&self.login).await.expect("the fixture's login"),
@@ -155,10 +176,12 @@ impl Fixture {
             };
             let input = replace(input, b"{session}", token.as_bytes());
             let input = replace(&input, b"{csrf}", csrf.as_bytes());
-            let (request, with_login) = parse_request(&input)?;
+            let Some((request, with_login)) = parse_request(&input) else {
+                return Outcome::NoRequest;
+            };
             let expect = Expectation::of(&request, with_login);
             let app = if with_login { &self.login } else { &self.open };
-            let answer = tokio::time::timeout(SLOW, answer(app, request)).await;
+            let answer = tokio::time::timeout(bound, answer(app, request)).await;
             if session {
                 let logout = Request::post("/api/logout")
                     .header(
@@ -170,36 +193,51 @@ impl Fixture {
                     .expect("a logout request");
                 let _ = self.login.clone().oneshot(logout).await;
             }
-            let (status, video, body) = answer.ok()?;
-            Some((status, video, body, input, expect))
-        })?;
+            match answer {
+                Ok((status, video, body)) => {
+                    self.judge(&input, &expect, status, video, &body);
+                    Outcome::Answered(status)
+                }
+                Err(_) => Outcome::Hung,
+            }
+        })
+    }
+
+    /// Panics if the answer to `input` is wrong.
+    fn judge(
+        &self,
+        input: &[u8],
+        expect: &Expectation,
+        status: StatusCode,
+        video: bool,
+        body: &[u8],
+    ) {
         assert!(
             !status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE,
             "{status} for {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(input)
         );
         // (An input holding the secret itself may get it echoed, e.g. in a JSON error.)
         assert!(
-            contains(&input, SECRET) || !contains(&body, SECRET),
+            contains(input, SECRET) || !contains(body, SECRET),
             "served a file from outside the output directory for {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(input)
         );
         assert!(
-            !video || contains(&self.clip, &body),
+            !video || contains(&self.clip, body),
             "served video bytes that are not the clip's for {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(input)
         );
         assert!(
             !(expect.refused && status.is_success()),
             "{status} for a request the Host/Origin guard must refuse: {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(input)
         );
         assert!(
             !expect.oversized_login || status == StatusCode::PAYLOAD_TOO_LARGE,
             "{status} for an oversized login body: {:?}",
-            String::from_utf8_lossy(&input)
+            String::from_utf8_lossy(input)
         );
-        Some(status)
     }
 }
 
