@@ -160,7 +160,7 @@ fn read_url(obj: &mut ObjReader<'_>, key: &'static str, problems: &mut Problems)
         problems.push(
             obj.field_path(key),
             format!(
-                "\"{}\" has credentials in the URL (user:password@ or a query parameter such as password=), where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
+                "\"{}\" has credentials in the URL (user:password@, or a parameter such as password= in the query or the path), where logs would show them; remove them from the URL and set \"username\" and \"password\" (or \"password_env\") instead",
                 redact_url(&url)
             ),
         );

@@ -41,47 +41,110 @@ const CREDENTIAL_KEYS: [&str; 8] = [
 ];
 
 /// `url` for logs and `/status`: any `user:password@` part of its authority removed, and every
-/// query value replaced by `***` (a camera may take a secret in any parameter).
+/// parameter's value replaced by `***`, in the query and in `key=value` path segments alike (a
+/// camera may take a secret in any parameter: `rtsp://cam/user=admin&password=x&channel=1`).
 pub fn redact_url(url: &str) -> String {
     let url = match split_userinfo(url) {
         Some((scheme, _userinfo, rest)) => format!("{scheme}://{rest}"),
         None => url.to_string(),
     };
-    let Some((base, query)) = url.split_once('?') else {
-        return url;
+    let (url, fragment) = match url.split_once('#') {
+        Some((u, _)) => (u.to_string(), "#***"),
+        None => (url, ""),
     };
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (query, None),
+    let mask = |part: &str| -> String {
+        part.split('&')
+            .map(|pair| {
+                pair.split(';')
+                    .map(|p| match p.split_once('=') {
+                        Some((key, _)) => format!("{key}=***"),
+                        None => p.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+            .collect::<Vec<_>>()
+            .join("&")
     };
-    let masked: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) => format!("{key}=***"),
-            None => pair.to_string(),
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url.as_str(), None),
+    };
+    // The path's segments after the authority: mask those that hold parameters.
+    let (prefix, path) = match head.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, path)) => (format!("{scheme}://{authority}/"), path),
+            None => (head.to_string(), ""),
+        },
+        None => (String::new(), head),
+    };
+    let path: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            if seg.contains('=') {
+                mask(seg)
+            } else {
+                seg.to_string()
+            }
         })
         .collect();
-    let mut out = format!("{base}?{}", masked.join("&"));
-    if fragment.is_some() {
-        out.push_str("#***");
+    let mut out = format!("{prefix}{}", path.join("/"));
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&mask(q));
     }
+    out.push_str(fragment);
     out
 }
 
-/// Whether `url` carries credentials: in its authority (`rtsp://user:pass@host/...`) or as a query
-/// parameter named like one (`?user=...&password=...`, any case).
+/// Whether `url` carries credentials: in its authority (`rtsp://user:pass@host/...`), or as a
+/// parameter named like one, in the query (`?user=...&password=...`) or in a path segment
+/// (`/user=admin&password=...`), any case, percent-encoded or not.
 pub fn url_has_credentials(url: &str) -> bool {
-    split_userinfo(url).is_some() || query_credential_key(url).is_some()
+    split_userinfo(url).is_some() || parameter_credential_key(url).is_some()
 }
 
-/// The first query parameter of `url` whose key names a credential.
-fn query_credential_key(url: &str) -> Option<&str> {
-    let query = url.split_once('?')?.1;
-    let query = query.split_once('#').map_or(query, |(q, _)| q);
-    query
+/// The first parameter of `url` (query, or `key=value` path segment) whose key names a credential.
+fn parameter_credential_key(url: &str) -> Option<String> {
+    let url = url.split_once('#').map_or(url, |(u, _)| u);
+    let (head, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = head.split_once("://").map_or(head, |(_, rest)| rest);
+    // In the path only `key=value` segments are parameters (`/auth/stream` is a path).
+    let in_path = path
+        .split(['/', '&', ';'])
+        .filter_map(|pair| pair.split_once('=').map(|(k, _)| k));
+    // In the query a bare key counts too (`?auth`).
+    let in_query = query
         .split(['&', ';'])
-        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k).trim())
+        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k));
+    in_path
+        .chain(in_query)
+        .map(|key| percent_decode(key.trim()))
         .find(|key| CREDENTIAL_KEYS.iter().any(|c| key.eq_ignore_ascii_case(c)))
+}
+
+/// `s` with `%XX` escapes decoded (an invalid escape is kept as it is).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits `scheme://userinfo@rest` into its three parts; `None` when there is no userinfo.
@@ -134,9 +197,23 @@ mod tests {
         for url in [
             "rtsp://cam/s?channel=1&subtype=0",
             "rtsp://cam/user/password",
+            "rtsp://cam/auth/stream?channel=1",
         ] {
             assert!(!url_has_credentials(url), "{url}");
         }
+        // Percent-encoded keys, and credentials in the path (a real camera URL format).
+        for url in [
+            "rtsp://cam/s?pass%77ord=x",
+            "rtsp://cam/s?%50WD=x",
+            "rtsp://cam:554/user=admin&password=x&channel=1&stream=0.sdp",
+            "rtsp://cam/live;user=admin;pwd=x",
+        ] {
+            assert!(url_has_credentials(url), "{url}");
+        }
+        assert_eq!(
+            redact_url("rtsp://cam:554/user=admin&password=x&channel=1&stream=0.sdp?real=1"),
+            "rtsp://cam:554/user=***&password=***&channel=***&stream=***?real=***"
+        );
         assert_eq!(
             redact_url("rtsp://u:p@cam/s?channel=1&password=hunter2#frag"),
             "rtsp://cam/s?channel=***&password=***#***"
