@@ -16,6 +16,13 @@ mkdirSync(args.shots, { recursive: true });
 function check(ok, what) {
   if (!ok) throw new Error("check failed: " + what);
   console.log("ok: " + what);
+  waitingFor = "";
+}
+
+// What the script is waiting for, so that a timeout says which check failed.
+let waitingFor = "";
+function waiting(what) {
+  waitingFor = what;
 }
 
 const browser = await chromium.launch({
@@ -33,6 +40,7 @@ try {
   for (const p of pages) await cspChecks(p);
 } catch (e) {
   console.error(String(e.stack || e));
+  if (waitingFor && e.name === "TimeoutError") console.error(`check failed: timed out waiting for ${waitingFor}`);
   await shot("failure").catch(() => {});
   await browser.close();
   process.exit(1);
@@ -133,6 +141,7 @@ async function uiChecks() {
   }, sel, { timeout: 20000 });
   await loaded(`.tile[data-camera="${liveId}"] img`);
   await loaded(`.tile[data-camera="${recId}"] img`);
+  waiting("the live tile's picture to change");
   await page.evaluate((id) => {
     const t = window.__nvrtest;
     t.first = t.gray(document.querySelector(`.tile[data-camera="${id}"] img`));
@@ -144,12 +153,14 @@ async function uiChecks() {
   check(true, "the live tile's picture changes over time");
   nearest(await distances(page, `.tile[data-camera="${liveId}"] img`, [liveId, recId]), liveId, "the clock's tile");
   nearest(await distances(page, `.tile[data-camera="${recId}"] img`, [liveId, recId]), recId, "the recorder's tile");
+  waiting("the broken camera's tile to say it is down");
   await page.waitForSelector(`.tile.is-down[data-camera="${downId}"]`, { timeout: 20000 });
   check(await page.locator(`.tile[data-camera="${downId}"] .down`).isVisible(), "the broken camera's tile says it is down");
   check(!(await live.evaluate((t) => t.classList.contains("is-down"))), "the live camera is not shown down");
 
   // Tile indicators against cameras whose state is known: both fake cameras send 30 fps, the broken
   // one nothing; only the continuous recorder records.
+  waiting("the tiles to show 30 fps for both fake cameras and none for the broken one");
   const fps = await page.waitForFunction(({ ids, down }) => {
     const text = (id, what) => document.querySelector(`.tile[data-camera="${id}"] .${what}`).textContent;
     const shown = ids.map((id) => text(id, "fps"));
@@ -157,6 +168,7 @@ async function uiChecks() {
     return ok && !/[1-9]/.test(text(down, "fps")) && shown.join(", ");
   }, { ids: [liveId, recId], down: downId }, { timeout: 20000 });
   check(true, `the tiles show the cameras' frame rates (${await fps.jsonValue()}), none for the broken one`);
+  waiting("the recording camera's tile to say rec");
   await page.waitForFunction((id) => document.querySelector(`.tile[data-camera="${id}"] .rec`).textContent.includes("rec"), recId, { timeout: 20000 });
   const recPills = await page.locator(".tile .rec .pill").evaluateAll((ps) => ps.map((p) => p.closest(".tile").dataset.camera));
   check(recPills.length === 1 && recPills[0] === recId, `only the recording camera's tile says rec (${recPills.join(", ")})`);
@@ -190,36 +202,38 @@ async function uiChecks() {
   nearest(await distances(page, ".single img", [liveId, recId]), recId, "the single view's picture");
   await shot("camera");
 
-  // Status: a killed worker's restart shows up; the restart button restarts the worker.
+  // Status: the worker's pid, a killed worker's restart, and the restart button's.
   await page.goto(args.base + "/#/status");
   await page.waitForSelector(`#status-table tr[data-camera="${liveId}"]`);
-  const before = (await statusOf()).find((c) => c.id === liveId);
-  process.kill(before.pid, "SIGKILL");
-  const cell = (id, name) => `#status-table tr[data-camera="${id}"] .${name}`;
-  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes("signal"), cell(liveId, "restarts"), { timeout: 20000 });
-  check(true, "the status page shows the killed worker's restart (reason signal)");
-  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes("running"), cell(liveId, "state"), { timeout: 20000 });
   const pidColumn = await page.locator("#status-table th").evaluateAll((ths) => ths.findIndex((th) => th.textContent === "pid"));
-  const pidShown = () => page.locator(`#status-table tr[data-camera="${liveId}"] td`).nth(pidColumn).textContent();
-  await page.waitForFunction(({ id, col }) => /^\d+$/.test(document.querySelectorAll(`#status-table tr[data-camera="${id}"] td`)[col]?.textContent), { id: liveId, col: pidColumn }, { timeout: 20000 });
-  const oldPid = await pidShown();
-  check(oldPid === String((await statusOf()).find((c) => c.id === liveId).pid), `the status page shows the worker's pid (${oldPid})`);
+  // Waits until the live camera's row shows a running worker other than `old`, whose last restart
+  // was for `reason`; returns its pid.
+  const restarted = async (old, reason) => (await page.waitForFunction(({ id, col, old, reason }) => {
+    const row = document.querySelector(`#status-table tr[data-camera="${id}"]`);
+    const pid = row?.querySelectorAll("td")[col]?.textContent;
+    return row && /^\d+$/.test(pid) && pid !== old && row.querySelector(".state").textContent === "running"
+      && row.querySelector(".restarts").textContent.includes(`(${reason}:`) && pid;
+  }, { id: liveId, col: pidColumn, old, reason }, { timeout: 20000 })).jsonValue();
+  const before = (await statusOf()).find((c) => c.id === liveId);
+  const oldPid = String(before.pid);
+  process.kill(before.pid, "SIGKILL");
+  waiting("the status page to show the killed worker's restart (reason signal, a new pid)");
+  const killedPid = await restarted(oldPid, "signal");
+  check(killedPid === String((await statusOf()).find((c) => c.id === liveId).pid),
+    `the status page shows the killed worker's restart (reason signal, pid ${oldPid} → ${killedPid})`);
   let asked = "";
   page.once("dialog", (d) => { asked = d.message(); d.accept(); });
   await page.locator(`#status-table tr[data-camera="${liveId}"] button`).click();
-  await page.waitForFunction(({ id, col, old }) => {
-    const pid = document.querySelectorAll(`#status-table tr[data-camera="${id}"] td`)[col]?.textContent;
-    return /^\d+$/.test(pid) && pid !== old;
-  }, { id: liveId, col: pidColumn, old: oldPid }, { timeout: 20000 });
-  const newPid = await pidShown();
+  waiting("the restart button's restart (reason manual, a new pid)");
+  const newPid = await restarted(killedPid, "manual");
   const after = (await statusOf()).find((c) => c.id === liveId);
   check(asked.includes(before.name), `the restart button asks first ("${asked}")`);
   check(String(after.pid) === newPid && after.last_restart?.reason === "manual",
-    `the restart button restarted the worker (pid ${oldPid} → ${newPid}, reason ${after.last_restart?.reason})`);
-  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes("manual"), cell(liveId, "restarts"), { timeout: 20000 });
+    `the restart button restarted the worker (pid ${killedPid} → ${newPid}, reason ${after.last_restart?.reason})`);
   await shot("status");
 
   // The motion indicator, watched since the grid checks.
+  waiting("the recorder's motion indicator to come and go while its box crosses");
   await watcher.waitForFunction(() => window.__nvrtest.motion.offAfterOn, null, { timeout: 45000 });
   const others = await watcher.evaluate(() => window.__nvrtest.motion.others);
   check(others.length === 0, `the recorder's tile showed motion while its box crossed, then none; no other tile did (${others.join(", ") || "none"})`);
@@ -240,6 +254,7 @@ async function uiChecks() {
   const listed = await page.locator("#events .event").evaluateAll((es) => es.map((e) => e.dataset.id));
   check(listed.length >= eventsBefore.length && listed.every((id) => eventsAfter.some((e) => e.id === id)),
     `the events list shows the day's motion events (${listed.length})`);
+  waiting("every event's thumbnail");
   await page.waitForFunction(() => [...document.querySelectorAll("#events .event")].every((e) => {
     const img = e.querySelector("img");
     return img && img.complete && img.naturalWidth > 0;
@@ -251,11 +266,13 @@ async function uiChecks() {
 
   // The day picker: the day before has nothing, and today's clips come back.
   const yesterday = localDay(from - 12 * 3600000);
+  waiting(`the day picker to show ${yesterday}: no clips, no motion`);
   await page.fill("#day", yesterday);
   await page.waitForFunction((d) => location.hash.includes(`day=${d}`) && document.getElementById("day")?.value === d
     && document.getElementById("clips")?.textContent.includes("No clips that day.")
     && document.getElementById("events")?.textContent.includes("No motion that day."), yesterday, { timeout: 10000 });
   check(true, `the day picker shows ${yesterday}: no clips, no motion`);
+  waiting(`the day picker to show ${today}'s clips and events again`);
   await page.fill("#day", today);
   await page.waitForFunction((d) => location.hash.includes(`day=${d}`) && document.querySelector("#clips .clip") !== null
     && document.querySelector("#events .event") !== null, today, { timeout: 10000 });
@@ -265,6 +282,7 @@ async function uiChecks() {
   // A clip plays, and seeks while paused: the position reported on `seeked` is the one asked for.
   const clip = page.locator("#clips .clip").first();
   const clipId = await clip.getAttribute("data-id");
+  waiting("a clicked clip to play");
   await clip.click();
   await page.waitForSelector("#video");
   await page.waitForFunction(() => {
@@ -290,6 +308,7 @@ async function uiChecks() {
     await v.play();
     return v.currentTime;
   });
+  waiting("the video to play on after the seek");
   await page.waitForFunction((a) => document.getElementById("video").currentTime > a + 0.3, resumed, { timeout: 10000 });
   check(Math.abs(resumed - seek.target) < 0.5, `it plays on from there (${resumed.toFixed(2)} s)`);
 
@@ -312,8 +331,9 @@ async function uiChecks() {
     .map((e) => ({ e, r: recs.find((r) => r.id === e.recording_id) }))
     .map(({ e, r }) => ({ id: e.id, rec: r.id, at: Math.max(0, (e.start - r.start) / 1000 - 2) }))
     .sort((a, b) => b.at - a.at)[0];
-  check(event, "an event with a finished clip");
+  check(event && event.at >= 1, `an event at least 3 s into its clip, so playing it from 2 s before is a seek (to ${event?.at.toFixed(2)} s)`);
   await page.evaluate(() => { window.__nvrtest.playing = []; });
+  waiting("a clicked event to play its clip");
   await page.locator(`#events .event[data-id="${event.id}"]`).click();
   const started = await page.waitForFunction((rec) => window.__nvrtest.playing.find((p) => p.src.endsWith(`/api/recordings/${rec}/file`)),
     event.rec, { timeout: 20000 });
