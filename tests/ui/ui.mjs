@@ -6,7 +6,7 @@
 //        --live CAM --down CAM --rec CAM
 //   node tests/ui/ui.mjs --base http://127.0.0.1:PORT --shots DIR --mode auth --user U --password P
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
@@ -16,6 +16,13 @@ mkdirSync(args.shots, { recursive: true });
 function check(ok, what) {
   if (!ok) throw new Error("check failed: " + what);
   console.log("ok: " + what);
+  waitingFor = "";
+}
+
+// What the script is waiting for, so that a timeout says which check failed.
+let waitingFor = "";
+function waiting(what) {
+  waitingFor = what;
 }
 
 const browser = await chromium.launch({
@@ -23,96 +30,334 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
 });
-const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-page.on("console", (m) => console.log("page: " + m.text()));
+const pages = [];
+const page = await newPage("main");
 const shot = (name) => page.screenshot({ path: `${args.shots}/${name}.png`, fullPage: true });
 
 try {
   if (args.mode === "auth") await authChecks();
   else await uiChecks();
+  for (const p of pages) await cspChecks(p);
 } catch (e) {
   console.error(String(e.stack || e));
+  if (waitingFor && e.name === "TimeoutError") console.error(`check failed: timed out waiting for ${waitingFor}`);
   await shot("failure").catch(() => {});
   await browser.close();
   process.exit(1);
 }
 await browser.close();
 
+// A page with the test's helpers installed before the UI's own script runs: Content-Security-Policy
+// violations are collected (the API sends a CSP on every answer; the UI must live within it),
+// `playing` events of any video are recorded with their position, and pictures can be compared.
+async function newPage(name) {
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  p.on("console", (m) => console.log(`page ${name}: ${m.text()}`));
+  await p.addInitScript(() => {
+    const t = (window.__nvrtest = { violations: [], playing: [] });
+    document.addEventListener("securitypolicyviolation",
+      (e) => t.violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`), true);
+    // Media events do not bubble, but a capturing listener on the document sees them.
+    document.addEventListener("playing", (e) => t.playing.push({ src: e.target.src, at: e.target.currentTime }), true);
+    // The grey levels of `img` (a fraction of it: [x0, y0, x1, y1]) scaled to 64×36.
+    t.gray = (img, region = [0, 0, 1, 1]) => {
+      const [w, h] = [64, 36];
+      const c = document.createElement("canvas");
+      c.width = w;
+      c.height = h;
+      const g = c.getContext("2d", { willReadFrequently: true });
+      const [iw, ih] = [img.naturalWidth, img.naturalHeight];
+      const [x0, y0, x1, y1] = region;
+      g.drawImage(img, x0 * iw, y0 * ih, (x1 - x0) * iw, (y1 - y0) * ih, 0, 0, w, h);
+      const d = g.getImageData(0, 0, w, h).data;
+      return Array.from({ length: w * h }, (_, i) => 0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]);
+    };
+    t.diff = (a, b) => a.reduce((sum, v, i) => sum + Math.abs(v - b[i]), 0) / a.length;
+    t.load = async (url) => {
+      const img = new Image();
+      img.src = url;
+      await img.decode();
+      return img;
+    };
+  });
+  pages.push(p);
+  return p;
+}
+
+async function cspChecks(p) {
+  const violations = await p.evaluate(() => window.__nvrtest.violations);
+  check(violations.length === 0, `the UI runs within the Content-Security-Policy (${violations.join("; ") || "no violations"})`);
+}
+
+async function closePage(p) {
+  await cspChecks(p);
+  pages.splice(pages.indexOf(p), 1);
+  await p.close();
+}
+
+async function statusOf() {
+  return (await (await fetch(args.base + "/status")).json()).cameras;
+}
+
+// The local calendar day of `ms`, as the UI's day picker names it.
+function localDay(ms) {
+  return new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
+
+// How far the picture in `selector` is from each camera's snapshot, in mean grey levels over the top
+// left of the frame: the clock scene's clock sits there on a black box, the motion scene shows its
+// test pattern there (its box crosses lower down), so each camera's picture is near its own snapshot
+// and far from the other's.
+async function distances(p, selector, ids) {
+  return p.evaluate(async ({ selector, ids }) => {
+    const t = window.__nvrtest;
+    const region = [0, 0, 0.4, 0.15];
+    const shown = t.gray(document.querySelector(selector), region);
+    const out = {};
+    for (const id of ids) out[id] = t.diff(shown, t.gray(await t.load(`/api/cameras/${id}/snapshot.jpg?t=${Date.now()}`), region));
+    return out;
+  }, { selector, ids });
+}
+
+function nearest(d, id, what) {
+  const others = Object.entries(d).filter(([k]) => k !== id);
+  const fmt = Object.entries(d).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
+  check(others.every(([, v]) => d[id] * 2 < v), `${what} shows camera ${id} (grey distance to each snapshot: ${fmt})`);
+}
+
 async function uiChecks() {
+  const { live: liveId, down: downId, rec: recId } = args;
   // Live grid: one tile per camera, live pictures that change, the broken camera shown down.
-  await page.goto(args.base + "/");
+  const answer = await page.goto(args.base + "/");
+  check((answer.headers()["content-security-policy"] || "").includes("default-src 'self'"), "the UI is served with a Content-Security-Policy");
   await page.waitForSelector(".tile");
   const tiles = await page.locator(".tile").count();
-  const status = await (await fetch(args.base + "/status")).json();
-  check(tiles === status.cameras.length, `one tile per camera (${tiles})`);
-  const live = page.locator(`.tile[data-camera="${args.live}"]`);
+  const cameras = await statusOf();
+  check(tiles === cameras.length, `one tile per camera (${tiles})`);
+  const live = page.locator(`.tile[data-camera="${liveId}"]`);
+  const loaded = (sel) => page.waitForFunction((sel) => {
+    const img = document.querySelector(sel);
+    return img && img.complete && img.naturalWidth > 0;
+  }, sel, { timeout: 20000 });
+  await loaded(`.tile[data-camera="${liveId}"] img`);
+  await loaded(`.tile[data-camera="${recId}"] img`);
+  waiting("the live tile's picture to change");
+  await page.evaluate((id) => {
+    const t = window.__nvrtest;
+    t.first = t.gray(document.querySelector(`.tile[data-camera="${id}"] img`));
+  }, liveId);
   await page.waitForFunction((id) => {
-    const img = document.querySelector(`.tile[data-camera="${id}"] img`);
-    return img && img.naturalWidth > 0;
-  }, args.live, { timeout: 20000 });
-  const picture = () => live.locator("img").screenshot();
-  const first = await picture();
-  await page.waitForTimeout(1500);
-  const second = await picture();
-  check(!first.equals(second), "the live tile's picture changes over time");
-  await page.waitForSelector(`.tile.is-down[data-camera="${args.down}"]`, { timeout: 20000 });
-  check(await page.locator(`.tile[data-camera="${args.down}"] .down`).isVisible(), "the broken camera's tile says it is down");
+    const t = window.__nvrtest;
+    return t.diff(t.first, t.gray(document.querySelector(`.tile[data-camera="${id}"] img`))) > 0;
+  }, liveId, { timeout: 10000 });
+  check(true, "the live tile's picture changes over time");
+  nearest(await distances(page, `.tile[data-camera="${liveId}"] img`, [liveId, recId]), liveId, "the clock's tile");
+  nearest(await distances(page, `.tile[data-camera="${recId}"] img`, [liveId, recId]), recId, "the recorder's tile");
+  waiting("the broken camera's tile to say it is down");
+  await page.waitForSelector(`.tile.is-down[data-camera="${downId}"]`, { timeout: 20000 });
+  check(await page.locator(`.tile[data-camera="${downId}"] .down`).isVisible(), "the broken camera's tile says it is down");
   check(!(await live.evaluate((t) => t.classList.contains("is-down"))), "the live camera is not shown down");
+
+  // Tile indicators against cameras whose state is known: both fake cameras send 30 fps, the broken
+  // one nothing; only the continuous recorder records.
+  waiting("the tiles to show 30 fps for both fake cameras and none for the broken one");
+  const fps = await page.waitForFunction(({ ids, down }) => {
+    const text = (id, what) => document.querySelector(`.tile[data-camera="${id}"] .${what}`).textContent;
+    const shown = ids.map((id) => text(id, "fps"));
+    const ok = shown.every((s) => /^\d+ fps$/.test(s) && Math.abs(parseInt(s) - 30) <= 5);
+    return ok && !/[1-9]/.test(text(down, "fps")) && shown.join(", ");
+  }, { ids: [liveId, recId], down: downId }, { timeout: 20000 });
+  check(true, `the tiles show the cameras' frame rates (${await fps.jsonValue()}), none for the broken one`);
+  waiting("the recording camera's tile to say rec");
+  await page.waitForFunction((id) => document.querySelector(`.tile[data-camera="${id}"] .rec`).textContent.includes("rec"), recId, { timeout: 20000 });
+  const recPills = await page.locator(".tile .rec .pill").evaluateAll((ps) => ps.map((p) => p.closest(".tile").dataset.camera));
+  check(recPills.length === 1 && recPills[0] === recId, `only the recording camera's tile says rec (${recPills.join(", ")})`);
   await shot("grid");
 
-  // Single camera view at the full rate.
-  await live.click();
-  await page.waitForFunction(() => location.hash.startsWith("#/camera/"));
+  // Motion: the fake camera's box crosses the recorder's picture in the second half of every 20 s
+  // loop, and nothing moves in the clock's. A second page watches the grid while the checks below
+  // run, and must see the recorder's motion indicator come and go, and never the clock's.
+  const watcher = await newPage("watcher");
+  await watcher.goto(args.base + "/");
+  await watcher.waitForSelector(`.tile[data-camera="${recId}"] .state .pill`);
+  await watcher.evaluate(({ rec, others }) => {
+    const t = window.__nvrtest;
+    t.motion = { on: false, offAfterOn: false, others: [] };
+    const has = (id) => document.querySelector(`.tile[data-camera="${id}"] .motion .pill`) !== null;
+    setInterval(() => {
+      if (has(rec)) t.motion.on = true;
+      else if (t.motion.on) t.motion.offAfterOn = true;
+      for (const id of others) if (has(id) && !t.motion.others.includes(id)) t.motion.others.push(id);
+    }, 100);
+  }, { rec: recId, others: [liveId, downId] });
+
+  // Single camera view at the full rate, of the camera whose tile was clicked (not the first one).
+  const recName = await page.locator(`.tile[data-camera="${recId}"] .name`).textContent();
+  await page.locator(`.tile[data-camera="${recId}"]`).click();
+  await page.waitForFunction((id) => location.hash === `#/camera/${id}`, recId);
+  await loaded(".single img");
+  check(await page.locator(".single h2").textContent() === recName, `the single view is titled ${recName}`);
   const src = await page.locator(".single img").getAttribute("src");
-  check(src.includes("fps=30"), "the single view streams at 30 fps");
+  check(src.includes(`/api/cameras/${recId}/`) && src.includes("fps=30"), `the single view streams the clicked camera at 30 fps (${src})`);
+  nearest(await distances(page, ".single img", [liveId, recId]), recId, "the single view's picture");
   await shot("camera");
 
-  // Status: a killed worker's restart shows up.
+  // Status: the worker's pid, a killed worker's restart, and the restart button's.
   await page.goto(args.base + "/#/status");
-  await page.waitForSelector(`#status-table tr[data-camera="${args.live}"]`);
-  const before = (await (await fetch(args.base + "/status")).json()).cameras.find((c) => c.id === args.live);
+  await page.waitForSelector(`#status-table tr[data-camera="${liveId}"]`);
+  const pidColumn = await page.locator("#status-table th").evaluateAll((ths) => ths.findIndex((th) => th.textContent === "pid"));
+  // Waits until the live camera's row shows a running worker other than `old`, whose last restart
+  // was for `reason`; returns its pid.
+  const restarted = async (old, reason) => (await page.waitForFunction(({ id, col, old, reason }) => {
+    const row = document.querySelector(`#status-table tr[data-camera="${id}"]`);
+    const pid = row?.querySelectorAll("td")[col]?.textContent;
+    return row && /^\d+$/.test(pid) && pid !== old && row.querySelector(".state").textContent === "running"
+      && row.querySelector(".restarts").textContent.includes(`(${reason}:`) && pid;
+  }, { id: liveId, col: pidColumn, old, reason }, { timeout: 20000 })).jsonValue();
+  const before = (await statusOf()).find((c) => c.id === liveId);
+  const oldPid = String(before.pid);
   process.kill(before.pid, "SIGKILL");
-  await page.waitForFunction((id) => {
-    const cell = document.querySelector(`#status-table tr[data-camera="${id}"] .restarts`);
-    return cell && cell.textContent.includes("signal");
-  }, args.live, { timeout: 20000 });
-  check(true, "the status page shows the killed worker's restart (reason signal)");
-  await page.waitForFunction((id) => {
-    const cell = document.querySelector(`#status-table tr[data-camera="${id}"] .state`);
-    return cell && cell.textContent.includes("running");
-  }, args.live, { timeout: 20000 });
+  waiting("the status page to show the killed worker's restart (reason signal, a new pid)");
+  const killedPid = await restarted(oldPid, "signal");
+  check(killedPid === String((await statusOf()).find((c) => c.id === liveId).pid),
+    `the status page shows the killed worker's restart (reason signal, pid ${oldPid} → ${killedPid})`);
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.accept(); });
+  await page.locator(`#status-table tr[data-camera="${liveId}"] button`).click();
+  waiting("the restart button's restart (reason manual, a new pid)");
+  const newPid = await restarted(killedPid, "manual");
+  const after = (await statusOf()).find((c) => c.id === liveId);
+  check(asked.includes(before.name), `the restart button asks first ("${asked}")`);
+  check(String(after.pid) === newPid && after.last_restart?.reason === "manual",
+    `the restart button restarted the worker (pid ${killedPid} → ${newPid}, reason ${after.last_restart?.reason})`);
   await shot("status");
 
-  // Recordings: a clip plays and seeks; events list thumbnails.
-  await page.goto(args.base + `/#/recordings?camera=${args.rec}`);
+  // The motion indicator, watched since the grid checks.
+  waiting("the recorder's motion indicator to come and go while its box crosses");
+  await watcher.waitForFunction(() => window.__nvrtest.motion.offAfterOn, null, { timeout: 45000 });
+  const others = await watcher.evaluate(() => window.__nvrtest.motion.others);
+  check(others.length === 0, `the recorder's tile showed motion while its box crossed, then none; no other tile did (${others.join(", ") || "none"})`);
+  await closePage(watcher);
+
+  // Recordings: the day's clips and motion events (with thumbnails) of the recorder.
+  const today = localDay(Date.now());
+  const from = new Date(today + "T00:00:00").getTime();
+  const q = `camera=${recId}&from=${from}&to=${from + 86400000 - 1}`;
+  const getJson = async (path) => (await fetch(args.base + path)).json();
+  const eventsBefore = await getJson(`/api/events?${q}`);
+  check(eventsBefore.length >= 1 && eventsBefore.every((e) => e.thumbnail_url), `the index has the box's motion events, with thumbnails (${eventsBefore.length})`);
+  await page.goto(args.base + `/#/recordings?camera=${recId}`);
   await page.waitForSelector("#clips .clip", { timeout: 30000 });
-  await page.locator("#clips .clip").first().click();
+  await page.waitForSelector("#events .event");
+  const recs = await getJson(`/api/recordings?${q}`);
+  const eventsAfter = await getJson(`/api/events?${q}`);
+  const listed = await page.locator("#events .event").evaluateAll((es) => es.map((e) => e.dataset.id));
+  check(listed.length >= eventsBefore.length && listed.every((id) => eventsAfter.some((e) => e.id === id)),
+    `the events list shows the day's motion events (${listed.length})`);
+  waiting("every event's thumbnail");
+  await page.waitForFunction(() => [...document.querySelectorAll("#events .event")].every((e) => {
+    const img = e.querySelector("img");
+    return img && img.complete && img.naturalWidth > 0;
+  }), null, { timeout: 10000 });
+  check(true, "every event shows its thumbnail");
+  const clipIds = await page.locator("#clips .clip").evaluateAll((cs) => cs.map((c) => c.dataset.id));
+  const finished = recs.filter((r) => r.state === "finished").map((r) => r.id);
+  check(clipIds.length === finished.length && clipIds.every((id) => finished.includes(id)), `the clips list shows the day's finished clips (${clipIds.length})`);
+
+  // The day picker: the day before has nothing, and today's clips come back.
+  const yesterday = localDay(from - 12 * 3600000);
+  waiting(`the day picker to show ${yesterday}: no clips, no motion`);
+  await page.fill("#day", yesterday);
+  await page.waitForFunction((d) => location.hash.includes(`day=${d}`) && document.getElementById("day")?.value === d
+    && document.getElementById("clips")?.textContent.includes("No clips that day.")
+    && document.getElementById("events")?.textContent.includes("No motion that day."), yesterday, { timeout: 10000 });
+  check(true, `the day picker shows ${yesterday}: no clips, no motion`);
+  waiting(`the day picker to show ${today}'s clips and events again`);
+  await page.fill("#day", today);
+  await page.waitForFunction((d) => location.hash.includes(`day=${d}`) && document.querySelector("#clips .clip") !== null
+    && document.querySelector("#events .event") !== null, today, { timeout: 10000 });
+  check(true, `the day picker shows ${today}'s clips and events again`);
+  await shot("recordings-list");
+
+  // A clip plays, and seeks while paused: the position reported on `seeked` is the one asked for.
+  const clip = page.locator("#clips .clip").first();
+  const clipId = await clip.getAttribute("data-id");
+  waiting("a clicked clip to play");
+  await clip.click();
   await page.waitForSelector("#video");
   await page.waitForFunction(() => {
     const v = document.getElementById("video");
     return v && v.readyState >= 2 && v.currentTime > 0.3;
   }, null, { timeout: 20000 });
   check(true, "a recording plays (currentTime advances)");
-  const duration = await page.evaluate(() => document.getElementById("video").duration);
-  const target = duration * 0.6;
-  await page.evaluate((t) => { document.getElementById("video").currentTime = t; }, target);
-  await page.waitForFunction((t) => {
+  const seek = await page.evaluate(async () => {
     const v = document.getElementById("video");
-    return !v.seeking && Math.abs(v.currentTime - t) < 1.5;
-  }, target, { timeout: 20000 });
-  const at = await page.evaluate(() => document.getElementById("video").currentTime);
-  await page.waitForFunction((a) => document.getElementById("video").currentTime > a + 0.3, at, { timeout: 10000 });
-  check(true, `seeking works (to ${target.toFixed(1)} s of ${duration.toFixed(1)} s, then it plays on)`);
-  check(await page.locator("a[download]").count() === 1, "a download link");
+    v.pause();
+    const from = v.currentTime;
+    const target = v.duration * 0.6;
+    const seeked = new Promise((resolve) => v.addEventListener("seeked", () => resolve({ at: v.currentTime, paused: v.paused }), { once: true }));
+    v.currentTime = target;
+    const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 15000));
+    return { from, target, duration: v.duration, seeked: await Promise.race([seeked, timeout]) };
+  });
+  check(seek.target - seek.from > 1.5, `the seek goes well beyond the paused position (${seek.from.toFixed(2)} → ${seek.target.toFixed(2)} s)`);
+  check(seek.seeked && seek.seeked.paused && Math.abs(seek.seeked.at - seek.target) < 0.25,
+    `seeking works: paused, to ${seek.target.toFixed(2)} s of ${seek.duration.toFixed(1)} s, seeked reports ${seek.seeked?.at.toFixed(2)} s`);
+  const resumed = await page.evaluate(async () => {
+    const v = document.getElementById("video");
+    await v.play();
+    return v.currentTime;
+  });
+  waiting("the video to play on after the seek");
+  await page.waitForFunction((a) => document.getElementById("video").currentTime > a + 0.3, resumed, { timeout: 10000 });
+  check(Math.abs(resumed - seek.target) < 0.5, `it plays on from there (${resumed.toFixed(2)} s)`);
+
+  // The download link is the clip's file, under its own name.
+  const rec = recs.find((r) => r.id === clipId);
+  const link = page.locator("#player a[download]");
+  check(await link.count() === 1, "a download link");
+  const href = await link.getAttribute("href");
+  check(href === `/api/recordings/${clipId}/file`, `the download link is the clip's file (${href})`);
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 20000 }), link.click()]);
+  const name = rec.path.split("/").pop();
+  const saved = readFileSync(await download.path());
+  check(download.suggestedFilename() === name, `the download is named ${download.suggestedFilename()}`);
+  check(saved.length === rec.bytes && saved.subarray(4, 8).toString() === "ftyp",
+    `the download is the whole MP4 (${saved.length} of ${rec.bytes} bytes)`);
   await shot("recordings");
 
-  // Phone-sized screen: the grid is one column.
-  await page.setViewportSize({ width: 390, height: 844 });
+  // An event plays its clip from 2 s before the motion.
+  const event = eventsAfter.filter((e) => listed.includes(e.id) && finished.includes(e.recording_id))
+    .map((e) => ({ e, r: recs.find((r) => r.id === e.recording_id) }))
+    .map(({ e, r }) => ({ id: e.id, rec: r.id, at: Math.max(0, (e.start - r.start) / 1000 - 2) }))
+    .sort((a, b) => b.at - a.at)[0];
+  check(event && event.at >= 1, `an event at least 3 s into its clip, so playing it from 2 s before is a seek (to ${event?.at.toFixed(2)} s)`);
+  await page.evaluate(() => { window.__nvrtest.playing = []; });
+  waiting("a clicked event to play its clip");
+  await page.locator(`#events .event[data-id="${event.id}"]`).click();
+  const started = await page.waitForFunction((rec) => window.__nvrtest.playing.find((p) => p.src.endsWith(`/api/recordings/${rec}/file`)),
+    event.rec, { timeout: 20000 });
+  const startedAt = (await started.jsonValue()).at;
+  check(Math.abs(startedAt - event.at) < 0.5, `an event plays its clip from 2 s before the motion (${startedAt.toFixed(2)} s, expected ${event.at.toFixed(2)} s)`);
+
+  // Phone-sized screen: one column, nothing wider than the screen.
+  const columns = (p, sel) => p.locator(sel).evaluateAll((els) => new Set(els.map((e) => Math.round(e.getBoundingClientRect().left))).size);
   await page.goto(args.base + "/");
   await page.waitForSelector(".tile");
-  const widths = await page.locator(".tile").evaluateAll((ts) => ts.map((t) => t.getBoundingClientRect().width));
-  check(widths.every((w) => w <= 390), "tiles fit a phone screen");
+  const wide = await columns(page, ".tile");
+  check(wide === tiles, `on a wide screen the ${tiles} tiles sit side by side (${wide} columns)`);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForFunction(() => innerWidth === 390);
+  const narrow = await columns(page, ".tile");
+  const fits = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
+  check(narrow === 1 && fits, `on a phone screen the grid is one column (${narrow}) within the screen`);
   await shot("grid-phone");
+  await page.goto(args.base + `/#/recordings?camera=${recId}`);
+  await page.waitForSelector("#events .event");
+  const lists = await columns(page, ".lists > div");
+  check(lists === 1 && await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth),
+    `on a phone screen clips and events are one column (${lists}) within the screen`);
+  await shot("recordings-phone");
 }
 
 async function authChecks() {

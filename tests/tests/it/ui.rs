@@ -37,6 +37,9 @@ fn shots(name: &str) -> String {
 #[test]
 fn grid_status_and_recordings_work_in_chromium() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["clock", "motion"])).unwrap();
+    // The recorder's first clip (about 12 s: it rotates at a keyframe after 10 s) covers the box's
+    // first crossing 10 s into the fake camera's loop, several seconds in: the UI plays that
+    // motion event from 2 s before it, a real seek.
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "cameras": [
             {"id": "live", "name": "Clock", "main_url": fc.url("clock/main"), "sub_url": fc.url("clock/sub"),
@@ -44,7 +47,7 @@ fn grid_status_and_recordings_work_in_chromium() {
             {"id": "broken", "name": "Broken", "main_url": fc.url("nope/main"), "sub_url": fc.url("nope/sub"),
              "recording": {"mode": "off"}},
             {"id": "rec", "name": "Recorder", "main_url": fc.url("motion/main"), "sub_url": fc.url("motion/sub"),
-             "recording": {"mode": "continuous", "max_segment_s": 6}},
+             "recording": {"mode": "continuous", "max_segment_s": 10}},
         ]}),
         &[],
     );
