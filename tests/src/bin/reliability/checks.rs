@@ -217,3 +217,21 @@ pub fn duration_s(clip: &Path) -> f64 {
         .and_then(|p| p["format"]["duration"].as_str()?.parse().ok())
         .unwrap_or(f64::NAN)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flat;
+
+    #[test]
+    fn flat_fails_on_samples_that_were_never_taken() {
+        let steady = [Some(30.0), Some(30.2), Some(30.1), Some(30.0), Some(30.1)];
+        assert!(flat(&steady, "MB").0);
+        // `/proc` unreadable: nothing, one gap, or all zeros must not pass as flat.
+        assert!(!flat(&[], "MB").0);
+        assert!(!flat(&[None, None, None], "MB").0);
+        assert!(!flat(&[Some(30.0), None, Some(30.0)], "MB").0);
+        assert!(!flat(&[Some(0.0), Some(0.0), Some(0.0)], "fds").0);
+        // And growth still fails.
+        assert!(!flat(&[Some(30.0), Some(32.0), Some(34.0)], "MB").0);
+    }
+}
