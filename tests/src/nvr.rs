@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A built release binary of the workspace (`supervisor` or `worker`).
@@ -160,6 +161,10 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How long after the supervisor exits its stderr may stay open: its workers exit on their own
+/// when their IPC channel breaks (SIGKILL), or were stopped before it exited (SIGTERM).
+pub const READER_GRACE: Duration = Duration::from_secs(10);
+
 /// A running supervisor with its own config, output directory and API port.
 pub struct Nvr {
     child: Option<Child>,
@@ -169,6 +174,10 @@ pub struct Nvr {
     pub dir: TempDir,
     /// Everything the supervisor (and, through it, every worker) wrote to stderr.
     pub log: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`; it ends when the last process holding the pipe (the
+    /// supervisor or a worker it started) has exited. Joined by [`Nvr::terminate`] and
+    /// [`Nvr::kill`], so [`Nvr::log_text`] after them holds every line.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Nvr {
@@ -196,6 +205,7 @@ impl Nvr {
             listen_ip: ip.to_string(),
             dir,
             log: Arc::new(Mutex::new(String::new())),
+            reader: None,
         };
         nvr.spawn(env);
         nvr
@@ -226,13 +236,13 @@ impl Nvr {
         let mut child = cmd.spawn().expect("spawn supervisor");
         let stderr = child.stderr.take().unwrap();
         let sink = Arc::clone(&self.log);
-        std::thread::spawn(move || {
+        self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
-        });
+        }));
         self.child = Some(child);
         let port = self.port;
         wait_until(Duration::from_secs(20), "the API to answer", || {
@@ -310,29 +320,68 @@ impl Nvr {
         self.log.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits (up to 20 s) for the supervisor to exit.
+    /// Sends SIGTERM and waits (up to 20 s) for the supervisor to exit, then for its stderr to
+    /// close (every line read into the log).
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        self.stop_with("TERM")
+    }
+
+    /// [`Nvr::terminate`] with SIGINT, as Ctrl-C in a terminal sends.
+    pub fn interrupt(&mut self) -> anyhow::Result<ExitStatus> {
+        self.stop_with("INT")
+    }
+
+    fn stop_with(&mut self, sig: &str) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("already stopped")?;
-        signal(child.id(), "TERM");
+        signal(child.id(), sig);
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let status = loop {
             if let Some(status) = child.try_wait()? {
-                return Ok(status);
+                break status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("supervisor did not exit within 20 s of SIGTERM");
+                let _ = child.wait();
+                self.join_reader();
+                bail!("supervisor did not exit within 20 s of SIG{sig}");
             }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        if !self.join_reader() {
+            bail!(
+                "the supervisor exited ({status}) but its stderr stayed open for {READER_GRACE:?}: \
+                 a worker outlived it"
+            );
         }
+        Ok(status)
     }
 
-    /// SIGKILLs the supervisor, as a crash would.
+    /// SIGKILLs the supervisor, as a crash would, and waits (up to [`READER_GRACE`]) for its
+    /// orphaned workers to close its stderr, so the log is complete.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.join_reader();
         }
+    }
+
+    /// Waits up to [`READER_GRACE`] for the stderr reader to reach the end of the pipe and joins
+    /// it; false if the pipe is still open (a process holding it is still alive).
+    fn join_reader(&mut self) -> bool {
+        let Some(reader) = self.reader.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + READER_GRACE;
+        while !reader.is_finished() {
+            if Instant::now() > deadline {
+                // Left running: it ends when the last holder of the pipe exits.
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = reader.join();
+        true
     }
 }
 

@@ -12,20 +12,38 @@ pub fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-/// (RssAnon + RssFile, RssShmem) of a process, in MB.
+/// (RssAnon + RssFile, RssShmem) of a process, in MB ((0, 0) once it is gone).
 pub fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    read_rss_mb(pid).unwrap_or((0.0, 0.0))
+}
+
+/// [`rss_mb`], or `None` when `/proc/<pid>/status` cannot be read or lacks the fields (no such
+/// process, no `/proc`): for checks that must not pass on samples that were never taken.
+pub fn read_rss_mb(pid: u32) -> Option<(f64, f64)> {
+    if pid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb = |key: &str| {
         status
             .lines()
             .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .unwrap_or(0.0)
     };
-    (
-        (kb("RssAnon:") + kb("RssFile:")) / 1024.0,
-        kb("RssShmem:") / 1024.0,
-    )
+    Some((
+        (kb("RssAnon:")? + kb("RssFile:")?) / 1024.0,
+        kb("RssShmem:")? / 1024.0,
+    ))
+}
+
+/// The number of open file descriptors of a process; `None` when `/proc/<pid>/fd` cannot be read.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    if pid == 0 {
+        return None;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|d| d.count())
 }
 
 /// (busy, total) ticks of the whole machine (all cores), from the `cpu` line of /proc/stat. Busy is

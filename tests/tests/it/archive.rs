@@ -197,13 +197,16 @@ fn retention_deletes_the_oldest_first_and_never_the_file_in_progress() {
         !out.join("aged/2020-01-01").exists(),
         "emptied day directories go too"
     );
-    // max_gb 0.004: about two 3 s segments of 4 Mbit/s. Let several segments pass.
+    // max_gb 0.004: about two 3 s segments of 4 Mbit/s. Let several segments pass, up to one
+    // being written (continuous mode: there is one but for an instant at each rotation).
     let c = nvr.wait_camera("sized", Duration::from_secs(40), "6 segments", |c| {
         c["recordings"]["finished"].as_u64() >= Some(6)
+            && c["worker"]["recording"]["current_file"].is_string()
     });
     let in_progress = c["worker"]["recording"]["current_file"]
         .as_str()
-        .map(|p| out.join(format!("{p}.part")));
+        .unwrap()
+        .to_string();
     wait_until(Duration::from_secs(5), "size limit applied", || {
         let total: u64 = files_ending(&out.join("sized"), ".mp4")
             .iter()
@@ -221,13 +224,16 @@ fn retention_deletes_the_oldest_first_and_never_the_file_in_progress() {
         log.contains("retention: deleted a recording") && log.contains("max_gb"),
         "deletions are logged with their reason"
     );
-    if let Some(part) = in_progress {
-        assert!(
-            part.exists() || part.with_extension("").exists(),
-            "the file in progress was deleted: {}",
-            part.display()
-        );
-    }
+    // The file in progress survives retention to be finished by its worker: a deleted `.part`
+    // could not be renamed, so the worker would report an error instead.
+    let finished = nvr.wait_camera("sized", Duration::from_secs(20), "its file finished", |c| {
+        c["recordings"]["last_finished"]["path"] == in_progress.as_str()
+            || c["worker"]["recording"]["state"] == "error"
+    });
+    assert_eq!(
+        finished["recordings"]["last_finished"]["path"], in_progress,
+        "the file in progress was not finished: {finished}"
+    );
     let newest_deleted = log
         .lines()
         .filter(|l| l.contains("retention: deleted") && l.contains("sized_"))
@@ -424,6 +430,87 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     }
     // The clip after the disk came back is whole.
     decodes_cleanly(clips.last().unwrap()).unwrap();
+    drop(nvr);
+    drop(tmpfs);
+}
+
+/// Bytes free to an unprivileged user on the file system holding `path` (`stat -f`).
+fn free_bytes(path: &Path) -> u64 {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut n = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    n.next().unwrap() * n.next().unwrap()
+}
+
+#[test]
+fn retention_keeps_min_free_gb_free_by_deleting_the_oldest_clips() {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let dir = TempDir::new("minfree");
+    let out = dir.path().join("output");
+    let tmpfs = Tmpfs::mount(&out, "24m");
+    let mut cfg = config(vec![camera(
+        "cam",
+        &fc,
+        json!({"mode": "continuous", "max_segment_s": 2}),
+    )]);
+    cfg["output_dir"] = json!(out.display().to_string());
+    // Keep 16 MB of the 24 MB free: room for some 8 MB of clips, about 16 s of the 4 Mbit/s
+    // stream. No `keep_days` or `max_gb`: only free space can delete.
+    const NEED: u64 = 16_000_000;
+    cfg["retention"]["min_free_gb"] = json!(NEED as f64 / 1e9);
+    let nvr = Nvr::start_in(dir, cfg, &[]);
+    let deletions = |nvr: &Nvr| {
+        nvr.log_text()
+            .lines()
+            .filter(|l| l.contains("retention: deleted") && l.contains("min_free"))
+            .count()
+    };
+    wait_until(Duration::from_secs(60), "a deletion for free space", || {
+        (deletions(&nvr) >= 1).then_some(())
+    });
+    // Three more segments, each of which has to make room.
+    let n = nvr.camera("cam")["recordings"]["finished"]
+        .as_u64()
+        .unwrap();
+    nvr.wait_camera("cam", Duration::from_secs(20), "3 more segments", |c| {
+        c["recordings"]["finished"].as_u64() >= Some(n + 3)
+    });
+    // Retention runs every second; in between the clip being written takes up to a second's
+    // worth (0.5 MB) of the reserve.
+    wait_until(Duration::from_secs(10), "the free space kept", || {
+        (free_bytes(&out) >= NEED - 1_000_000).then_some(())
+    });
+    let c = nvr.camera("cam");
+    assert!(c["recordings"]["last_error"].is_null(), "{c}");
+    assert_eq!(c["restarts"], 0, "{c}");
+    assert!(recording(&c), "{c}");
+    // Removed files leave the index, and the survivors are the newest.
+    let left = ids_on_disk(&out.join("cam"), ".mp4");
+    wait_until(Duration::from_secs(5), "index = disk", || {
+        let rows = api_list(&nvr, "/api/recordings?camera=cam");
+        (ids_of(&rows, "finished") == left).then_some(())
+    });
+    let log = nvr.log_text();
+    let stamp = |s: &str| s.split("cam_").nth(1).map(|s| s[..16].to_string());
+    let newest_deleted = log
+        .lines()
+        .filter(|l| l.contains("retention: deleted"))
+        .filter_map(stamp)
+        .max()
+        .unwrap();
+    let oldest_kept = left.iter().filter_map(|id| stamp(id)).min().unwrap();
+    assert!(
+        newest_deleted <= oldest_kept,
+        "{newest_deleted} deleted, {oldest_kept} kept"
+    );
+    assert!(
+        left.len() >= 2,
+        "kept {left:?}: only what free space requires goes"
+    );
     drop(nvr);
     drop(tmpfs);
 }

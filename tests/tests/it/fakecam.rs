@@ -319,7 +319,10 @@ fn ground_truth_is_printed_once_per_loop_on_the_monotonic_clock() {
                 Duration::from_secs(25),
             )
             .unwrap();
-        // Printed when due (not ahead, not much later).
+        // Printed when due (not ahead, not much later). Late is allowed 1.5 s: every consumer
+        // times the event by its `mono_ns` stamp, never by when the line is read, so lateness
+        // only delays a test waiting for it; a loaded machine (two cores shared with Chromium
+        // and a benchmark) can hold the Python server or this reader back by more than 500 ms.
         let due = cam.instant_of(e["mono_ns"].as_u64().unwrap());
         let now = Instant::now();
         assert!(
@@ -327,8 +330,9 @@ fn ground_truth_is_printed_once_per_loop_on_the_monotonic_clock() {
             "{event} {loop_idx} printed early"
         );
         assert!(
-            now < due + Duration::from_millis(500),
-            "{event} {loop_idx} printed late"
+            now < due + Duration::from_millis(1500),
+            "{event} {loop_idx} printed late: {:?}",
+            now - due
         );
         seen.push(e);
     }
@@ -432,14 +436,18 @@ fn motion_start_is_when_the_moving_frame_arrives() {
         frames.iter().take_while(|(_, f)| !changed(f)).count() >= 30,
         "less than a second of still frames before the box"
     );
-    // Arrives when due, plus transport and decoding: never before, not much after.
+    // Arrives when due, plus transport and decoding: never before, not much after. "Not much"
+    // is 1 s: this client (ffmpeg decoding into a pipe read by this thread) is what a loaded
+    // machine delays. The ground truth is held to 3 frames by
+    // `media::motion_onsets_match_the_ground_truth_within_three_frames`, against the worker's
+    // own arrival stamps; this check catches a truth that is off by a scene position.
     assert!(
         *arrived + Duration::from_millis(20) >= due,
         "box arrived {:?} before motion_start",
         due - *arrived
     );
     assert!(
-        *arrived < due + Duration::from_millis(500),
+        *arrived < due + Duration::from_millis(1000),
         "box arrived {:?} after motion_start",
         *arrived - due
     );
@@ -457,7 +465,8 @@ fn two_clients_on_one_mount_both_receive_real_time_frames() {
     for c in clients {
         let (frames, elapsed) = c.join().unwrap().unwrap();
         // 4 s at 30 fps from the first packet; what precedes the first key frame (the sub GOP
-        // is 1 s) cannot be decoded: 90..=120 frames.
+        // is 1 s) cannot be decoded: 90..=120 frames. Counted in stream time (`-t 4`), so a
+        // loaded machine delays the frames but does not change their number.
         assert!((85..=125).contains(&frames), "got {frames} frames");
         // Paced like a camera, not a file: 4 s of video cannot arrive in much less than 4 s.
         assert!(

@@ -21,10 +21,31 @@ const QUIET_AFTER: Duration = Duration::from_secs(3);
 
 /// (median of the first third, median of the last third, growth in percent) of samples: a clip
 /// being written holds a GOP in memory, so single samples jump by a few MB either way.
-pub fn growth(v: &[f64]) -> (f64, f64, f64) {
+fn growth(v: &[f64]) -> (f64, f64, f64) {
     let third = v.len().div_ceil(3).max(1);
     let (early, late) = (median(&v[..third]), median(&v[v.len() - third..]));
     (early, late, (late - early) / early.max(1e-9) * 100.0)
+}
+
+/// Judges samples of a figure that must stay flat (RSS, file descriptors): (passes, what was seen).
+/// Fails when there is no sample, when one could not be read (`None`: no pid at that moment, or
+/// `/proc` unreadable), or when the median of the last third is 5 % or more above the first's.
+pub fn flat(samples: &[Option<f64>], unit: &str) -> (bool, String) {
+    let read: Vec<f64> = samples.iter().flatten().copied().collect();
+    let unread = samples.len() - read.len();
+    if read.is_empty() {
+        return (false, format!("no sample could be read ({unread} tried)"));
+    }
+    let (early, late, pct) = growth(&read);
+    let ok = unread == 0 && early > 0.0 && pct < 5.0;
+    let mut detail = format!(
+        "{early:.1} → {late:.1} {unit} ({pct:+.1} %), {} samples",
+        read.len()
+    );
+    if unread > 0 {
+        detail.push_str(&format!(", {unread} could not be read"));
+    }
+    (ok, detail)
 }
 
 /// Frames the fake camera pushed into two mounts and the frames/packets a camera's worker counted,
@@ -195,4 +216,22 @@ pub fn duration_s(clip: &Path) -> f64 {
         .ok()
         .and_then(|p| p["format"]["duration"].as_str()?.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flat;
+
+    #[test]
+    fn flat_fails_on_samples_that_were_never_taken() {
+        let steady = [Some(30.0), Some(30.2), Some(30.1), Some(30.0), Some(30.1)];
+        assert!(flat(&steady, "MB").0);
+        // `/proc` unreadable: nothing, one gap, or all zeros must not pass as flat.
+        assert!(!flat(&[], "MB").0);
+        assert!(!flat(&[None, None, None], "MB").0);
+        assert!(!flat(&[Some(30.0), None, Some(30.0)], "MB").0);
+        assert!(!flat(&[Some(0.0), Some(0.0), Some(0.0)], "fds").0);
+        // And growth still fails.
+        assert!(!flat(&[Some(30.0), Some(32.0), Some(34.0)], "MB").0);
+    }
 }

@@ -70,10 +70,27 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     sec.figure("… of them mid-recording", format!("{mid_recording}"));
     sec.figure("kill → worker back with SUB frames", stats_ms(&restart_ms));
     let (lost_sub, lost_main, sent) = lost(before, after);
+    // Each kill was awaited until a new pid streamed (or the phase failed); what is left to judge
+    // is how the supervisor accounted for them: one restart per kill, each for the signal.
+    let victims: Vec<(String, u64, String)> = ["k1", "k2"]
+        .iter()
+        .map(|id| {
+            let c = nvr.camera(id);
+            let reason = str_at(&c, &["last_restart", "reason"]);
+            (id.to_string(), u64_at(&c, &["restarts"]), reason)
+        })
+        .collect();
+    let restarts: u64 = victims.iter().map(|v| v.1).sum();
     sec.check(
-        "every killed worker came back",
-        restart_ms.len() == args.kills,
-        format!("{} of {}", restart_ms.len(), args.kills),
+        "every kill was counted as one restart, for the signal",
+        restarts == args.kills as u64
+            && victims
+                .iter()
+                .all(|(_, n, reason)| *n == 0 || reason == "signal"),
+        format!(
+            "{} kills; restarts and last reason: {victims:?}",
+            args.kills
+        ),
     );
     sec.check(
         "the camera never killed lost no frame (against the fake camera's count of frames sent)",
@@ -125,7 +142,7 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     sec.figure("server back → all streams up", stats_ms(&reconnect_ms));
     sec.check(
         "the workers reconnected without being restarted",
-        pids == pids_after && reconnect_ms.len() == args.server_restarts,
+        pids == pids_after && pids.iter().all(|p| *p != 0),
         format!("pids before {pids:?}, after {pids_after:?}"),
     );
 
@@ -174,9 +191,10 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         }
     }
     sec.figure("cut clip: kill → its last frame kept", stats_ms(&lost_ms));
+    // At least one kill must have hit a clip with something on disk, or this proves nothing.
     sec.check(
         "every clip cut by a kill was finished and indexed after the restart, and plays to within one GOP of the kill",
-        bad_cuts.is_empty(),
+        bad_cuts.is_empty() && !lost_ms.is_empty(),
         format!(
             "{} clips cut, {} of them less than a GOP old (nothing on disk yet: set aside as .broken); {}",
             cut.len(),

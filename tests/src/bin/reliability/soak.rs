@@ -1,21 +1,21 @@
 //! Phase `soak`: several cameras for a while; RSS and file descriptors sampled.
 
-use crate::checks::{growth, onsets_covered, Disturbances};
+use crate::checks::{flat, onsets_covered, Disturbances};
 use crate::report::Section;
 use crate::rig::{base_config, camera, indexed, stop, HEARTBEAT_S};
 use crate::Args;
 use anyhow::Result;
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::Nvr;
-use nvr_tests::procstat::rss_mb;
+use nvr_tests::procstat::{open_fds, read_rss_mb};
 use nvr_tests::status::{self, u64_at};
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn fds(pid: u32) -> f64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) as f64
-}
+/// RSS (MB) and open file descriptors of one process, one sample each per period; `None` where
+/// it could not be read.
+type SampleSeries = (Vec<Option<f64>>, Vec<Option<f64>>);
 
 pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion", "small", "lights", "clock"]))?;
@@ -41,7 +41,7 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     let started = Instant::now();
     let warm_up = Duration::from_secs(if args.full { 300 } else { 40 });
     let every = Duration::from_secs(if args.full { 60 } else { 10 });
-    let mut samples: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut samples: BTreeMap<String, SampleSeries> = BTreeMap::new();
     let mut next = started + warm_up;
     while started.elapsed() < Duration::from_secs(args.soak_s) {
         if Instant::now() >= next {
@@ -53,8 +53,8 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
             pids.push(("supervisor".into(), nvr.pid()));
             for (id, pid) in pids {
                 let e = samples.entry(id).or_default();
-                e.0.push(rss_mb(pid).0);
-                e.1.push(fds(pid));
+                e.0.push(read_rss_mb(pid).map(|r| r.0));
+                e.1.push(open_fds(pid).map(|n| n as f64));
             }
             next += every;
         }
@@ -73,17 +73,19 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
         ),
     );
     for (id, (rss, fd)) in &samples {
-        let (r0, r1, rg) = growth(rss);
-        let (f0, f1, fg) = growth(fd);
+        let (rss_ok, rss_seen) = flat(rss, "MB");
+        let (fd_ok, fd_seen) = flat(fd, "fds");
         sec.check(
             &format!("{id}: RSS and file descriptors do not grow (< 5 %)"),
-            rg < 5.0 && fg < 5.0,
-            format!(
-                "RSS {r0:.1} → {r1:.1} MB ({rg:+.1} %), fds {f0} → {f1}, {} samples",
-                rss.len()
-            ),
+            rss_ok && fd_ok,
+            format!("RSS {rss_seen}; {fd_seen}"),
         );
     }
+    sec.check(
+        "RSS and file descriptors were sampled for every camera and the supervisor",
+        samples.len() == args.soak_cameras + 1,
+        format!("{} series", samples.len()),
+    );
     let gaps: Vec<f64> = c
         .values()
         .map(|c| c["max_heartbeat_gap_ms"].as_f64().unwrap_or(f64::MAX))
