@@ -285,6 +285,12 @@ impl FakeCam {
         }
     }
 
+    /// The next `event` line (`motion_start`, `loop_start`, ...) read from now on, waiting up to
+    /// `timeout`.
+    pub fn wait_next(&self, event: &str, timeout: Duration) -> Result<Value> {
+        self.wait_event_since(self.n_events(), |e| e["event"] == event, timeout)
+    }
+
     /// Sends a stdin command (`stop`, `start`, `drop`, `deny on`, `deny off`, `status`) and
     /// returns its `ack` line; fails if the server says `"ok":false`.
     pub fn command(&mut self, cmd: &str) -> Result<Value> {

@@ -68,14 +68,9 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    /// The shipped defaults: 1 s doubling to 60 s, reset after 60 s, five restarts in 300 s.
     fn policy() -> RestartConfig {
-        RestartConfig {
-            initial_s: 1.0,
-            max_s: 60.0,
-            reset_after_s: 60.0,
-            intensity: 5,
-            period_s: 300.0,
-        }
+        RestartConfig::default()
     }
 
     #[test]

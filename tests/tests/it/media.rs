@@ -477,13 +477,8 @@ fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
     let nvr = Nvr::start(cfg.clone(), &[]);
     let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap();
 
-    let seen = fc.n_events();
-    fc.wait_event_since(
-        seen,
-        |e| e["event"] == "motion_start",
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    fc.wait_next("motion_start", Duration::from_secs(30))
+        .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(nvr.camera("cam")["motion"]["events"], 0, "outside the zone");
 
@@ -497,13 +492,8 @@ fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
     assert_eq!(summary["summary"]["updated"], json!(["cam"]), "{body}");
     assert_eq!(summary["summary"]["changed"], json!([]), "{body}");
 
-    let seen = fc.n_events();
-    fc.wait_event_since(
-        seen,
-        |e| e["event"] == "motion_start",
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    fc.wait_next("motion_start", Duration::from_secs(30))
+        .unwrap();
     let c = nvr.wait_camera(
         "cam",
         Duration::from_secs(5),

@@ -554,13 +554,8 @@ fn running_out_of_descriptors_loses_no_motion_event() {
             .ok()
         })
         .collect();
-    let since = fc.n_events();
-    fc.wait_event_since(
-        since,
-        |e| e["event"] == "motion_start",
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    fc.wait_next("motion_start", Duration::from_secs(30))
+        .unwrap();
     nvr_tests::nvr::wait_until(Duration::from_secs(10), "a motion sidecar on disk", || {
         (!sidecars(&out).is_empty()).then_some(())
     });
@@ -569,13 +564,8 @@ fn running_out_of_descriptors_loses_no_motion_event() {
     // 2. No descriptor at all for the archive while the next onset happens: the event waits and
     // is written once descriptors are back.
     set_nofile(pid, 8);
-    let since = fc.n_events();
-    fc.wait_event_since(
-        since,
-        |e| e["event"] == "motion_start",
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    fc.wait_next("motion_start", Duration::from_secs(30))
+        .unwrap();
     nvr_tests::nvr::wait_until(Duration::from_secs(10), "the archive to retry", || {
         nvr.log_text().contains("will retry").then_some(())
     });
