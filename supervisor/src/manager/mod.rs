@@ -134,6 +134,12 @@ struct Slot {
 }
 
 impl Slot {
+    /// Sends `msg` to the worker; false when it has no channel yet or the channel is broken.
+    fn send(&mut self, msg: &ToWorker) -> bool {
+        let tx = self.process.as_mut().and_then(|p| p.tx.as_mut());
+        matches!(tx.map(|tx| tx.send(msg)), Some(Ok(())))
+    }
+
     fn new(cfg: CameraConfig, config: &Config, epoch: Instant, now: Instant) -> Self {
         Slot {
             life: Lifecycle::new(cfg.enabled, config.restart.clone(), epoch, now),
@@ -338,8 +344,7 @@ impl Manager {
                     heartbeat_interval_s: heartbeat_s,
                     output_dir,
                 }));
-                let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
-                if !matches!(tx.map(|tx| tx.send(&configure)), Some(Ok(()))) {
+                if !slot.send(&configure) {
                     slot.last_error = Some("could not send Configure".into());
                     let action = slot.life.end(
                         RestartReason::Exit,
@@ -381,9 +386,10 @@ impl Manager {
     }
 
     fn command(&mut self, cmd: Command) {
-        // A reload may add, remove or reorder cameras: rebuild the whole status.
-        self.next_refresh = Instant::now();
+        // Every command may change any camera (a reload may add, remove or reorder them): rebuild
+        // the whole status at the next publish.
         let now = Instant::now();
+        self.next_refresh = now;
         match cmd {
             Command::Reload { config, reply } => {
                 let summary = self.reload(*config, now);
@@ -403,7 +409,6 @@ impl Manager {
                             Err(format!("camera {camera_id:?} is disabled"))
                         }
                         Ok(action) => {
-                            slot.dirty = true;
                             carry_out(slot, action);
                             Ok(())
                         }
@@ -414,7 +419,6 @@ impl Manager {
             Command::Shutdown { reply } => {
                 info!("shutting down: stopping all workers");
                 for slot in &mut self.slots {
-                    slot.dirty = true;
                     let action = slot.life.shutdown(now);
                     carry_out(slot, action);
                 }
@@ -429,7 +433,6 @@ impl Manager {
         let summary = reload::diff(&current, &config.cameras);
         self.last_reload_error = None;
         for slot in &mut self.slots {
-            slot.dirty = true;
             slot.life.set_policy(config.restart.clone());
             let action = match config.camera(slot.cfg.id.as_str()) {
                 None => slot.life.removed(now),
@@ -498,9 +501,6 @@ impl Manager {
                             warn!(camera_id = %slot.cfg.id, %detail, "worker hung; killing it")
                         }
                         _ => {}
-                    }
-                    if action.is_some() {
-                        slot.dirty = true;
                     }
                     carry_out(slot, action);
                 }
@@ -626,7 +626,6 @@ impl Manager {
             process.rss_bytes = Some(u.rss_bytes);
             if let Some((action, v)) = slot.life.police(now, *u, &slot.cfg.limits) {
                 warn!(camera_id = %slot.cfg.id, pid, reason = %v.reason, detail = %v.detail, "worker over its limit; restarting it");
-                slot.dirty = true;
                 carry_out(slot, Some(action));
             }
         }
@@ -690,9 +689,11 @@ impl Manager {
     }
 }
 
-/// Carries out what a camera's lifecycle decided (all but `Spawn`, which needs the manager).
+/// Carries out what a camera's lifecycle decided (all but `Spawn`, which needs the manager), and
+/// marks the camera's status for the next publish.
 fn carry_out(slot: &mut Slot, action: Option<Action>) {
     let Some(action) = action else { return };
+    slot.dirty = true;
     match action {
         Action::Spawn => {} // started by `tick`, which owns the generation counter
         Action::Kill(_) => {
@@ -704,8 +705,7 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
             let shutdown = ToWorker::Shutdown {
                 deadline_ms: deadline.as_millis() as u64,
             };
-            let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
-            if !matches!(tx.map(|tx| tx.send(&shutdown)), Some(Ok(()))) {
+            if !slot.send(&shutdown) {
                 let action = slot.life.unreachable();
                 carry_out(slot, action);
             }
@@ -729,15 +729,11 @@ fn send_update(slot: &mut Slot, request_id: u64) {
         request_id,
         settings: Box::new(CameraSettings::from(&slot.cfg)),
     };
-    let tx = slot.process.as_mut().and_then(|p| p.tx.as_mut());
-    match tx.map(|tx| tx.send(&update)) {
-        Some(Ok(())) => {
-            info!(camera_id = %slot.cfg.id, request_id, "new settings sent to the worker")
-        }
+    if slot.send(&update) {
+        info!(camera_id = %slot.cfg.id, request_id, "new settings sent to the worker");
+    } else {
         // A broken channel means the worker is exiting; its successor is configured afresh.
-        _ => {
-            warn!(camera_id = %slot.cfg.id, "could not send the new settings; the next worker takes them")
-        }
+        warn!(camera_id = %slot.cfg.id, "could not send the new settings; the next worker takes them");
     }
 }
 
