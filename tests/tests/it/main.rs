@@ -2,6 +2,7 @@
 
 mod archive;
 mod bench;
+mod detection;
 mod fakecam;
 mod media;
 mod recording;
