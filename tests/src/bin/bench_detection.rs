@@ -77,6 +77,14 @@ impl Outcome {
     }
 }
 
+/// What one camera (cell) of a system saw: the onsets due while it was watched, its decisions
+/// (monotonic ns), and how long it was watched (s).
+struct Watched {
+    onsets: Vec<u64>,
+    decisions: Vec<u64>,
+    seconds: f64,
+}
+
 /// The onsets (monotonic ns) due in `[from, to)`, from the server's timeline.
 fn onsets_between(fc: &FakeCam, loop_ns: u64, from: u64, to: u64) -> Vec<u64> {
     let t0 = fc.ready()["t0_mono_ns"].as_u64().unwrap_or(0);
@@ -87,15 +95,15 @@ fn onsets_between(fc: &FakeCam, loop_ns: u64, from: u64, to: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Matches decisions (monotonic ns of the decision, and of its first moving frame when known) to
-/// onsets: a decision within [-0.2 s, +2 s] of an onset detects it; others are false events.
-fn judge(onsets: &[u64], decisions: &[(u64, Option<u64>)], frame_ns: f64) -> Outcome {
+/// Matches decisions (monotonic ns) to onsets: a decision within [-0.2 s, +2 s] of an onset detects
+/// it; others are false events.
+fn judge(onsets: &[u64], decisions: &[u64], frame_ns: f64) -> Outcome {
     let mut o = Outcome {
         onsets: onsets.len(),
         ..Outcome::default()
     };
     let mut used = vec![false; onsets.len()];
-    for &(decided, _first) in decisions {
+    for &decided in decisions {
         let hit = onsets.iter().enumerate().find(|(i, &t)| {
             !used[*i] && (-0.2..=2.0).contains(&((decided as f64 - t as f64) / 1e9))
         });
@@ -114,12 +122,7 @@ fn judge(onsets: &[u64], decisions: &[(u64, Option<u64>)], frame_ns: f64) -> Out
 }
 
 /// The NVR on a batch: per camera, its decisions within the watched window.
-fn run_nvr(
-    fc: &FakeCam,
-    cells: &[(String, Value)],
-    loops: u64,
-    loop_ns: u64,
-) -> Vec<(Vec<u64>, Vec<(u64, Option<u64>)>, f64)> {
+fn run_nvr(fc: &FakeCam, cells: &[(String, Value)], loops: u64, loop_ns: u64) -> Vec<Watched> {
     let cameras: Vec<Value> = cells
         .iter()
         .enumerate()
@@ -153,15 +156,15 @@ fn run_nvr(
                 .filter_map(|e| {
                     let first = e["first_frame_mono_ns"].as_u64()?;
                     let onset_delay = e["onset_delay_ms"].as_f64()?;
-                    Some((first + (onset_delay * 1e6) as u64, Some(first)))
+                    Some(first + (onset_delay * 1e6) as u64)
                 })
-                .filter(|(d, _)| (from..to + 2_000_000_000).contains(d))
+                .filter(|d| (from..to + 2_000_000_000).contains(d))
                 .collect();
-            (
-                onsets_between(fc, loop_ns, from, to),
+            Watched {
+                onsets: onsets_between(fc, loop_ns, from, to),
                 decisions,
-                (to - from) as f64 / 1e9,
-            )
+                seconds: (to - from) as f64 / 1e9,
+            }
         })
         .collect()
 }
@@ -172,7 +175,7 @@ fn run_motion(
     cells: &[(String, Value)],
     loops: u64,
     loop_ns: u64,
-) -> Option<Vec<(Vec<u64>, Vec<(u64, Option<u64>)>, f64)>> {
+) -> Option<Vec<Watched>> {
     if Command::new("motion").arg("-h").output().is_err() {
         eprintln!("bench_detection: `motion` is not installed (apt install motion); skipped");
         return None;
@@ -254,13 +257,12 @@ fn run_motion(
                     .filter_map(|l| l.trim().parse::<i128>().ok())
                     .map(|wall| (wall - wall_minus_mono) as u64)
                     .filter(|d| (from..to + 2_000_000_000).contains(d))
-                    .map(|d| (d, None))
                     .collect();
-                (
-                    onsets_between(fc, loop_ns, from, to),
+                Watched {
+                    onsets: onsets_between(fc, loop_ns, from, to),
                     decisions,
-                    (to - from) as f64 / 1e9,
-                )
+                    seconds: (to - from) as f64 / 1e9,
+                }
             })
             .collect(),
     )
@@ -351,17 +353,15 @@ fn main() {
                 "motion" => run_motion(&fc, batch, a.loops, loop_ns),
                 other => panic!("unknown system {other}"),
             };
-            for ((name, cell), (onsets, decisions, watched_s)) in
-                batch.iter().zip(runs.into_iter().flatten())
-            {
+            for ((name, cell), w) in batch.iter().zip(runs.into_iter().flatten()) {
                 let frame_ns = 1e9 / cell["fps"].as_f64().unwrap_or(30.0);
                 let onsets = if cell["kind"] == "object" {
-                    onsets
+                    w.onsets
                 } else {
                     Vec::new()
                 };
-                let mut o = judge(&onsets, &decisions, frame_ns);
-                o.watched_s = watched_s;
+                let mut o = judge(&onsets, &w.decisions, frame_ns);
+                o.watched_s = w.seconds;
                 results
                     .entry(system.clone())
                     .or_default()
