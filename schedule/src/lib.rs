@@ -16,7 +16,9 @@
 
 use jiff::civil::{Date, DateTime, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone};
-use jiff::{Timestamp, ToSpan};
+/// The instant type of the engine's answers (jiff's), so callers need not name jiff themselves.
+pub use jiff::Timestamp;
+use jiff::ToSpan;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -221,6 +223,15 @@ pub struct Interval {
 /// How far ahead [`Schedule::next_transition`] looks: a week and a day covers every weekly rule,
 /// including one that starts on the last day and crosses midnight.
 const LOOKAHEAD_DAYS: i64 = 8;
+
+/// An instant from Unix milliseconds, clamped to the range the engine can represent.
+pub fn instant_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
 
 impl Schedule {
     /// Validates a schedule: the zone (`None`: the host's), the rules' days, emptiness and overlaps.

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod guard;
+pub mod mode;
 mod recordings;
 pub mod server;
 mod throttle;
@@ -58,6 +59,15 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/reload", post(reload))
         .route("/api/cameras/{id}/restart", post(restart))
+        .route(
+            "/api/cameras/{id}/mode",
+            post(mode::set_camera_mode).delete(mode::clear_camera_mode),
+        )
+        .route(
+            "/api/mode",
+            post(mode::set_all_modes).delete(mode::clear_all_modes),
+        )
+        .route("/api/cameras/{id}/schedule", get(mode::camera_schedule))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
         .route("/api/recordings", get(recordings::list_recordings))
@@ -165,7 +175,7 @@ fn known_camera(state: &AppState, id: &str) -> bool {
         .is_ok_and(|s| s.cameras.iter().any(|c| c.id == id))
 }
 
-fn not_found(id: &str) -> Response {
+pub(crate) fn not_found(id: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({"error": format!("no camera with id {id:?}")})),
@@ -362,6 +372,7 @@ mod tests {
             stderr_tail: vec![],
             motion: Default::default(),
             recordings: Default::default(),
+            mode: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
         }
