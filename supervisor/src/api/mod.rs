@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/schedule.js", get(ui::schedule_js))
+        .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
         .route(
             "/api/login",
