@@ -4,7 +4,7 @@
 //! jump from 02:00 to 03:00.
 
 use nvr_schedule::Timestamp;
-use nvr_tests::clipcheck::{decodes_cleanly, files_ending};
+use nvr_tests::clipcheck::{decodes_cleanly, files_ending, probe};
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_config, http, wait_until, Nvr};
 use nvr_tests::status::{pid, recording, stream_up};
@@ -108,9 +108,25 @@ fn check_clips(nvr: &Nvr, clips: &[(i64, i64, String)]) {
         assert!(pair[0].1 <= pair[1].0, "clips overlap: {pair:?}");
     }
     let out = nvr.output_dir();
-    for (start, _, rel) in clips {
+    let mut paths: Vec<&String> = clips.iter().map(|c| &c.2).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(
+        paths.len(),
+        clips.len(),
+        "every clip has its own file: {clips:?}"
+    );
+    for (start, end, rel) in clips {
         let path = out.join(rel);
         decodes_cleanly(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        // The file holds the clip the index describes (not a later one written over it).
+        let p = probe(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+        let indexed = (end - start) as f64 / 1000.0;
+        assert!(
+            (duration - indexed).abs() < 1.0,
+            "{rel}: {duration} s on disk, {indexed} s in the index"
+        );
         let utc = Timestamp::from_millisecond(*start)
             .unwrap()
             .strftime("%Y%m%dT%H%M%SZ")
