@@ -311,6 +311,16 @@ fn mode_switches_keep_footage_overrides_expire_survive_a_restart_and_bad_input_c
     );
     assert!(nvr.log_text().contains("mode override restored"));
     let worker = pid(&c).unwrap_or(worker);
+    // Off records nothing, but motion detection goes on: the next box is an event, not a clip.
+    let events = c["motion"]["events"].as_u64().unwrap_or(0);
+    let c = nvr.wait_camera(
+        "cam",
+        Duration::from_secs(30),
+        "a motion event while off",
+        |c| c["motion"]["events"].as_u64() > Some(events) || recording(c),
+    );
+    assert!(!recording(&c), "off recorded: {c}");
+    assert_eq!(c["recordings"]["finished"], 0, "{c}");
 
     // Deleting it gives the schedule back, in place: the same worker.
     let (code, body) = send(&nvr, "DELETE", "/api/cameras/cam/mode", "");
