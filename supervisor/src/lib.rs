@@ -8,5 +8,7 @@ pub mod archive;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
+pub mod mode;
 pub mod preview;
+pub mod state;
 pub mod status;

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use supervisor::api::{self, auth, server};
 use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{preview, status};
+use supervisor::{preview, state, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
@@ -227,6 +227,13 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
     let archive =
         archive::spawn(index, Arc::clone(&preview)).context("cannot start the archive thread")?;
 
+    let store = match state::StateStore::open(&output_dir) {
+        Ok((store, _)) => Some(store),
+        Err(e) => {
+            error!(error = %e, "cannot open the state file; mode overrides cannot be set");
+            None
+        }
+    };
     let status = Arc::new(RwLock::new(status::Snapshot::default()));
     let config_path = args.config.display().to_string();
     let (manager, inbox) = Manager::new(
@@ -236,6 +243,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         worker_bin,
         Arc::clone(&status),
         archive,
+        store,
     );
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())

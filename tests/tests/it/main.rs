@@ -7,6 +7,7 @@ mod fakecam;
 mod media;
 mod recording;
 mod reliability;
+mod schedule;
 mod security;
 mod supervisor;
 mod ui;
