@@ -444,5 +444,6 @@ fn camera_status() -> CameraStatus {
         recordings: Default::default(),
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
+        warnings: Vec::new(),
     }
 }

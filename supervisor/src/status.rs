@@ -159,9 +159,23 @@ pub struct CameraStatus {
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
+    /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
+    /// two GOPs, packets dropped for being too large for their ring.
+    pub warnings: Vec<String>,
 }
 
 impl CameraStatus {
+    /// The warnings of a worker's report (see [`CameraStatus::warnings`]).
+    pub fn warnings_of(worker: Option<&WorkerStats>) -> Vec<String> {
+        let Some(w) = worker else {
+            return Vec::new();
+        };
+        [("sub", w.sub.as_ref()), ("main", w.main.as_ref())]
+            .into_iter()
+            .filter_map(|(name, s)| s?.packet_ring.as_ref()?.warning(name))
+            .collect()
+    }
+
     /// Why this camera is not healthy, or `None` if it is.
     pub fn problem(&self) -> Option<String> {
         if self.state != WorkerState::Running {

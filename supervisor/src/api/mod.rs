@@ -364,6 +364,7 @@ mod tests {
             recordings: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
+            warnings: Vec::new(),
         }
     }
 
