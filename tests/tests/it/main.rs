@@ -4,6 +4,7 @@ mod archive;
 mod bench;
 mod fakecam;
 mod media;
+mod packets;
 mod recording;
 mod reliability;
 mod security;
