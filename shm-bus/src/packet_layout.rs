@@ -268,8 +268,7 @@ impl PacketSnapshot {
         if self.kind != kind {
             return bad(format!("stream kind {} (expected {kind})", self.kind));
         }
-        let layout =
-            PacketLayout::new(self.capacity, self.page_size as usize).or_else(|e| bad(e))?;
+        let layout = PacketLayout::new(self.capacity, self.page_size as usize).or_else(bad)?;
         let stored = (
             self.capacity,
             self.index_len,
@@ -630,7 +629,10 @@ mod loom_tests {
             writer.join().unwrap();
             let (meta, bytes) = ring.read(2).expect("a quiescent ring reads cleanly");
             assert_eq!((meta.seq, bytes), (2, vec![2; 2]));
-            assert!(ring.read(1).is_none(), "packet 1's first byte was overwritten");
+            assert!(
+                ring.read(1).is_none(),
+                "packet 1's first byte was overwritten"
+            );
         });
     }
 }
