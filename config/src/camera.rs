@@ -3,8 +3,8 @@
 
 use crate::reader::{kind, ObjReader, Problems};
 use crate::{
-    redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, MotionConfig, Password,
-    Polygon, RecordingConfig, Transport,
+    redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, LiveConfig,
+    MotionConfig, Password, Polygon, RecordingConfig, Transport, MAX_RING_MB,
 };
 use serde_json::Value;
 
@@ -131,6 +131,10 @@ pub(crate) fn read_camera(
         None => Some(LimitsConfig::default()),
     };
     let schedule = read_schedule_ref(&mut obj, schedule_names, problems);
+    let live = match obj.raw("live") {
+        Some(v) => read_live(v, &obj.field_path("live"), problems),
+        None => Some(LiveConfig::default()),
+    };
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
@@ -146,6 +150,7 @@ pub(crate) fn read_camera(
         recording: recording?,
         limits: limits?,
         schedule,
+        live: live?,
     })
 }
 
@@ -332,6 +337,32 @@ fn read_limits(value: &Value, path: &str, problems: &mut Problems) -> Option<Lim
         cpu_grace_s: obj
             .seconds("cpu_grace_s", problems)
             .unwrap_or(d.cpu_grace_s),
+    };
+    obj.finish(problems);
+    Some(l)
+}
+
+fn read_live(value: &Value, path: &str, problems: &mut Problems) -> Option<LiveConfig> {
+    let d = LiveConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let mut ring_mb = |key: &'static str, default: u32| match obj.raw(key) {
+        None => default,
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= u64::from(MAX_RING_MB) => n as u32,
+            _ => {
+                problems.push(
+                    obj.field_path(key),
+                    format!(
+                        "{v} is not a ring size; write a whole number of MiB from 0 (no ring) to {MAX_RING_MB}"
+                    ),
+                );
+                default
+            }
+        },
+    };
+    let l = LiveConfig {
+        main_ring_mb: ring_mb("main_ring_mb", d.main_ring_mb),
+        sub_ring_mb: ring_mb("sub_ring_mb", d.sub_ring_mb),
     };
     obj.finish(problems);
     Some(l)

@@ -445,5 +445,6 @@ fn camera_status() -> CameraStatus {
         mode: Default::default(),
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
+        warnings: Vec::new(),
     }
 }

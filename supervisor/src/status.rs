@@ -163,9 +163,23 @@ pub struct CameraStatus {
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
+    /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
+    /// two GOPs, packets dropped for being too large for their ring.
+    pub warnings: Vec<String>,
 }
 
 impl CameraStatus {
+    /// The warnings of a worker's report (see [`CameraStatus::warnings`]).
+    pub fn warnings_of(worker: Option<&WorkerStats>) -> Vec<String> {
+        let Some(w) = worker else {
+            return Vec::new();
+        };
+        [("sub", w.sub.as_ref()), ("main", w.main.as_ref())]
+            .into_iter()
+            .filter_map(|(name, s)| s?.packet_ring.as_ref()?.warning(name))
+            .collect()
+    }
+
     /// Why this camera is not healthy, or `None` if it is.
     pub fn problem(&self) -> Option<String> {
         if self.state != WorkerState::Running {
@@ -338,6 +352,42 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_packet_rings_and_oversize_drops_are_warnings() {
+        use nvr_proto::PacketRingStatus;
+        let stream = |ring: Option<PacketRingStatus>| StreamStatus {
+            packet_ring: ring.map(Box::new),
+            ..Default::default()
+        };
+        let ring = |holds_s, drops| PacketRingStatus {
+            capacity_bytes: 4 << 20,
+            bytes_per_s: 500_000.0,
+            gop_s: 2.0,
+            holds_s,
+            oversize_drops: drops,
+            ..Default::default()
+        };
+        assert!(CameraStatus::warnings_of(None).is_empty());
+        let w = WorkerStats {
+            sub: Some(stream(Some(ring(8.0, 0)))),
+            main: Some(stream(None)),
+            ..Default::default()
+        };
+        assert!(CameraStatus::warnings_of(Some(&w)).is_empty());
+        let w = WorkerStats {
+            sub: Some(stream(Some(ring(8.0, 2)))),
+            main: Some(stream(Some(ring(3.0, 0)))),
+            ..Default::default()
+        };
+        let warnings = CameraStatus::warnings_of(Some(&w));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("the sub packet ring dropped 2"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("live.main_ring_mb"), "{warnings:?}");
+    }
 
     #[test]
     fn percentile_by_nearest_rank() {

@@ -12,6 +12,7 @@
 //! the error, and retries after [`RETRY_AFTER`]; a lost stream closes the clip and a new one starts
 //! when the stream is back. Neither ever ends the process.
 
+use crate::live::LiveRing;
 use crate::mp4::{Clip, ClipError, Finished, Tracks};
 use crate::recovery::{self, Recovered};
 use crate::rtsp::{self, StreamError, Watchdog};
@@ -82,6 +83,8 @@ struct Recorder<'a> {
     clock: StreamClock,
     /// No new clip before this (after a failure).
     retry_at: Option<Instant>,
+    /// MAIN's packet ring (live view at full resolution).
+    live: LiveRing,
 }
 
 impl MainPipeline {
@@ -101,6 +104,12 @@ impl MainPipeline {
                 den: 90_000,
             }),
             retry_at: None,
+            live: LiveRing::new(
+                &self.camera.id,
+                shm_bus::StreamKind::Main,
+                self.camera.live.main_ring_mb,
+                Arc::clone(&self.runner.status),
+            ),
         };
         self.runner.run(|| {
             let result = rec.session();
@@ -189,6 +198,11 @@ impl Recorder<'_> {
             num: tb.numerator(),
             den: tb.denominator(),
         });
+        self.live.connected(
+            &input,
+            tracks.video.in_index,
+            tracks.audio.as_ref().map(|a| a.in_index),
+        );
         let mut window = (Instant::now(), 0u32);
         loop {
             if runner.stopping() {
@@ -206,6 +220,7 @@ impl Recorder<'_> {
             if !is_video && !is_audio {
                 continue;
             }
+            self.live.packet(&packet, arrival_ns);
             if is_video && runner.count(&mut window, width, height, &codec) {
                 info!(stream = "main", "packets flowing");
             }

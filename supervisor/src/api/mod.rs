@@ -380,6 +380,7 @@ mod tests {
             mode: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@ mod bench;
 mod detection;
 mod fakecam;
 mod media;
+mod packets;
 mod recording;
 mod reliability;
 mod schedule;
