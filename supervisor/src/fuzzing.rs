@@ -129,6 +129,7 @@ impl Fixture {
             preview: Arc::default(),
             output_dir: output,
             auth: Auth::default(),
+            sockets: Arc::default(),
         };
         let salt = SaltString::encode_b64(b"fuzz salt 16 byt").map_err(anyhow::Error::msg)?;
         // The cheapest Argon2 parameters: a login attempt costs microseconds, not tens of ms.
@@ -444,5 +445,6 @@ fn camera_status() -> CameraStatus {
         recordings: Default::default(),
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
+        recording_mode: nvr_config::RecordingMode::Off,
     }
 }

@@ -4,14 +4,18 @@
 //! index) and send it commands; they never touch workers themselves.
 //!
 //! Its parts: [`server`] (the accept loop, timeouts, connection cap), [`guard`] (Host and Origin),
-//! [`auth`] (login, sessions, CSRF) with its `throttle`, `recordings`, and the embedded `ui`.
+//! [`auth`] (login, sessions, CSRF) with its `throttle`, `recordings`, [`ws`] (what the
+//! WebSockets share, and `/api/ws`, the page's status pushes), [`live`] (live video over
+//! WebSockets) and the embedded `ui`.
 
 pub mod auth;
 pub mod guard;
+pub mod live;
 mod recordings;
 pub mod server;
 mod throttle;
 mod ui;
+pub mod ws;
 
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
@@ -37,6 +41,8 @@ pub struct AppState {
     /// Where recordings and the index live; files are only ever served from inside it.
     pub output_dir: PathBuf,
     pub auth: Auth,
+    /// The WebSockets' settings and the shared status push.
+    pub sockets: Arc<ws::Sockets>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -60,6 +66,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/cameras/{id}/restart", post(restart))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
+        .route("/api/cameras/{id}/live", get(live::live))
+        .route("/api/ws", get(ws::status_socket))
         .route("/api/recordings", get(recordings::list_recordings))
         .route("/api/recordings/{id}/file", get(recordings::recording_file))
         .route("/api/events", get(recordings::list_events))
@@ -364,6 +372,7 @@ mod tests {
             recordings: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
+            recording_mode: nvr_config::RecordingMode::Off,
         }
     }
 
@@ -379,6 +388,7 @@ mod tests {
             preview: Arc::default(),
             output_dir: std::env::temp_dir(),
             auth: Auth::default(),
+            sockets: Arc::default(),
         }
     }
 
