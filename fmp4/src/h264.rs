@@ -1,0 +1,121 @@
+//! H.264: the SPS parsed with `h264-reader`, and the `avcC` decoder configuration record
+//! (ISO/IEC 14496-15 5.3.3.1).
+
+use h264_reader::nal::sps::{SeqParameterSet, SpsError};
+use h264_reader::rbsp::{BitReader, ByteReader};
+
+use crate::boxes::{u16, u8, write_box};
+use crate::video::{check_size, ParameterSets};
+use crate::{Error, VideoCodec, VideoTrack};
+
+const CODEC: VideoCodec = VideoCodec::H264;
+
+fn bad_sps(detail: impl Into<String>) -> Error {
+    Error::BadSps {
+        codec: CODEC,
+        detail: detail.into(),
+    }
+}
+
+fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, SpsError> {
+    SeqParameterSet::from_bits(BitReader::new(ByteReader::skipping_h264_header(nal)))
+}
+
+/// Parses an SPS NAL unit (with its header byte). A level too low for the picture size is
+/// tolerated: some cameras state level 3.1 for 1080p; the stated level is kept for the codec
+/// string, as the camera sent it.
+fn sps(nal: &[u8]) -> Result<SeqParameterSet, Error> {
+    match parse_sps(nal) {
+        Ok(sps) => Ok(sps),
+        Err(SpsError::FieldValueTooLarge {
+            name: "pic_size_in_map_units",
+            ..
+        }) if nal.len() > 3 => {
+            // level_idc is the SPS's fourth byte (no emulation prevention can precede it: a
+            // profile_idc of 0 does not exist). 255 is no level: h264-reader then checks the
+            // picture size against the largest level's limit only.
+            let mut patched = nal.to_vec();
+            patched[3] = 255;
+            let mut sps = parse_sps(&patched).map_err(|e| bad_sps(format!("{e:?}")))?;
+            sps.level_idc = nal[3];
+            Ok(sps)
+        }
+        Err(e) => Err(bad_sps(format!("{e:?}"))),
+    }
+}
+
+pub(crate) fn track(sets: &ParameterSets<'_>) -> Result<VideoTrack, Error> {
+    check_record_counts(sets)?;
+    let sps = sps(sets.sps[0])?;
+    for other in &sets.sps[1..] {
+        sps_checked(other)?;
+    }
+    let (width, height) = sps
+        .pixel_dimensions()
+        .map_err(|e| bad_sps(format!("{e:?}")))?;
+    let (width, height) = check_size(CODEC, width.into(), height.into())?;
+    let profile_idc = u8::from(sps.profile_idc);
+    let constraint_flags = u8::from(sps.constraint_flags);
+    let chroma_format_idc = sps.chroma_info.chroma_format.to_u32() as u8;
+
+    let mut config_box = Vec::new();
+    write_box(&mut config_box, b"avcC", |out| {
+        u8(out, 1); // configurationVersion
+        u8(out, profile_idc);
+        u8(out, constraint_flags);
+        u8(out, sps.level_idc);
+        u8(out, 0xfc | 3); // reserved, lengthSizeMinusOne: 4-byte lengths
+        u8(out, 0xe0 | sets.sps.len() as u8); // reserved, numOfSequenceParameterSets
+        for nal in &sets.sps {
+            u16(out, nal.len() as u16);
+            out.extend_from_slice(nal);
+        }
+        u8(out, sets.pps.len() as u8);
+        for nal in &sets.pps {
+            u16(out, nal.len() as u16);
+            out.extend_from_slice(nal);
+        }
+        if matches!(profile_idc, 100 | 110 | 122 | 144) {
+            u8(out, 0xfc | chroma_format_idc);
+            u8(out, 0xf8 | sps.chroma_info.bit_depth_luma_minus8);
+            u8(out, 0xf8 | sps.chroma_info.bit_depth_chroma_minus8);
+            u8(out, 0); // numOfSequenceParameterSetExt
+        }
+    });
+    Ok(VideoTrack {
+        codec: CODEC,
+        width,
+        height,
+        profile_idc,
+        level_idc: sps.level_idc,
+        chroma_format_idc,
+        mime_codec: format!(
+            "avc1.{profile_idc:02x}{constraint_flags:02x}{:02x}",
+            sps.level_idc
+        ),
+        config_box,
+    })
+}
+
+/// Every SPS must parse, not only the first one.
+fn sps_checked(nal: &[u8]) -> Result<(), Error> {
+    sps(nal).map(|_| ())
+}
+
+/// `avcC` holds at most 31 SPSs and 255 PPSs of at most 65535 bytes each.
+fn check_record_counts(sets: &ParameterSets<'_>) -> Result<(), Error> {
+    if sets.sps.len() > 31 || sets.pps.len() > 255 {
+        return Err(bad_sps(
+            "more parameter sets than avcC can hold (31 SPS, 255 PPS)",
+        ));
+    }
+    if sets
+        .sps
+        .iter()
+        .chain(&sets.pps)
+        .any(|nal| nal.len() > usize::from(u16::MAX))
+    {
+        return Err(bad_sps("a parameter set is longer than 65535 bytes"));
+    }
+    Ok(())
+}
