@@ -36,6 +36,8 @@
 
 mod frame;
 mod layout;
+mod packet;
+mod packet_layout;
 mod ring;
 mod sync;
 #[cfg(not(loom))]
@@ -47,6 +49,10 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(not(loom))]
+mod packet_reader;
+#[cfg(not(loom))]
+mod packet_writer;
+#[cfg(not(loom))]
 mod platform;
 #[cfg(not(loom))]
 mod reader;
@@ -56,13 +62,23 @@ mod segment;
 mod writer;
 
 pub use frame::{FrameMeta, FrameView, Geometry, PixelFormat, Plane, PlaneMut, MAX_DIMENSION};
+pub use packet::{
+    AudioParams, Codec, PacketMeta, PacketRingStats, PacketWait, Read, StreamKind, StreamParams,
+    Track, MAX_PARAMETER_SETS,
+};
 
 #[cfg(not(loom))]
 pub use error::BusError;
 #[cfg(not(loom))]
+pub use packet_reader::PacketReader;
+#[cfg(not(loom))]
+pub use packet_writer::PacketWriter;
+#[cfg(not(loom))]
 pub use reader::{Reader, Wait};
 #[cfg(not(loom))]
-pub use segment::{segment_path_in, shm_dir, validate_camera_id, SHM_DIR_ENV};
+pub use segment::{
+    packet_segment_path_in, segment_path_in, shm_dir, validate_camera_id, SHM_DIR_ENV,
+};
 #[cfg(not(loom))]
 pub use writer::Writer;
 
@@ -86,6 +102,7 @@ pub fn remove_stale_in(dir: &std::path::Path, camera_id: &str) -> Result<bool, B
     let path = segment_path_in(dir, camera_id)?;
     let ctx = segment::Ctx {
         camera_id,
+        ring: crate::segment::FRAME_RING,
         path: &path,
     };
     let Some(file) = segment::lock_existing(ctx)? else {
@@ -101,6 +118,65 @@ pub fn remove_stale_in(dir: &std::path::Path, camera_id: &str) -> Result<bool, B
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::NOENT) => Ok(false),
         Err(e) => Err(ctx.io("remove", e)),
+    }
+}
+
+/// The packet ring file of `camera_id`'s `kind` stream in [`shm_dir()`].
+#[cfg(not(loom))]
+pub fn packet_segment_path(
+    camera_id: &str,
+    kind: StreamKind,
+) -> Result<std::path::PathBuf, BusError> {
+    packet_segment_path_in(&shm_dir(), camera_id, kind)
+}
+
+/// Removes camera `camera_id`'s packet rings (both streams) left behind by writers that died;
+/// returns how many there were. Rings a live writer holds are left alone:
+/// [`BusError::WriterActive`] (the other is still removed). Readers still holding a removed ring
+/// are told to re-attach.
+#[cfg(not(loom))]
+pub fn remove_stale_packet_rings(camera_id: &str) -> Result<usize, BusError> {
+    remove_stale_packet_rings_in(&shm_dir(), camera_id)
+}
+
+/// [`remove_stale_packet_rings`] in directory `dir`.
+#[cfg(not(loom))]
+pub fn remove_stale_packet_rings_in(
+    dir: &std::path::Path,
+    camera_id: &str,
+) -> Result<usize, BusError> {
+    let mut removed = 0;
+    let mut error = None;
+    for kind in [StreamKind::Sub, StreamKind::Main] {
+        let path = packet_segment_path_in(dir, camera_id, kind)?;
+        let ctx = segment::Ctx {
+            camera_id,
+            ring: kind.ring_name(),
+            path: &path,
+        };
+        let file = match segment::lock_existing(ctx) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
+            Err(e) => {
+                error = Some(e);
+                continue;
+            }
+        };
+        let len = file.len().map_err(|e| ctx.io("stat", e))?;
+        if len >= std::mem::size_of::<packet_layout::PacketHeader>() as u64 {
+            if let Ok(map) = file.map(0, len as usize, true) {
+                segment::close_packet_ring(&map);
+            }
+        }
+        match platform::unlink(&path) {
+            Ok(()) => removed += 1,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => error = Some(ctx.io("remove", e)),
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(removed),
     }
 }
 

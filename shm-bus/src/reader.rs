@@ -85,6 +85,7 @@ impl Reader {
         let path = segment::segment_path_in(dir, camera_id)?;
         let ctx = Ctx {
             camera_id,
+            ring: crate::segment::FRAME_RING,
             path: &path,
         };
         let (file, access) = SegmentFile::open_reader(&path).map_err(|e| match e {
@@ -121,6 +122,7 @@ impl Reader {
                 HeaderProblem::Version(found) => {
                     break Err(BusError::VersionMismatch {
                         camera_id: camera_id.to_owned(),
+                        ring: crate::segment::FRAME_RING,
                         path: path.clone(),
                         found,
                         expected: LAYOUT_VERSION,

@@ -3,6 +3,8 @@
 
 use crate::error::BusError;
 use crate::layout::{Control, Header, SlotMeta, LAYOUT_VERSION, MAGIC};
+use crate::packet::StreamKind;
+use crate::packet_layout::{Entry, PacketHeader, PACKET_LAYOUT_VERSION, PACKET_MAGIC};
 use crate::platform::{self, Mapping, SegmentFile};
 use crate::sync::Ordering;
 use rustix::io::Errno;
@@ -11,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable naming the directory segments live in; default `/dev/shm`.
 pub const SHM_DIR_ENV: &str = "NVR_SHM_DIR";
+
+/// What errors about the frame ring call it.
+pub(crate) const FRAME_RING: &str = "frame ring";
 
 /// File name prefix of every segment: `nvr-<camera_id>`.
 const PREFIX: &str = "nvr-";
@@ -48,10 +53,23 @@ pub fn segment_path_in(dir: &Path, camera_id: &str) -> Result<PathBuf, BusError>
     Ok(dir.join(format!("{PREFIX}{camera_id}")))
 }
 
+/// The packet ring of `camera_id`'s `kind` stream in `dir`: `nvr-<camera_id>.<sub|main>` ('.'
+/// can't occur in a camera id, so it never names another camera's frame ring).
+pub fn packet_segment_path_in(
+    dir: &Path,
+    camera_id: &str,
+    kind: StreamKind,
+) -> Result<PathBuf, BusError> {
+    validate_camera_id(camera_id)?;
+    Ok(dir.join(format!("{PREFIX}{camera_id}.{}", kind.as_str())))
+}
+
 /// Who and where, for error messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub camera_id: &'a str,
+    /// The kind of ring, for messages: "frame ring", "sub packet ring", ...
+    pub ring: &'static str,
     pub path: &'a Path,
 }
 
@@ -68,6 +86,7 @@ impl Ctx<'_> {
     pub(crate) fn bad(&self, reason: impl Into<String>) -> BusError {
         BusError::BadHeader {
             camera_id: self.camera_id.to_owned(),
+            ring: self.ring,
             path: self.path.to_owned(),
             reason: reason.into(),
         }
@@ -76,6 +95,7 @@ impl Ctx<'_> {
     pub(crate) fn not_found(&self) -> BusError {
         BusError::NotFound {
             camera_id: self.camera_id.to_owned(),
+            ring: self.ring,
             path: self.path.to_owned(),
         }
     }
@@ -83,6 +103,7 @@ impl Ctx<'_> {
     pub(crate) fn no_space(&self, needed: u64) -> BusError {
         BusError::NoSpace {
             camera_id: self.camera_id.to_owned(),
+            ring: self.ring,
             path: self.path.to_owned(),
             needed,
         }
@@ -112,6 +133,10 @@ unsafe impl Mapped for Header {}
 unsafe impl Mapped for Control {}
 // SAFETY: atomics and `_reserved` integers never written after creation.
 unsafe impl Mapped for SlotMeta {}
+// SAFETY: atomics and `_reserved` integers never written after creation.
+unsafe impl Mapped for PacketHeader {}
+// SAFETY: atomics and `_reserved` integers never written after creation.
+unsafe impl Mapped for Entry {}
 
 /// A `T` at `offset` in `map`. Panics if it would not fit or would be misaligned: callers pass
 /// offsets from a validated layout, so that is a bug, never a property of the file.
@@ -151,6 +176,38 @@ pub(crate) fn control(map: &Mapping, offset: usize) -> &Control {
 /// The metadata of the slot at `offset` in `map`.
 pub(crate) fn slot_meta(map: &Mapping, offset: usize) -> &SlotMeta {
     at(map, offset)
+}
+
+/// The packet ring header at the start of `map`.
+pub(crate) fn packet_header(map: &Mapping) -> &PacketHeader {
+    at(map, 0)
+}
+
+/// The packet index entry at `offset` in `map`.
+pub(crate) fn entry(map: &Mapping, offset: usize) -> &Entry {
+    at(map, offset)
+}
+
+/// Whether the packet header in `map` is one of ours, of this layout version, whatever its state.
+pub(crate) fn is_our_packet_ring(map: &Mapping) -> bool {
+    let h = packet_header(map);
+    h.magic.load(Ordering::Acquire) == PACKET_MAGIC
+        && h.layout_version.load(Ordering::Acquire) == PACKET_LAYOUT_VERSION
+}
+
+/// Marks a packet segment closed and wakes its sleepers (see [`close`]).
+pub(crate) fn close_packet_ring(map: &Mapping) {
+    if !is_our_packet_ring(map) {
+        return;
+    }
+    let h = packet_header(map);
+    h.close();
+    let offset = h.control_offset.load(Ordering::Acquire) as usize;
+    if offset.is_multiple_of(8) && offset.saturating_add(size_of::<Control>()) <= map.len() {
+        let c = control(map, offset);
+        c.announce();
+        platform::futex_wake_all(&c.wake_seq);
+    }
 }
 
 /// Whether the header in `map` is one of ours, of this layout version, whatever its state.
@@ -197,6 +254,9 @@ pub(crate) fn writer_pid_of(path: &Path) -> u32 {
     }
     match file.map(0, size_of::<Header>(), false) {
         Ok(map) if is_ours(&map) => header(&map).writer_pid.load(Ordering::Acquire),
+        Ok(map) if is_our_packet_ring(&map) => {
+            packet_header(&map).writer_pid.load(Ordering::Acquire)
+        }
         _ => 0,
     }
 }

@@ -57,6 +57,7 @@ impl Writer {
         let path = segment::segment_path_in(dir, camera_id)?;
         let ctx = Ctx {
             camera_id,
+            ring: crate::segment::FRAME_RING,
             path: &path,
         };
         let layout =
@@ -133,6 +134,7 @@ impl Writer {
     pub fn reconfigure(&mut self, geometry: Geometry) -> Result<(), BusError> {
         let ctx = Ctx {
             camera_id: &self.camera_id,
+            ring: crate::segment::FRAME_RING,
             path: &self.path,
         };
         let layout = SegmentLayout::new(geometry, self.layout.n_slots, self.layout.page_size)
@@ -329,6 +331,7 @@ fn replace(
     ));
     let tmp_ctx = Ctx {
         camera_id: ctx.camera_id,
+        ring: crate::segment::FRAME_RING,
         path: &tmp,
     };
     // A leftover from a writer that died mid-replace: only a writer holding the real segment's
