@@ -235,16 +235,55 @@ mod tests {
     fn who_may_watch_what() {
         use RecordingMode::*;
         for (mode, stream, format, want) in [
-            (None, Stream::Sub, Format::Fmp4, Plan::Refuse(Close::UnknownCamera)),
-            (None, Stream::Main, Format::Jpeg, Plan::Refuse(Close::UnknownCamera)),
-            (Some(Off), Stream::Main, Format::Fmp4, Plan::Refuse(Close::MainNotConnected)),
-            (Some(Off), Stream::Sub, Format::Fmp4, Plan::Fmp4(Stream::Sub)),
+            (
+                None,
+                Stream::Sub,
+                Format::Fmp4,
+                Plan::Refuse(Close::UnknownCamera),
+            ),
+            (
+                None,
+                Stream::Main,
+                Format::Jpeg,
+                Plan::Refuse(Close::UnknownCamera),
+            ),
+            (
+                Some(Off),
+                Stream::Main,
+                Format::Fmp4,
+                Plan::Refuse(Close::MainNotConnected),
+            ),
+            (
+                Some(Off),
+                Stream::Sub,
+                Format::Fmp4,
+                Plan::Fmp4(Stream::Sub),
+            ),
             (Some(Off), Stream::Sub, Format::Jpeg, Plan::Jpeg),
-            (Some(Motion), Stream::Main, Format::Fmp4, Plan::Fmp4(Stream::Main)),
-            (Some(Continuous), Stream::Main, Format::Fmp4, Plan::Fmp4(Stream::Main)),
-            (Some(Continuous), Stream::Sub, Format::Fmp4, Plan::Fmp4(Stream::Sub)),
+            (
+                Some(Motion),
+                Stream::Main,
+                Format::Fmp4,
+                Plan::Fmp4(Stream::Main),
+            ),
+            (
+                Some(Continuous),
+                Stream::Main,
+                Format::Fmp4,
+                Plan::Fmp4(Stream::Main),
+            ),
+            (
+                Some(Continuous),
+                Stream::Sub,
+                Format::Fmp4,
+                Plan::Fmp4(Stream::Sub),
+            ),
         ] {
-            assert_eq!(plan(mode, stream, format), want, "{mode:?} {stream:?} {format:?}");
+            assert_eq!(
+                plan(mode, stream, format),
+                want,
+                "{mode:?} {stream:?} {format:?}"
+            );
         }
     }
 
@@ -253,13 +292,13 @@ mod tests {
         // (queued bytes, fragment length, keyframe) → admitted?; budget 100.
         let mut b = Backlog::new(100);
         let steps = [
-            (0, 500, true, Admit::Send),   // an empty queue takes any keyframe
+            (0, 500, true, Admit::Send), // an empty queue takes any keyframe
             (0, 10, false, Admit::Send),
-            (50, 50, false, Admit::Send),  // exactly at the budget
-            (90, 20, false, Admit::Drop),  // over: skip...
-            (0, 10, false, Admit::Drop),   // ...even once drained, until a keyframe
-            (95, 20, true, Admit::Drop),   // a keyframe that does not fit is skipped too
-            (10, 20, true, Admit::Send),   // the next keyframe that fits resumes
+            (50, 50, false, Admit::Send), // exactly at the budget
+            (90, 20, false, Admit::Drop), // over: skip...
+            (0, 10, false, Admit::Drop),  // ...even once drained, until a keyframe
+            (95, 20, true, Admit::Drop),  // a keyframe that does not fit is skipped too
+            (10, 20, true, Admit::Send),  // the next keyframe that fits resumes
             (30, 10, false, Admit::Send),
         ];
         for (i, (queued, len, key, want)) in steps.into_iter().enumerate() {

@@ -307,7 +307,10 @@ mod tests {
                 "{c:?} {}",
                 c.code()
             );
-            assert!(c.reason().len() < 123, "a close reason fits a control frame");
+            assert!(
+                c.reason().len() < 123,
+                "a close reason fits a control frame"
+            );
         }
     }
 }

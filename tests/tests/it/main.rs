@@ -3,6 +3,7 @@
 mod archive;
 mod bench;
 mod fakecam;
+mod live;
 mod media;
 mod recording;
 mod reliability;

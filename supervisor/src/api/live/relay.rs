@@ -250,7 +250,9 @@ impl Viewer {
         self.backlog.restart();
         let segment = Bytes::from(mux.init_segment());
         self.queued.fetch_add(segment.len(), Ordering::AcqRel);
-        self.tx.blocking_send(Piece::Text(mux.info(self.stream))).is_ok()
+        self.tx
+            .blocking_send(Piece::Text(mux.info(self.stream)))
+            .is_ok()
             && self.tx.blocking_send(Piece::Data(segment)).is_ok()
     }
 
@@ -263,7 +265,11 @@ impl Viewer {
         }
         let len = fragment.len();
         self.queued.fetch_add(len, Ordering::AcqRel);
-        if self.tx.try_send(Piece::Data(Bytes::from(fragment))).is_err() {
+        if self
+            .tx
+            .try_send(Piece::Data(Bytes::from(fragment)))
+            .is_err()
+        {
             // The message count is full: as over budget.
             self.queued.fetch_sub(len, Ordering::AcqRel);
             self.backlog.restart();
@@ -408,11 +414,17 @@ impl Mux {
             return;
         };
         let rate = i64::from(audio.sample_rate());
-        let Ok(t) = u64::try_from(meta.dts.saturating_sub(base.saturating_mul(rate) / VIDEO_HZ))
-        else {
+        let Ok(t) = u64::try_from(
+            meta.dts
+                .saturating_sub(base.saturating_mul(rate) / VIDEO_HZ),
+        ) else {
             return;
         };
-        let after = self.audio_pending.last().map(|(t, _)| *t).or(self.last_audio);
+        let after = self
+            .audio_pending
+            .last()
+            .map(|(t, _)| *t)
+            .or(self.last_audio);
         // Bounded: a camera sending audio but no video for long is no live view.
         if after.is_none_or(|a| t > a) && self.audio_pending.len() < 256 {
             self.audio_pending.push((t, data.to_vec()));

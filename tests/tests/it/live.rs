@@ -1,0 +1,237 @@
+//! Live video and status over WebSockets against the real supervisor, workers and fake cameras:
+//! who may open a socket (Origin, login), the close reasons (unknown camera, MAIN not connected,
+//! camera down), status pushes, the JPEG fallback, a client that vanishes mid-message, and many
+//! fMP4 viewers of one camera (some of which never read).
+
+use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
+use nvr_tests::live::{self, close_reason, connect, open, Event, Opened};
+use nvr_tests::nvr::{request, Nvr};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn refused_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    match open(port, path, headers).unwrap() {
+        Opened::Socket(s) => {
+            live::close(*s);
+            None
+        }
+        Opened::Refused(code, _) => Some(code),
+    }
+}
+
+#[test]
+fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
+    let mut fc = FakeCam::start(FakeCamOpts::scenes(&["clock"])).unwrap();
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "cameras": [
+            {"id": "cam", "main_url": fc.url("clock/tiny"), "sub_url": fc.url("clock/tiny_a"),
+             "recording": {"mode": "off"}},
+            {"id": "gone", "main_url": "rtsp://127.0.0.1:9/nothing", "recording": {"mode": "off"}},
+        ]}),
+        &[],
+    );
+    let port = nvr.port;
+    nvr.wait_camera("cam", Duration::from_secs(30), "sub up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+
+    // The Origin rule, before any upgrade: another site's (or `null`) is 403; the API's own, or
+    // none at all (not a browser), is upgraded.
+    let own = format!("http://127.0.0.1:{port}");
+    for path in ["/api/ws", "/api/cameras/cam/live?stream=sub"] {
+        for (origin, want) in [
+            (Some("http://evil.example"), Some(403)),
+            (Some("http://127.0.0.1:1"), Some(403)),
+            (Some("null"), Some(403)),
+            (Some(own.as_str()), None),
+            (None, None),
+        ] {
+            let headers: Vec<(&str, &str)> = origin.iter().map(|o| ("Origin", *o)).collect();
+            assert_eq!(
+                refused_with(port, path, &headers),
+                want,
+                "{path} from {origin:?}"
+            );
+        }
+    }
+    // Bad requests get an HTTP error, not a socket.
+    for (path, want) in [
+        ("/api/cameras/cam/live?stream=bogus", 400),
+        ("/api/cameras/cam/live?stream=main&format=jpeg", 400),
+        ("/api/cameras/cam/live?format=gif", 400),
+    ] {
+        assert_eq!(refused_with(port, path, &[]), Some(want), "{path}");
+    }
+    let (code, _, body) = request(port, "GET", "/api/cameras/cam/live", "").unwrap();
+    assert!(
+        (400..500).contains(&code),
+        "a plain GET of a socket path: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Close reasons: an unknown camera, MAIN of a camera that does not record.
+    for (path, want) in [
+        ("/api/cameras/nope/live", (4404, "unknown_camera")),
+        (
+            "/api/cameras/cam/live?stream=main",
+            (4409, "main_not_connected"),
+        ),
+    ] {
+        let mut s = connect(port, path).unwrap();
+        let (code, reason) = close_reason(&mut s, Duration::from_secs(5)).unwrap();
+        assert_eq!((code, reason.as_str()), want, "{path}");
+    }
+
+    // A camera whose stream never comes gets `camera_down`, not a hang (fMP4 and JPEG alike).
+    let down = std::thread::spawn(move || {
+        [
+            "/api/cameras/gone/live",
+            "/api/cameras/gone/live?format=jpeg",
+        ]
+        .map(|path| {
+            let mut s = connect(port, path).unwrap();
+            let started = Instant::now();
+            let r = close_reason(&mut s, Duration::from_secs(25)).unwrap();
+            (path, r, started.elapsed())
+        })
+    });
+
+    // Status pushes: the first message at once, with every camera and the health verdict.
+    let mut ws = connect(port, "/api/ws").unwrap();
+    let Event::Text(first) = live::next(&mut ws).unwrap() else {
+        panic!("the first status push is text")
+    };
+    let v: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["type"], "status");
+    let ids: Vec<&str> = v["status"]["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cam", "gone"]);
+    assert_eq!(v["health"]["ok"], false);
+    assert!(v["health"]["problems"]["gone"].is_string(), "{first}");
+    // Taking the camera's stream away shows in a push, without asking.
+    fc.command("off /clock/tiny_a").unwrap();
+    let pushed_down = wait_push(&mut ws, Duration::from_secs(30), |s| {
+        camera(s, "cam")["worker"]["sub"]["state"] != "up"
+    });
+    fc.command("on /clock/tiny_a").unwrap();
+    wait_push(&mut ws, Duration::from_secs(40), |s| {
+        camera(s, "cam")["worker"]["sub"]["state"] == "up"
+    });
+    assert!(pushed_down < Duration::from_secs(30));
+
+    // The JPEG fallback: JPEGs as binary messages at about the rate asked for.
+    let mut jpeg = connect(port, "/api/cameras/cam/live?format=jpeg&fps=5").unwrap();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        match live::next(&mut jpeg).unwrap() {
+            Event::Binary(b) => {
+                assert_eq!(&b[..2], b"\xff\xd8", "a JPEG");
+                image::load_from_memory(&b).expect("a whole JPEG");
+                n += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!((10..=20).contains(&n), "{n} JPEGs in 3 s at 5 fps");
+    // A client that goes away while messages are on their way: its socket is cut mid-stream.
+    let fast = connect(port, "/api/cameras/cam/live?format=jpeg&fps=30").unwrap();
+    let _ = fast.get_ref().shutdown(std::net::Shutdown::Both);
+    drop(fast);
+    live::close(jpeg);
+
+    for (path, (code, reason), took) in down.join().unwrap() {
+        assert_eq!((code, reason.as_str()), (4503, "camera_down"), "{path}");
+        assert!(took < Duration::from_secs(20), "{path}: {took:?}");
+    }
+    // Still serving, and nothing panicked.
+    let mut again = connect(port, "/api/cameras/cam/live?format=jpeg").unwrap();
+    assert!(matches!(live::next(&mut again).unwrap(), Event::Binary(_)));
+    let log = nvr.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+fn camera<'a>(status: &'a Value, id: &str) -> &'a Value {
+    status["status"]["cameras"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+/// Reads status pushes until one satisfies `pred`; returns how long that took.
+fn wait_push(ws: &mut live::Socket, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Duration {
+    let started = Instant::now();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    loop {
+        assert!(
+            started.elapsed() < timeout,
+            "no such status push within {timeout:?}"
+        );
+        if let Event::Text(t) = live::next(ws).unwrap() {
+            if pred(&serde_json::from_str(&t).unwrap()) {
+                return started.elapsed();
+            }
+        }
+    }
+}
+
+#[test]
+fn with_a_login_sockets_need_a_session() {
+    let password = "live and let live";
+    let hash = nvr_tests::nvr::hash_password(password);
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "api": {"auth": {"username": "admin", "password_hash": hash}},
+            "cameras": [{"id": "cam", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
+        &[],
+    );
+    let port = nvr.port;
+    for path in [
+        "/api/ws",
+        "/api/cameras/cam/live",
+        "/api/cameras/cam/live?format=jpeg",
+    ] {
+        assert_eq!(refused_with(port, path, &[]), Some(401), "{path}");
+    }
+    let body = format!(r#"{{"username":"admin","password":"{password}"}}"#);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim())
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let mut ws = match open(port, "/api/ws", &[("Cookie", &cookie)]).unwrap() {
+        Opened::Socket(s) => *s,
+        Opened::Refused(code, body) => panic!("with a session: {code} {body}"),
+    };
+    assert!(matches!(live::next(&mut ws).unwrap(), Event::Text(_)));
+    // A session does not make another site's page welcome.
+    assert_eq!(
+        refused_with(
+            port,
+            "/api/ws",
+            &[("Cookie", &cookie), ("Origin", "http://evil.example")]
+        ),
+        Some(403)
+    );
+}
