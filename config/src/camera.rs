@@ -3,8 +3,8 @@
 
 use crate::reader::{kind, ObjReader, Problems};
 use crate::{
-    redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, MotionConfig, Password,
-    Polygon, RecordingConfig, Transport,
+    redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, LiveConfig,
+    MotionConfig, Password, Polygon, RecordingConfig, Transport, MAX_RING_MB,
 };
 use serde_json::Value;
 
@@ -129,6 +129,10 @@ pub(crate) fn read_camera(
         Some(v) => read_limits(v, &obj.field_path("limits"), problems),
         None => Some(LimitsConfig::default()),
     };
+    let live = match obj.raw("live") {
+        Some(v) => read_live(v, &obj.field_path("live"), problems),
+        None => Some(LiveConfig::default()),
+    };
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
@@ -143,6 +147,7 @@ pub(crate) fn read_camera(
         motion: motion?,
         recording: recording?,
         limits: limits?,
+        live: live?,
     })
 }
 
@@ -261,6 +266,32 @@ fn read_limits(value: &Value, path: &str, problems: &mut Problems) -> Option<Lim
         cpu_grace_s: obj
             .seconds("cpu_grace_s", problems)
             .unwrap_or(d.cpu_grace_s),
+    };
+    obj.finish(problems);
+    Some(l)
+}
+
+fn read_live(value: &Value, path: &str, problems: &mut Problems) -> Option<LiveConfig> {
+    let d = LiveConfig::default();
+    let mut obj = ObjReader::new(value, path, problems)?;
+    let mut ring_mb = |key: &'static str, default: u32| match obj.raw(key) {
+        None => default,
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= u64::from(MAX_RING_MB) => n as u32,
+            _ => {
+                problems.push(
+                    obj.field_path(key),
+                    format!(
+                        "{v} is not a ring size; write a whole number of MiB from 0 (no ring) to {MAX_RING_MB}"
+                    ),
+                );
+                default
+            }
+        },
+    };
+    let l = LiveConfig {
+        main_ring_mb: ring_mb("main_ring_mb", d.main_ring_mb),
+        sub_ring_mb: ring_mb("sub_ring_mb", d.sub_ring_mb),
     };
     obj.finish(problems);
     Some(l)

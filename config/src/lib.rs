@@ -211,6 +211,7 @@ pub struct CameraConfig {
     pub motion: MotionConfig,
     pub recording: RecordingConfig,
     pub limits: LimitsConfig,
+    pub live: LiveConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,6 +290,27 @@ impl Default for LimitsConfig {
             max_rss_mb: 200.0,
             max_cpu_percent: 100.0,
             cpu_grace_s: 30.0,
+        }
+    }
+}
+
+/// The camera's shared-memory packet rings (encoded SUB and MAIN packets for live view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveConfig {
+    /// MiB of MAIN packets kept (0 = no MAIN ring, so no full-resolution live view). Default 16.
+    pub main_ring_mb: u32,
+    /// MiB of SUB packets kept (0 = no SUB ring, so no MSE live view). Default 4.
+    pub sub_ring_mb: u32,
+}
+
+/// Largest packet ring, MiB.
+pub const MAX_RING_MB: u32 = 1024;
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            main_ring_mb: 16,
+            sub_ring_mb: 4,
         }
     }
 }

@@ -38,6 +38,7 @@ fn minimal_config_gets_documented_defaults() {
     assert_eq!(cam.recording.post_roll_s, 10.0);
     assert_eq!(cam.recording.max_segment_s, 300.0);
     assert_eq!(cam.limits.max_rss_mb, 200.0);
+    assert_eq!((cam.live.main_ring_mb, cam.live.sub_ring_mb), (16, 4));
 }
 
 #[test]
@@ -259,4 +260,44 @@ fn fuzzer_findings_stay_fixed() {
         r#"{"heartbeat_interval_s": 1e20, "cameras": [{"id": "a", "main_url": "rtsp://h/1"}]}"#,
     );
     assert!(e.contains("heartbeat_interval_s: 100000000000000000000 seconds is too long; set at most 1000000000"), "{e}");
+}
+
+#[test]
+fn packet_ring_sizes_are_whole_mib_from_0_to_1024() {
+    let cam = |live: &str| {
+        format!(
+            r#"{{"defaults": {{"live": {{"sub_ring_mb": 2}}}}, "cameras": [{{"id": "a", "main_url": "rtsp://h/1", "live": {live}}}]}}"#
+        )
+    };
+    let c = parse_with_env(&cam(r#"{"main_ring_mb": 0}"#), &[]).unwrap();
+    assert_eq!(
+        (
+            c.cameras[0].live.main_ring_mb,
+            c.cameras[0].live.sub_ring_mb
+        ),
+        (0, 2)
+    );
+    let c = parse_with_env(&cam(r#"{"main_ring_mb": 1024, "sub_ring_mb": 1}"#), &[]).unwrap();
+    assert_eq!(
+        (
+            c.cameras[0].live.main_ring_mb,
+            c.cameras[0].live.sub_ring_mb
+        ),
+        (1024, 1)
+    );
+    for (live, field) in [
+        (r#"{"main_ring_mb": 1025}"#, "main_ring_mb"),
+        (r#"{"sub_ring_mb": -1}"#, "sub_ring_mb"),
+        (r#"{"sub_ring_mb": 2.5}"#, "sub_ring_mb"),
+        (r#"{"sub_ring_mb": "4"}"#, "sub_ring_mb"),
+    ] {
+        let e = errors(&cam(live));
+        assert!(
+            e.contains(&format!("cameras[0].live.{field}: "))
+                && e.contains("from 0 (no ring) to 1024"),
+            "{live}: {e}"
+        );
+    }
+    let e = errors(&cam(r#"{"main_ring": 8}"#));
+    assert!(e.contains("cameras[0].live.main_ring"), "{e}");
 }

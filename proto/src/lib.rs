@@ -200,6 +200,55 @@ pub struct StreamStatus {
     /// Why the stream is not up (never contains credentials).
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The stream's shared-memory packet ring, while it exists (added within schema 3).
+    #[serde(default)]
+    pub packet_ring: Option<PacketRingStatus>,
+}
+
+/// A stream's packet ring (encoded packets for live view), as its writer sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PacketRingStatus {
+    /// Payload bytes the ring holds.
+    pub capacity_bytes: u64,
+    /// The ring's generation (changes on worker restart, reconnect, codec or size change).
+    pub generation: u64,
+    /// Packets published since the worker started.
+    pub packets: u64,
+    /// Packets dropped for being over a quarter of the ring.
+    pub oversize_drops: u64,
+    /// The stream's bitrate, bytes per second (0 until measured).
+    pub bytes_per_s: f64,
+    /// Seconds between the last two keyframes (0 until measured).
+    pub gop_s: f64,
+    /// Seconds of the stream the ring holds at this rate (0 until measured).
+    pub holds_s: f64,
+    /// Whether codec parameters (SPS/PPS/VPS) have been seen, so a viewer can start.
+    pub has_params: bool,
+}
+
+impl PacketRingStatus {
+    /// Why this ring is too small or drops packets, as `/status` words it; `None` if it is fine.
+    /// `stream` is `sub` or `main`.
+    pub fn warning(&self, stream: &str) -> Option<String> {
+        let mib = self.capacity_bytes as f64 / (1024.0 * 1024.0);
+        let mut out = Vec::new();
+        if self.gop_s > 0.0 && self.holds_s > 0.0 && self.holds_s < 2.0 * self.gop_s {
+            let need_mib = (2.0 * self.gop_s * self.bytes_per_s / (1024.0 * 1024.0)).ceil() + 1.0;
+            out.push(format!(
+                "the {stream} packet ring ({mib:.0} MiB) holds {:.1} s, less than two GOPs ({:.1} s each) at {:.2} Mbit/s; raise live.{stream}_ring_mb to at least {need_mib:.0}",
+                self.holds_s,
+                self.gop_s,
+                self.bytes_per_s * 8.0 / 1e6
+            ));
+        }
+        if self.oversize_drops > 0 {
+            out.push(format!(
+                "the {stream} packet ring dropped {} packets over a quarter of its {mib:.0} MiB; raise live.{stream}_ring_mb",
+                self.oversize_drops
+            ));
+        }
+        (!out.is_empty()).then(|| out.join("; "))
+    }
 }
 
 /// Things a worker reports as they happen.

@@ -9,7 +9,7 @@
 //! whether it records and with what pre-roll, whether it detects motion), which only a restart
 //! changes; and what it applies in place on [`crate::ToWorker::Update`] ([`CameraSettings::live_only_change`]).
 
-use nvr_config::{CameraConfig, MotionConfig, Password, RecordingConfig};
+use nvr_config::{CameraConfig, LiveConfig, MotionConfig, Password, RecordingConfig};
 use serde::{Deserialize, Serialize};
 
 /// A polygon in coordinates normalised to 0..1 (x right, y down).
@@ -31,6 +31,33 @@ pub struct CameraSettings {
     pub transport: Transport,
     pub motion: MotionSettings,
     pub recording: RecordingSettings,
+    /// Sizes of the camera's packet rings (added within schema 3: an older supervisor's
+    /// `Configure` without it gets the defaults).
+    #[serde(default)]
+    pub live: LiveSettings,
+}
+
+/// The packet rings' sizes (`live` in the config): MiB of encoded SUB and MAIN packets kept in
+/// shared memory for live view; 0 = no ring for that stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSettings {
+    pub main_ring_mb: u32,
+    pub sub_ring_mb: u32,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings::from(&LiveConfig::default())
+    }
+}
+
+impl From<&LiveConfig> for LiveSettings {
+    fn from(l: &LiveConfig) -> Self {
+        LiveSettings {
+            main_ring_mb: l.main_ring_mb,
+            sub_ring_mb: l.sub_ring_mb,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +107,7 @@ impl CameraSettings {
     /// Whether `new` differs from `self` only in what a running worker applies in place: motion
     /// thresholds, zones and masks; the recording mode between `motion` and `continuous`; post-roll
     /// and segment length; the name. Anything else (URLs, credentials, transport, recording turned
-    /// on or off, pre-roll, motion detection turned on or off) needs a new worker.
+    /// on or off, pre-roll, motion detection turned on or off, packet ring sizes) needs a new worker.
     pub fn live_only_change(&self, new: &CameraSettings) -> bool {
         let connects_the_same = self.id == new.id
             && self.main_url == new.main_url
@@ -91,7 +118,10 @@ impl CameraSettings {
         let records_the_same = (self.recording.mode == RecordingMode::Off)
             == (new.recording.mode == RecordingMode::Off)
             && self.recording.pre_roll_s == new.recording.pre_roll_s;
-        connects_the_same && records_the_same && self.motion.enabled == new.motion.enabled
+        connects_the_same
+            && records_the_same
+            && self.motion.enabled == new.motion.enabled
+            && self.live == new.live
     }
 }
 
@@ -110,6 +140,7 @@ impl From<&CameraConfig> for CameraSettings {
             },
             motion: MotionSettings::from(&c.motion),
             recording: RecordingSettings::from(&c.recording),
+            live: LiveSettings::from(&c.live),
         }
     }
 }
@@ -194,6 +225,8 @@ mod tests {
             (r#", "recording": {"pre_roll_s": 2}"#, false),
             (r#", "sub_url": "rtsp://h/2""#, false),
             (r#", "transport": "udp""#, false),
+            (r#", "live": {"main_ring_mb": 32}"#, false),
+            (r#", "live": {"sub_ring_mb": 4}"#, true),
             (r#", "username": "admin""#, false),
         ];
         for (extra, live) in table {

@@ -44,6 +44,12 @@ fn every_message_round_trips() {
             sub: Some(StreamStatus {
                 state: StreamState::Up,
                 fps: 30.0,
+                packet_ring: Some(crate::PacketRingStatus {
+                    capacity_bytes: 4 << 20,
+                    packets: 9,
+                    gop_s: 2.0,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             main: None,
@@ -249,4 +255,28 @@ fn accept_gives_up_when_nobody_connects() {
     let err = listener.accept(Duration::from_millis(200)).err().unwrap();
     assert!(matches!(err, LinkError::AcceptTimeout(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_packet_ring_warns_below_two_gops_and_on_oversize_drops() {
+    let ring = |holds_s: f64, gop_s: f64, drops: u64| crate::PacketRingStatus {
+        capacity_bytes: 4 << 20,
+        bytes_per_s: 1e6,
+        gop_s,
+        holds_s,
+        oversize_drops: drops,
+        ..Default::default()
+    };
+    assert_eq!(ring(4.2, 2.0, 0).warning("sub"), None);
+    assert_eq!(ring(0.0, 0.0, 0).warning("sub"), None, "not measured yet");
+    let w = ring(3.0, 2.0, 0).warning("main").unwrap();
+    assert!(
+        w.contains("less than two GOPs") && w.contains("live.main_ring_mb to at least 5"),
+        "{w}"
+    );
+    let w = ring(10.0, 2.0, 3).warning("sub").unwrap();
+    assert!(
+        w.contains("dropped 3 packets") && !w.contains("GOPs"),
+        "{w}"
+    );
 }

@@ -38,10 +38,10 @@ pub(crate) const PACKET_LAYOUT_VERSION: u32 = 1;
 pub(crate) const HEADER_SIZE: usize = 256;
 pub(crate) const ENTRY_SIZE: usize = 64;
 /// Smallest and largest payload capacity.
-pub(crate) const MIN_CAPACITY: u64 = 64 * 1024;
+pub(crate) const MIN_CAPACITY: u64 = 16 * 1024;
 pub(crate) const MAX_CAPACITY: u64 = 1 << 30;
 /// Fewest and most index entries.
-pub(crate) const MIN_INDEX: u32 = 256;
+pub(crate) const MIN_INDEX: u32 = 64;
 pub(crate) const MAX_INDEX: u32 = 1 << 16;
 
 /// The packet segment's header. Written only by the writer; readers map it read-only.

@@ -270,12 +270,16 @@ impl PacketReader {
             return Ok(Read::Restarted);
         }
         let newest = header.newest();
+        let first = header.first_seq.load(Ordering::Relaxed);
+        if seq == 0 || seq < first {
+            // Of an earlier generation (or no seq at all).
+            return Ok(Read::Overwritten);
+        }
         if seq > newest {
             self.last_seen = self.last_seen.max(seq - 1);
             return Ok(Read::NotYet);
         }
-        let first = header.first_seq.load(Ordering::Relaxed);
-        if seq == 0 || seq < first || newest - seq >= u64::from(self.layout.index_len) {
+        if newest - seq >= u64::from(self.layout.index_len) {
             return Ok(Read::Overwritten);
         }
         let entry = segment::entry(&self.map, self.layout.entry_offset(seq));

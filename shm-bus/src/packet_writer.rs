@@ -78,7 +78,7 @@ impl Rates {
 
 impl PacketWriter {
     /// Creates camera `camera_id`'s `kind` packet ring in [`shm_dir()`](crate::shm_dir) with at
-    /// least `capacity_bytes` of payload (64 KiB to 1 GiB, rounded up to a page), or takes over an
+    /// least `capacity_bytes` of payload (16 KiB to 1 GiB, rounded up to a page), or takes over an
     /// existing one (bumping its generation so readers still holding it re-attach).
     pub fn create(
         camera_id: &str,

@@ -43,3 +43,34 @@ pub fn verify(seq: u64, frame: &FrameView<'_>) -> bool {
         })
     })
 }
+
+/// Length of packet `seq`'s pattern for a ring that takes packets up to `max_len` bytes: varies
+/// from 9 bytes to `max_len`, so packets wrap around the byte ring at every offset.
+pub fn packet_len(seq: u64, max_len: usize) -> usize {
+    let span = max_len.saturating_sub(9).max(1) as u64;
+    9 + (seq.wrapping_mul(2_654_435_761) % span) as usize
+}
+
+/// Packet `seq`'s payload: `seq` (8 bytes, little-endian), then bytes that depend on `seq` and
+/// their position.
+pub fn packet(seq: u64, max_len: usize) -> Vec<u8> {
+    let len = packet_len(seq, max_len);
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend((8..len).map(|i| packet_byte(seq, i)));
+    out
+}
+
+fn packet_byte(seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(131) as usize).wrapping_add(i.wrapping_mul(7)) as u8
+}
+
+/// Whether `data` is exactly packet `seq`'s pattern (any length).
+pub fn verify_packet(seq: u64, data: &[u8]) -> bool {
+    data.len() >= 8
+        && data[..8] == seq.to_le_bytes()
+        && data[8..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == packet_byte(seq, i + 8))
+}

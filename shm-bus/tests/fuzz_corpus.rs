@@ -20,3 +20,20 @@ fn hostile_segments_are_errors_not_crashes() {
         inputs.len()
     );
 }
+
+#[test]
+fn hostile_packet_segments_are_errors_not_crashes() {
+    let inputs = inputs("packet_attach");
+    let attached = inputs
+        .iter()
+        .filter(|(path, bytes)| {
+            eprintln!("replaying {}", path.display());
+            shm_bus::fuzzing::check_packets(bytes)
+        })
+        .count();
+    assert!(
+        attached > 0 && attached < inputs.len(),
+        "{attached} of {} attached: the corpus should hold both good and bad segments",
+        inputs.len()
+    );
+}

@@ -446,5 +446,6 @@ fn camera_status() -> CameraStatus {
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
         recording_mode: nvr_config::RecordingMode::Off,
+        warnings: Vec::new(),
     }
 }

@@ -162,9 +162,23 @@ pub struct CameraStatus {
     /// The configured recording mode. With `off` the worker does not connect MAIN at all, so
     /// there is no MAIN live view (`live?stream=main` closes with `main_not_connected`).
     pub recording_mode: nvr_config::RecordingMode,
+    /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
+    /// two GOPs, packets dropped for being too large for their ring.
+    pub warnings: Vec<String>,
 }
 
 impl CameraStatus {
+    /// The warnings of a worker's report (see [`CameraStatus::warnings`]).
+    pub fn warnings_of(worker: Option<&WorkerStats>) -> Vec<String> {
+        let Some(w) = worker else {
+            return Vec::new();
+        };
+        [("sub", w.sub.as_ref()), ("main", w.main.as_ref())]
+            .into_iter()
+            .filter_map(|(name, s)| s?.packet_ring.as_ref()?.warning(name))
+            .collect()
+    }
+
     /// Why this camera is not healthy, or `None` if it is.
     pub fn problem(&self) -> Option<String> {
         if self.state != WorkerState::Running {

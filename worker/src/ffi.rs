@@ -1,5 +1,5 @@
-//! The worker's FFI edge: two fields of FFmpeg's codec parameters that ffmpeg-next has no accessor
-//! for (decision 11). Everything else stays on ffmpeg-next's safe API.
+//! The worker's FFI edge: the fields of FFmpeg's codec parameters that ffmpeg-next has no accessor
+//! for (decision 11): codec tag, video size, extradata, audio sample rate and channels. Everything else stays on ffmpeg-next's safe API.
 #![allow(unsafe_code)]
 
 use ffmpeg_next::codec;
@@ -25,4 +25,31 @@ pub fn video_size(params: &codec::Parameters) -> (u32, u32) {
         ((*p).width, (*p).height)
     };
     (w.max(0) as u32, h.max(0) as u32)
+}
+
+/// The codec parameters' extradata (H.264/H.265 parameter sets from the SDP, Annex B; AAC's
+/// AudioSpecificConfig), copied; empty if there is none.
+pub fn extradata(params: &codec::Parameters) -> Vec<u8> {
+    // SAFETY: `params` is a live AVCodecParameters (ffmpeg-next keeps its owner alive). FFmpeg
+    // guarantees `extradata` points to `extradata_size` readable bytes when non-null; we check for
+    // null and a non-positive size, and copy the bytes out before the borrow ends.
+    unsafe {
+        let p = params.as_ptr();
+        let (data, size) = ((*p).extradata, (*p).extradata_size);
+        if data.is_null() || size <= 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(data, size as usize).to_vec()
+    }
+}
+
+/// Sample rate and channel count of audio codec parameters.
+pub fn audio_format(params: &codec::Parameters) -> (u32, u32) {
+    // SAFETY: `params` is a live AVCodecParameters; `sample_rate` and `ch_layout.nb_channels` are
+    // plain integer fields, only read here.
+    let (rate, channels) = unsafe {
+        let p = params.as_ptr();
+        ((*p).sample_rate, (*p).ch_layout.nb_channels)
+    };
+    (rate.max(0) as u32, channels.max(0) as u32)
 }

@@ -8,12 +8,14 @@
 //! `worker <camera_id> [--config PATH]` runs the camera alone for debugging: it loads the config through
 //! the same validation and prints its heartbeats as JSON lines on stdout.
 //!
-//! Threads: main (commands), heartbeat, SUB (decode into the shared-memory frame ring and detect
-//! motion) and MAIN (pre-roll and recording), see [`camera`].
+//! Threads: main (commands), heartbeat, SUB (publish packets into the SUB packet ring, decode into
+//! the shared-memory frame ring and detect motion) and MAIN (publish packets into the MAIN packet
+//! ring, pre-roll and recording), see [`camera`] and [`live`].
 
 mod camera;
 mod fault;
 mod ffi;
+mod live;
 mod mp4;
 mod recording;
 mod recovery;

@@ -7,6 +7,7 @@
 //! the error, and retries after [`RETRY_AFTER`]; a lost stream closes the clip and a new one starts
 //! when the stream is back. Neither ever ends the process.
 
+use crate::live::LiveRing;
 use crate::mp4::{Clip, ClipError, Finished, Tracks};
 use crate::recovery::{self, Recovered};
 use crate::rtsp::{self, StreamError, Watchdog};
@@ -73,6 +74,8 @@ struct Recorder<'a> {
     clip_start_unix_ms: u64,
     /// No new clip before this (after a failure).
     retry_at: Option<Instant>,
+    /// MAIN's packet ring (live view at full resolution).
+    live: LiveRing,
 }
 
 impl MainPipeline {
@@ -88,6 +91,12 @@ impl MainPipeline {
             onset: None,
             clip_start_unix_ms: 0,
             retry_at: None,
+            live: LiveRing::new(
+                &self.camera.id,
+                shm_bus::StreamKind::Main,
+                self.camera.live.main_ring_mb,
+                Arc::clone(&self.runner.status),
+            ),
         };
         self.runner.run(|| {
             let result = rec.session();
@@ -171,6 +180,11 @@ impl Recorder<'_> {
         info!(stream = "main", %url, %codec, width, height, audio = tracks.audio.is_some(), "connected");
         // Packets of an earlier connection belong to another timeline.
         self.preroll.clear();
+        self.live.connected(
+            &input,
+            tracks.video.in_index,
+            tracks.audio.as_ref().map(|a| a.in_index),
+        );
         let mut window = (Instant::now(), 0u32);
         loop {
             if runner.stopping() {
@@ -188,6 +202,7 @@ impl Recorder<'_> {
             if !is_video && !is_audio {
                 continue;
             }
+            self.live.packet(&packet, arrival_ns);
             if is_video && runner.count(&mut window, width, height, &codec) {
                 info!(stream = "main", "packets flowing");
             }

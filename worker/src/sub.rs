@@ -2,6 +2,7 @@
 //! (as planar YUV 4:2:0) to a [`FrameSink`] — the shared-memory frame ring and motion detection.
 //! Reconnects with backoff forever; an unreachable camera is a state, never a reason to exit.
 
+use crate::live::LiveRing;
 use crate::rtsp::{self, StreamError, Watchdog};
 use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
@@ -25,11 +26,18 @@ pub struct SubPipeline {
 impl SubPipeline {
     /// Runs until `stop` is set.
     pub fn run(&self, sink: &mut dyn FrameSink) {
-        self.runner.run(|| self.session(sink));
+        let mut live = LiveRing::new(
+            &self.camera.id,
+            shm_bus::StreamKind::Sub,
+            self.camera.live.sub_ring_mb,
+            Arc::clone(&self.runner.status),
+        );
+        self.runner.run(|| self.session(sink, &mut live));
     }
 
-    /// One connection: open, decode until error or end of stream.
-    fn session(&self, sink: &mut dyn FrameSink) -> Result<(), StreamError> {
+    /// One connection: open, publish every packet into the packet ring, decode until error or end
+    /// of stream.
+    fn session(&self, sink: &mut dyn FrameSink, live: &mut LiveRing) -> Result<(), StreamError> {
         let url = redact_url(&self.runner.url);
         let watchdog = Watchdog::new(Arc::clone(&self.runner.stop));
         let fferr = |e| StreamError::from_ffmpeg(e, &url, &watchdog);
@@ -42,6 +50,7 @@ impl SubPipeline {
                 detail: "no video stream".into(),
             })?;
         let stream_idx = stream.index();
+        live.connected(&input, stream_idx, None);
         let mut ctx =
             ffmpeg::codec::Context::from_parameters(stream.parameters()).map_err(fferr)?;
         // One thread: frame threading would delay every frame by one frame per thread, which motion
@@ -80,6 +89,7 @@ impl SubPipeline {
                 continue;
             }
             let arrival_ns = monotonic_ns();
+            live.packet(&packet, arrival_ns);
             // Joining mid-GOP gives reference errors (H.265 especially): start at a keyframe.
             if waiting_for_keyframe && !packet.is_key() {
                 continue;

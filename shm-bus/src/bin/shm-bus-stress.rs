@@ -2,18 +2,30 @@
 //! attaches as a reader and verifies every intact frame against the pattern. Each prints a
 //! `{"event":"ready",...}` line once attached and a JSON summary line when done.
 //!
+//! `pwrite` and `pread` do the same with a packet ring (`--kind sub|main`, `--capacity BYTES`):
+//! packets of varying size in the `test_pattern::packet` pattern, a keyframe every 30th; the reader
+//! reads every packet in order from the newest keyframe, skipping to the newest keyframe when it
+//! falls behind, and checks each intact one against the pattern. `pread --never-read` attaches and
+//! sleeps without reading.
+//!
 //! ```text
 //! shm-bus-stress write <camera> [--seconds S] [--frames N] [--width W] [--height H] [--slots N] [--fps F]
 //! shm-bus-stress read  <camera> [--seconds S] [--frames N]
+//! shm-bus-stress pwrite <camera> [--kind K] [--capacity B] [--seconds S] [--frames N] [--fps F]
+//! shm-bus-stress pread  <camera> [--kind K] [--seconds S] [--frames N] [--never-read 1]
 //! ```
 //! `--fps 0` (the default) publishes unpaced. `$NVR_SHM_DIR` picks the segment directory.
 
-use shm_bus::{test_pattern, Geometry, PixelFormat, Reader, Wait, Writer};
+use shm_bus::{
+    test_pattern, Codec, Geometry, PacketReader, PacketWait, PacketWriter, PixelFormat, Read,
+    Reader, StreamKind, StreamParams, Track, Wait, Writer,
+};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: shm-bus-stress (write|read) <camera> [--seconds S] [--frames N] \
-                     [--width W] [--height H] [--slots N] [--fps F]";
+const USAGE: &str = "usage: shm-bus-stress (write|read|pwrite|pread) <camera> [--seconds S] \
+                     [--frames N] [--width W] [--height H] [--slots N] [--fps F] [--kind sub|main] \
+                     [--capacity BYTES] [--never-read 1]";
 
 /// Parsed command line.
 struct Args {
@@ -25,6 +37,9 @@ struct Args {
     height: u32,
     slots: usize,
     fps: f64,
+    kind: StreamKind,
+    capacity: u64,
+    never_read: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -40,6 +55,9 @@ fn parse() -> Result<Args, String> {
         height: 360,
         slots: 8,
         fps: 0.0,
+        kind: StreamKind::Sub,
+        capacity: 1 << 20,
+        never_read: false,
     };
     while let Some(flag) = it.next() {
         let v = it
@@ -53,6 +71,9 @@ fn parse() -> Result<Args, String> {
             "--height" => a.height = v.parse().map_err(|_| bad())?,
             "--slots" => a.slots = v.parse().map_err(|_| bad())?,
             "--fps" => a.fps = v.parse().map_err(|_| bad())?,
+            "--kind" => a.kind = v.parse()?,
+            "--capacity" => a.capacity = v.parse().map_err(|_| bad())?,
+            "--never-read" => a.never_read = v == "1",
             _ => return Err(format!("unknown flag {flag}; {USAGE}")),
         }
     }
@@ -177,10 +198,160 @@ fn read(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The parameters `pwrite` stores.
+pub fn pattern_params() -> StreamParams {
+    StreamParams {
+        codec: Codec::H264,
+        width: 640,
+        height: 360,
+        parameter_sets: vec![vec![0x67, 1, 2, 3], vec![0x68, 4]],
+        audio: None,
+    }
+}
+
+fn pwrite(a: &Args) -> Result<(), String> {
+    let mut writer =
+        PacketWriter::create(&a.camera, a.kind, a.capacity).map_err(|e| e.to_string())?;
+    writer
+        .set_params(&pattern_params())
+        .map_err(|e| e.to_string())?;
+    say(&format!(
+        "{{\"event\":\"ready\",\"generation\":{},\"pid\":{}}}",
+        writer.generation(),
+        std::process::id()
+    ));
+    let max = writer.max_packet() as usize;
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(a.seconds);
+    let period = (a.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / a.fps));
+    let mut samples = Vec::new();
+    let mut n = 0u64;
+    while n < a.frames && Instant::now() < until {
+        let seq = writer.next_seq();
+        let data = test_pattern::packet(seq, max);
+        let t0 = Instant::now();
+        let now = shm_bus::monotonic_ns();
+        writer
+            .publish(
+                Track::Video,
+                seq as i64 * 3000,
+                seq as i64 * 3000,
+                seq % 30 == 1,
+                now,
+                &data,
+            )
+            .map_err(|e| e.to_string())?;
+        samples.push(t0.elapsed().as_nanos() as u64);
+        n += 1;
+        if let Some(p) = period {
+            let next = start + p * n as u32;
+            if let Some(rest) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+    samples.sort_unstable();
+    say(&format!(
+        "{{\"event\":\"done\",\"packets\":{n},\"generation\":{},\"publish_us_p50\":{:.1},\"publish_us_p99\":{:.1}}}",
+        writer.generation(),
+        quantile_us(&samples, 0.5),
+        quantile_us(&samples, 0.99)
+    ));
+    Ok(())
+}
+
+fn pattach_retrying(a: &Args, until: Instant) -> Result<PacketReader, String> {
+    loop {
+        match PacketReader::attach(&a.camera, a.kind) {
+            Ok(r) => return Ok(r),
+            Err(e) if Instant::now() >= until => return Err(e.to_string()),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn pread(a: &Args) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs_f64(a.seconds);
+    let mut reader = pattach_retrying(a, until)?;
+    say(&format!(
+        "{{\"event\":\"ready\",\"generation\":{},\"registered\":{}}}",
+        reader.generation(),
+        reader.registers_as_waiter()
+    ));
+    if a.never_read {
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        say("{\"event\":\"done\"}");
+        return Ok(());
+    }
+    let (mut intact, mut overwritten, mut corrupt, mut restarts) = (0u64, 0u64, 0u64, 0u64);
+    let mut params_ok = reader.params().map(|(_, p)| p) == Some(pattern_params());
+    let mut next: Option<u64> = None;
+    let mut buf = Vec::new();
+    while intact < a.frames && Instant::now() < until {
+        let Some(seq) = next.or_else(|| reader.newest_keyframe_seq()) else {
+            match reader
+                .wait(Duration::from_millis(100))
+                .map_err(|e| e.to_string())?
+            {
+                PacketWait::Restarted => {
+                    if let Ok(r) = pattach_retrying(a, until) {
+                        reader = r;
+                        restarts += 1;
+                    }
+                }
+                PacketWait::Published(_) | PacketWait::Timeout => {}
+            }
+            continue;
+        };
+        match reader.read(seq, &mut buf).map_err(|e| e.to_string())? {
+            Read::Packet(meta) => {
+                if meta.seq == seq
+                    && meta.len as usize == buf.len()
+                    && test_pattern::verify_packet(seq, &buf)
+                {
+                    intact += 1;
+                } else {
+                    corrupt += 1;
+                    eprintln!("corrupt packet seq {seq} passed validation");
+                }
+                next = Some(seq + 1);
+            }
+            Read::NotYet => {
+                reader
+                    .wait(Duration::from_millis(100))
+                    .map_err(|e| e.to_string())?;
+                next = Some(seq);
+            }
+            Read::Overwritten => {
+                overwritten += 1;
+                next = None;
+            }
+            Read::Restarted => {
+                if let Ok(r) = pattach_retrying(a, until) {
+                    reader = r;
+                    restarts += 1;
+                    params_ok &= reader.params().map(|(_, p)| p) == Some(pattern_params());
+                }
+                next = None;
+            }
+        }
+    }
+    say(&format!(
+        "{{\"event\":\"done\",\"intact\":{intact},\"overwritten\":{overwritten},\"corrupt\":{corrupt},\
+         \"restarts\":{restarts},\"params_ok\":{params_ok},\"generation\":{}}}",
+        reader.generation()
+    ));
+    Ok(())
+}
+
 fn main() {
     let result = parse().and_then(|a| match a.mode.as_str() {
         "write" => write(&a),
         "read" => read(&a),
+        "pwrite" => pwrite(&a),
+        "pread" => pread(&a),
         _ => Err(USAGE.to_owned()),
     });
     if let Err(e) = result {

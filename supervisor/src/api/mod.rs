@@ -373,6 +373,7 @@ mod tests {
             main_url: "rtsp://h/1".into(),
             sub_url: None,
             recording_mode: nvr_config::RecordingMode::Off,
+            warnings: Vec::new(),
         }
     }
 

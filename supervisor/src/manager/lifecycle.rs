@@ -29,8 +29,8 @@ pub enum Action {
     AskShutdown { deadline: Duration },
     /// Kill the process now.
     Kill(KillCause),
-    /// Remove the camera's frame ring: its worker is gone and no new one follows (a worker that was
-    /// killed could not remove it itself).
+    /// Remove the camera's frame ring and packet rings: its worker is gone and no new one follows (a
+    /// worker that was killed could not remove them itself).
     RemoveRing,
 }
 

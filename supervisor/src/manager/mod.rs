@@ -711,9 +711,13 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
             }
         }
         Action::RemoveRing => {
-            // A worker that exited cleanly removed its frame ring; one that was killed did not.
+            // A worker that exited cleanly removed its frame and packet rings; one that was killed
+            // did not.
             if let Err(e) = shm_bus::remove_stale(slot.cfg.id.as_str()) {
                 warn!(camera_id = %slot.cfg.id, error = %e, "cannot remove the frame ring");
+            }
+            if let Err(e) = shm_bus::remove_stale_packet_rings(slot.cfg.id.as_str()) {
+                warn!(camera_id = %slot.cfg.id, error = %e, "cannot remove the packet rings");
             }
         }
     }
