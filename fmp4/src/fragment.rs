@@ -158,15 +158,10 @@ impl Fragmenter {
             if s.duration == 0 {
                 return Err(Error::ZeroDuration { track, index });
             }
-            expected =
-                s.decode_time
-                    .checked_add(u64::from(s.duration))
-                    .ok_or(Error::NotContiguous {
-                        track,
-                        index,
-                        expected: u64::MAX,
-                        got: s.decode_time,
-                    })?;
+            expected = s
+                .decode_time
+                .checked_add(u64::from(s.duration))
+                .ok_or(Error::DecodeTimeOverflow { track, index })?;
             let size = match track {
                 TrackKind::Video => append_length_prefixed(self.codec, s.data, index, payload)?,
                 TrackKind::Audio => {

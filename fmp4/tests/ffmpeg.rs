@@ -426,6 +426,16 @@ fn h265_main10_1280x720_with_aac() {
 }
 
 #[test]
+fn h265_main444_320x240() {
+    // 4:4:4 is a range extensions profile (4): its constraint flags fill a second byte.
+    let source = Source {
+        pix_fmt: "yuv444p",
+        ..source(VideoCodec::H265, 320, 240, false, "main444-8")
+    };
+    check("h265_444", source, "Rext", "hvc1.4.10.L60.9E.8");
+}
+
+#[test]
 fn h265_temporal_sub_layers_at_an_odd_size() {
     // Two temporal sub-layers: the SPS's profile_tier_level carries sub-layer flags; 642x358 is
     // cropped by the conformance window in both directions.
