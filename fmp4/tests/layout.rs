@@ -197,11 +197,13 @@ fn h265_init_segment_with_aac() {
     assert_eq!(trex, [1, 2]);
 }
 
-/// A fragment read back: sequence number, and per traf (track id, base decode time, samples
-/// as (duration, size, flags, composition offset, data)).
+/// A sample read back: duration, size, flags, composition offset, data.
+type ParsedSample = (u32, u32, u32, i32, Vec<u8>);
+
+/// A fragment read back: sequence number, and per traf (track id, base decode time, samples).
 struct Parsed {
     sequence_number: u32,
-    trafs: Vec<(u32, u64, Vec<(u32, u32, u32, i32, Vec<u8>)>)>,
+    trafs: Vec<(u32, u64, Vec<ParsedSample>)>,
 }
 
 fn parse_fragment(fragment: &[u8]) -> Parsed {
