@@ -305,7 +305,14 @@ fn fragments_count_up_and_carry_their_decode_times() {
         ),
     ];
     for (i, (sample, nals)) in frames.iter().enumerate() {
-        let parsed = parse_fragment(&fragmenter.fragment(&[*sample], &[]).unwrap());
+        let fragment = fragmenter.fragment(&[*sample], &[]).unwrap();
+        let payload: usize = nals.iter().map(|n| 4 + n.len()).sum();
+        assert_eq!(
+            fragment.len() - payload,
+            112,
+            "moof + mdat header of a one-frame fragment (decision 45)"
+        );
+        let parsed = parse_fragment(&fragment);
         assert_eq!(parsed.sequence_number, i as u32 + 1);
         assert_eq!(fragmenter.sequence_number(), i as u32 + 1);
         let (track_id, base, samples) = &parsed.trafs[0];
