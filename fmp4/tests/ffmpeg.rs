@@ -345,6 +345,7 @@ fn source(
         pix_fmt: "yuv420p",
         aac: false,
         x265_extra: "",
+        noisy_bitrate: None,
     }
 }
 

@@ -7,11 +7,11 @@ use std::process::Command;
 
 use fmp4::VideoCodec;
 
-/// A fresh directory for one test under cargo's per-target temporary directory.
+/// A fresh directory for one test under cargo's per-target temporary directory (the system's
+/// for the benchmark example, which cargo gives none).
 pub fn test_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("fmp4")
-        .join(name);
+    let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = base.join("fmp4").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create test dir");
     dir
@@ -50,6 +50,8 @@ pub struct Source {
     pub aac: bool,
     /// More `-x265-params` (`:`-separated), e.g. temporal sub-layers.
     pub x265_extra: &'static str,
+    /// Noise over the pattern and a bitrate cap, for camera-like frame sizes (benchmark).
+    pub noisy_bitrate: Option<&'static str>,
 }
 
 /// One video packet of the source, in decode order, with its 90 kHz timestamps.
@@ -74,10 +76,13 @@ pub struct Encoded {
 pub fn encode(source: &Source, dir: &Path) -> Encoded {
     let src = dir.join("src.mp4");
     let src = src.to_str().unwrap();
-    let size = format!(
+    let mut size = format!(
         "testsrc=size={}x{}:rate={}",
         source.width, source.height, source.fps
     );
+    if source.noisy_bitrate.is_some() {
+        size.push_str(",noise=alls=40:allf=t+u");
+    }
     let frames = source.frames.to_string();
     let gop = (source.fps).to_string();
     let mut args = vec![
@@ -125,6 +130,9 @@ pub fn encode(source: &Source, dir: &Path) -> Encoded {
             ]);
             args.extend(["-tag:v", "hvc1"]);
         }
+    }
+    if let Some(rate) = source.noisy_bitrate {
+        args.extend(["-b:v", rate, "-maxrate", rate, "-bufsize", rate]);
     }
     args.extend(["-video_track_timescale", "90000", src]);
     run("ffmpeg", &args);
