@@ -6,65 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{encode, run, test_dir, Encoded, Source};
-use fmp4::{AudioTrack, Fragmenter, Sample, VideoCodec, VideoTrack};
+use common::{encode, run, test_dir, Source};
+use fmp4::VideoCodec;
 use serde_json::Value;
-
-/// Muxes the encoded source into `path` (init segment + one fragment per video frame, with the
-/// audio frames that start before that frame ends). Returns how many audio frames went in.
-fn mux(source: &Source, enc: &Encoded, path: &Path) -> (VideoTrack, usize) {
-    let first = &enc.video[0];
-    assert!(first.keyframe, "the source starts with a keyframe");
-    let sets = fmp4::parameter_sets(source.codec, &first.data);
-    let video = VideoTrack::new(source.codec, &sets).expect("parameter sets of a real stream");
-    let audio = enc
-        .audio_config
-        .as_ref()
-        .map(|c| AudioTrack::new(c).expect("real AudioSpecificConfig"));
-    let mut file = fmp4::init_segment(&video, audio.as_ref());
-    let mut fragmenter = Fragmenter::new(&video, audio.as_ref());
-
-    let base = first.dts;
-    let frame_interval = 90_000 / i64::from(source.fps);
-    let mut next_audio = 0usize;
-    for (i, p) in enc.video.iter().enumerate() {
-        // The exact duration where the next frame is known; the previous interval for the last.
-        let duration = enc
-            .video
-            .get(i + 1)
-            .map_or(frame_interval, |n| n.dts - p.dts);
-        let decode_time = (p.dts - base) as u64;
-        let v = Sample {
-            decode_time,
-            composition_offset: (p.pts - p.dts) as i32,
-            duration: duration as u32,
-            keyframe: p.keyframe,
-            data: &p.data,
-        };
-        // Audio frames of 1024 samples at 48 kHz that start before this video frame ends.
-        let video_end = decode_time + duration as u64;
-        let mut audio_samples = Vec::new();
-        while next_audio < enc.audio_frames.len()
-            && (next_audio as u64 * 1024) * 90_000 < video_end * 48_000
-        {
-            audio_samples.push(Sample {
-                decode_time: next_audio as u64 * 1024,
-                composition_offset: 0,
-                duration: 1024,
-                keyframe: true,
-                data: &enc.audio_frames[next_audio],
-            });
-            next_audio += 1;
-        }
-        let fragment = fragmenter.fragment(&[v], &audio_samples).expect("fragment");
-        file.extend_from_slice(&fragment);
-    }
-    assert_eq!(fragmenter.sequence_number() as usize, enc.video.len());
-    std::fs::write(path, file).unwrap();
-    (video, next_audio)
-}
 
 /// The body of the first box of type `fourcc` anywhere in an MP4 file (found by its type).
 fn find_box<'a>(file: &'a [u8], fourcc: &[u8; 4]) -> &'a [u8] {
@@ -158,7 +102,8 @@ fn check(name: &str, source: Source, profile: &str, mime: &str) {
     }
     let out_path = dir.join("out.mp4");
     let out = out_path.to_str().unwrap();
-    let (track, audio_frames) = mux(&source, &enc, &out_path);
+    let (track, segments, audio_frames) = common::mux(&source, &enc);
+    std::fs::write(&out_path, segments.concat()).unwrap();
     assert_eq!(
         (track.width(), track.height()),
         (source.width, source.height),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fmp4::VideoCodec;
+use fmp4::{AudioTrack, Fragmenter, Sample, VideoCodec, VideoTrack};
 
 /// A fresh directory for one test under cargo's per-target temporary directory (the system's
 /// for the benchmark example, which cargo gives none).
@@ -261,6 +261,60 @@ pub fn encode(source: &Source, dir: &Path) -> Encoded {
     }
 }
 
+/// Muxes the encoded source: the init segment, then one fragment per video frame with the audio
+/// frames that start before that frame ends. Returns the track, the segments and how many audio
+/// frames went in.
+pub fn mux(source: &Source, enc: &Encoded) -> (VideoTrack, Vec<Vec<u8>>, usize) {
+    let first = &enc.video[0];
+    assert!(first.keyframe, "the source starts with a keyframe");
+    let sets = fmp4::parameter_sets(source.codec, &first.data);
+    let video = VideoTrack::new(source.codec, &sets).expect("parameter sets of a real stream");
+    let audio = enc
+        .audio_config
+        .as_ref()
+        .map(|c| AudioTrack::new(c).expect("real AudioSpecificConfig"));
+    let mut segments = vec![fmp4::init_segment(&video, audio.as_ref())];
+    let mut fragmenter = Fragmenter::new(&video, audio.as_ref());
+
+    let base = first.dts;
+    let frame_interval = 90_000 / i64::from(source.fps);
+    let mut next_audio = 0usize;
+    for (i, p) in enc.video.iter().enumerate() {
+        // The exact duration where the next frame is known; the previous interval for the last.
+        let duration = enc
+            .video
+            .get(i + 1)
+            .map_or(frame_interval, |n| n.dts - p.dts);
+        let decode_time = (p.dts - base) as u64;
+        let v = Sample {
+            decode_time,
+            composition_offset: (p.pts - p.dts) as i32,
+            duration: duration as u32,
+            keyframe: p.keyframe,
+            data: &p.data,
+        };
+        // Audio frames of 1024 samples at 48 kHz that start before this video frame ends.
+        let video_end = decode_time + duration as u64;
+        let mut audio_samples = Vec::new();
+        while next_audio < enc.audio_frames.len()
+            && (next_audio as u64 * 1024) * 90_000 < video_end * 48_000
+        {
+            audio_samples.push(Sample {
+                decode_time: next_audio as u64 * 1024,
+                composition_offset: 0,
+                duration: 1024,
+                keyframe: true,
+                data: &enc.audio_frames[next_audio],
+            });
+            next_audio += 1;
+        }
+        let fragment = fragmenter.fragment(&[v], &audio_samples).expect("fragment");
+        segments.push(fragment);
+    }
+    assert_eq!(fragmenter.sequence_number() as usize, enc.video.len());
+    (video, segments, next_audio)
+}
+
 /// Splits an Annex B elementary stream into access units (H.264 7.4.1.2.3, H.265 7.4.2.4.4): a
 /// new one starts at a delimiter, parameter set, prefix SEI and the like, or at the first slice
 /// of a picture, once the current one has a picture.
@@ -369,4 +423,24 @@ pub fn be32(b: &[u8]) -> u32 {
 
 pub fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes(b[..8].try_into().unwrap())
+}
+
+/// Standard base64 (RFC 4648, with padding), to hand segments to the browser.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
