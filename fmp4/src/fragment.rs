@@ -16,7 +16,7 @@ pub struct Sample<'a> {
     /// reorder, 0 without B-frames and always 0 for audio.
     pub composition_offset: i32,
     /// How long the sample lasts (> 0). For the newest frame, whose successor has not arrived,
-    /// pass the expected interval (see the crate docs).
+    /// pass about twice the previous frame's interval (see the crate docs).
     pub duration: u32,
     /// A sync sample: an IDR/IRAP picture a decoder can start from. Audio samples are all sync
     /// samples and ignore this.

@@ -231,3 +231,72 @@ fn skipping_to_a_later_keyframe_leaves_a_hole_unless_rebased() {
         }
     }
 }
+
+/// Why a sample's duration matters even though the next fragment's decode time is authoritative
+/// (decision 46): when the next frame comes more than twice the last duration later, MSE treats
+/// it as a discontinuity and drops frames until the next keyframe. Durations of a tenth of the
+/// frame interval lose all but the keyframes; the previous interval loses nothing, and neither
+/// does an estimate of twice the interval (overlapping frames are cut to fit, and every frame
+/// plays), which also survives a camera that skips a frame now and then.
+#[test]
+fn a_far_too_short_duration_costs_frames_until_the_next_keyframe() {
+    let source = Source {
+        profile: "baseline",
+        frames: 30,
+        ..source(VideoCodec::H264, 320, 180, 15, false, false)
+    };
+    let dir = test_dir("mse_short_durations");
+    let enc = encode(&source, &dir);
+    let sets = fmp4::parameter_sets(VideoCodec::H264, &enc.video[0].data);
+    let track = fmp4::VideoTrack::new(VideoCodec::H264, &sets).unwrap();
+    let mime = fmp4::mime_type(&track, None);
+    let interval = 90_000 / source.fps;
+    for (name, duration) in [
+        ("mse_short_durations", interval / 10),
+        ("mse_previous_interval", interval),
+        ("mse_double_interval", 2 * interval),
+    ] {
+        let mut segments = vec![fmp4::init_segment(&track, None)];
+        let mut fragmenter = fmp4::Fragmenter::new(&track, None);
+        for (i, p) in enc.video.iter().enumerate() {
+            let sample = fmp4::Sample {
+                decode_time: i as u64 * u64::from(interval),
+                composition_offset: 0,
+                duration,
+                keyframe: p.keyframe,
+                data: &p.data,
+            };
+            segments.push(fragmenter.fragment(&[sample], &[]).unwrap());
+        }
+        let play = duration > interval;
+        let seen = run_page(name, &dir, &mime, &segments, play);
+        assert_eq!(seen["errors"], serde_json::json!([]), "{name}");
+        let ranges: Vec<(f64, f64)> = seen["buffered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r[0].as_f64().unwrap(), r[1].as_f64().unwrap()))
+            .collect();
+        let covered: f64 = ranges.iter().map(|(a, b)| b - a).sum();
+        if duration >= interval {
+            assert_eq!(ranges.len(), 1, "{name}: {ranges:?}");
+            let want = 2.0 + f64::from(duration - interval) / 90_000.0;
+            assert!(
+                (covered - want).abs() < 0.01,
+                "{name}: {ranges:?}, want {want} s"
+            );
+            if play {
+                assert_eq!(seen["ended"], true, "{name}: played through");
+                let frames = seen["totalVideoFrames"].as_u64().unwrap();
+                assert!(frames + 1 >= 30, "{name}: {frames} frames shown or dropped");
+            }
+        } else {
+            // Only the two keyframes (at 0 s and 1 s), each lasting its short duration.
+            assert_eq!(ranges.len(), 2, "{name}: {ranges:?}");
+            assert!(
+                covered < 0.1 && (ranges[1].0 - 1.0).abs() < 0.01,
+                "{name}: {ranges:?}"
+            );
+        }
+    }
+}
