@@ -75,6 +75,9 @@ pub enum Error {
         expected: u64,
         got: u64,
     },
+    /// A sample's decode time plus its duration does not fit 64 bits.
+    #[error("{track} sample {index}: decode time + duration overflows")]
+    DecodeTimeOverflow { track: TrackKind, index: usize },
     /// A fragment's first decode time is not after the last sample of the previous fragment of
     /// the same track (a player would drop frames until the next keyframe).
     #[error(

@@ -16,7 +16,7 @@ pub struct Sample<'a> {
     /// reorder, 0 without B-frames and always 0 for audio.
     pub composition_offset: i32,
     /// How long the sample lasts (> 0). For the newest frame, whose successor has not arrived,
-    /// pass the expected interval (see the crate docs).
+    /// pass about twice the previous frame's interval (see the crate docs).
     pub duration: u32,
     /// A sync sample: an IDR/IRAP picture a decoder can start from. Audio samples are all sync
     /// samples and ignore this.
@@ -158,15 +158,10 @@ impl Fragmenter {
             if s.duration == 0 {
                 return Err(Error::ZeroDuration { track, index });
             }
-            expected =
-                s.decode_time
-                    .checked_add(u64::from(s.duration))
-                    .ok_or(Error::NotContiguous {
-                        track,
-                        index,
-                        expected: u64::MAX,
-                        got: s.decode_time,
-                    })?;
+            expected = s
+                .decode_time
+                .checked_add(u64::from(s.duration))
+                .ok_or(Error::DecodeTimeOverflow { track, index })?;
             let size = match track {
                 TrackKind::Video => append_length_prefixed(self.codec, s.data, index, payload)?,
                 TrackKind::Audio => {

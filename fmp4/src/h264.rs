@@ -119,3 +119,46 @@ fn check_record_counts(sets: &ParameterSets<'_>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// x264's SPS and PPS for 1280x720 at `-level 3.0`, a level whose frame size limit (1620
+    /// macroblocks) is under 720p's 3600: some cameras state levels like that.
+    const SPS_720P_LEVEL_30: [u8; 26] = [
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
+        0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x62, 0xd9, 0x60,
+    ];
+    const PPS: [u8; 6] = [0x68, 0xea, 0xe3, 0xcb, 0x22, 0xc0];
+
+    #[test]
+    fn an_understated_level_is_kept_not_refused() {
+        assert!(
+            parse_sps(&SPS_720P_LEVEL_30).is_err(),
+            "h264-reader alone refuses it"
+        );
+        let track = VideoTrack::new(CODEC, &[&SPS_720P_LEVEL_30, &PPS]).unwrap();
+        assert_eq!(
+            (track.width(), track.height(), track.level_idc()),
+            (1280, 720, 30)
+        );
+        assert_eq!(track.mime_codec(), "avc1.64001e");
+    }
+
+    #[test]
+    fn truncated_spss_are_errors() {
+        for len in 0..SPS_720P_LEVEL_30.len() - 1 {
+            let err = VideoTrack::new(CODEC, &[&SPS_720P_LEVEL_30[..len], &PPS]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadSps { .. }
+                        | Error::BadNalHeader { .. }
+                        | Error::NotAParameterSet { .. }
+                ),
+                "{len}: {err}"
+            );
+        }
+    }
+}

@@ -238,3 +238,213 @@ pub(crate) fn track(sets: &ParameterSets<'_>) -> Result<VideoTrack, Error> {
         config_box,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use h264_reader::rbsp::{BitWrite, BitWriter, ByteWriter};
+
+    use super::*;
+
+    /// What a synthetic SPS says.
+    struct Fields {
+        max_sub_layers_minus1: u8,
+        /// (profile present, level present) per sub-layer.
+        sub_layers: Vec<(bool, bool)>,
+        chroma_format_idc: u32,
+        coded: (u32, u32),
+        /// left, right, top, bottom, in chroma units.
+        window: Option<[u32; 4]>,
+        bit_depth_minus8: u32,
+    }
+
+    /// Writes an SPS NAL unit (header, emulation prevention) up to the bit depths, then enough
+    /// of the rest for a plausible tail; the parser stops at the bit depths.
+    fn sps(f: &Fields) -> Vec<u8> {
+        let mut w = BitWriter::new(Vec::new());
+        w.write::<4, u8>(0).unwrap(); // sps_video_parameter_set_id
+        w.write::<3, u8>(f.max_sub_layers_minus1).unwrap();
+        w.write_bit(true).unwrap(); // temporal_id_nesting
+        w.write::<8, u8>(0x01).unwrap(); // profile space 0, tier Main, profile 1
+        w.write::<32, u32>(0x6000_0000).unwrap();
+        w.write::<8, u8>(0x90).unwrap(); // progressive, frame only
+        for _ in 0..5 {
+            w.write::<8, u8>(0).unwrap(); // zeros: emulation prevention follows
+        }
+        w.write::<8, u8>(93).unwrap(); // level 3.1
+        for &(p, l) in &f.sub_layers {
+            w.write_bit(p).unwrap();
+            w.write_bit(l).unwrap();
+        }
+        if f.max_sub_layers_minus1 > 0 {
+            for _ in f.max_sub_layers_minus1..8 {
+                w.write::<2, u8>(0).unwrap();
+            }
+        }
+        for &(p, l) in &f.sub_layers {
+            if p {
+                // A sub-layer profile unlike the general one, so misreading shows.
+                w.write::<8, u8>(0xff).unwrap();
+                w.write::<32, u32>(0xffff_ffff).unwrap();
+                w.write::<48, u64>(0xffff_ffff_ffff).unwrap();
+            }
+            if l {
+                w.write::<8, u8>(0xff).unwrap();
+            }
+        }
+        w.write_ue(0).unwrap(); // sps_seq_parameter_set_id
+        w.write_ue(f.chroma_format_idc).unwrap();
+        if f.chroma_format_idc == 3 {
+            w.write_bit(false).unwrap();
+        }
+        w.write_ue(f.coded.0).unwrap();
+        w.write_ue(f.coded.1).unwrap();
+        w.write_bit(f.window.is_some()).unwrap();
+        for v in f
+            .window
+            .unwrap_or_default()
+            .into_iter()
+            .take(if f.window.is_some() { 4 } else { 0 })
+        {
+            w.write_ue(v).unwrap();
+        }
+        w.write_ue(f.bit_depth_minus8).unwrap();
+        w.write_ue(f.bit_depth_minus8).unwrap();
+        w.write_ue(4).unwrap(); // log2_max_pic_order_cnt_lsb_minus4
+        w.write_rbsp_trailing_bits().unwrap();
+        let rbsp = w.into_writer();
+        let mut nal = ByteWriter::new(vec![0x42, 0x01]);
+        nal.write_all(&rbsp).unwrap();
+        nal.into_writer()
+    }
+
+    fn fields() -> Fields {
+        Fields {
+            max_sub_layers_minus1: 0,
+            sub_layers: Vec::new(),
+            chroma_format_idc: 1,
+            coded: (1920, 1088),
+            window: Some([0, 0, 0, 4]),
+            bit_depth_minus8: 0,
+        }
+    }
+
+    #[test]
+    fn conformance_window_crops_in_chroma_units() {
+        let nal = sps(&fields());
+        assert!(
+            nal.windows(3).any(|w| w == [0, 0, 3]),
+            "the test SPS exercises emulation prevention"
+        );
+        let s = parse_sps(&nal).unwrap();
+        assert_eq!((s.width, s.height), (1920, 1080));
+        assert_eq!(s.mime_codec(), "hvc1.1.6.L93.90");
+        // 4:2:2 halves only horizontally, 4:4:4 not at all.
+        let s = parse_sps(&sps(&Fields {
+            chroma_format_idc: 2,
+            window: Some([1, 1, 2, 2]),
+            ..fields()
+        }))
+        .unwrap();
+        assert_eq!((s.width, s.height), (1916, 1084));
+        let s = parse_sps(&sps(&Fields {
+            chroma_format_idc: 3,
+            window: Some([1, 1, 2, 2]),
+            ..fields()
+        }))
+        .unwrap();
+        assert_eq!((s.width, s.height, s.chroma_format_idc), (1918, 1084, 3));
+        let s = parse_sps(&sps(&Fields {
+            window: None,
+            bit_depth_minus8: 2,
+            ..fields()
+        }))
+        .unwrap();
+        assert_eq!(
+            (s.width, s.height, s.bit_depth_luma_minus8),
+            (1920, 1088, 2)
+        );
+    }
+
+    #[test]
+    fn sub_layer_profiles_and_levels_are_skipped() {
+        let cases = [
+            (1, vec![(true, true)]),
+            (2, vec![(true, false), (false, true)]),
+            (3, vec![(false, false), (true, true), (false, true)]),
+            (6, vec![(true, true); 6]),
+        ];
+        for (max, sub_layers) in cases {
+            let s = parse_sps(&sps(&Fields {
+                max_sub_layers_minus1: max,
+                sub_layers: sub_layers.clone(),
+                ..fields()
+            }))
+            .unwrap_or_else(|e| panic!("{max} {sub_layers:?}: {e}"));
+            assert_eq!(
+                (s.width, s.height, s.max_sub_layers_minus1),
+                (1920, 1080, max),
+                "{sub_layers:?}"
+            );
+            assert_eq!(
+                (s.profile_idc(), s.level_idc, s.constraint_flags),
+                (1, 93, [0x90, 0, 0, 0, 0, 0])
+            );
+        }
+    }
+
+    #[test]
+    fn codec_string_follows_14496_15_annex_e() {
+        let mut s = parse_sps(&sps(&fields())).unwrap();
+        s.profile_byte = 0x80 | 0x20 | 2; // profile space 2, High tier, Main 10
+        s.profile_compatibility_flags = 0x2000_0000;
+        s.constraint_flags = [0xb0, 0, 0x01, 0, 0, 0];
+        s.level_idc = 153;
+        assert_eq!(s.mime_codec(), "hvc1.B2.4.H153.B0.0.1");
+    }
+
+    #[test]
+    fn bad_spss_are_errors() {
+        let good = sps(&fields());
+        for len in 0..good.len() - 1 {
+            assert!(parse_sps(&good[..len]).is_err(), "truncated to {len} bytes");
+        }
+        let bad = [
+            Fields {
+                window: Some([961, 0, 0, 0]),
+                ..fields()
+            },
+            Fields {
+                window: Some([0, 0, 300, 300]),
+                ..fields()
+            },
+            Fields {
+                chroma_format_idc: 4,
+                ..fields()
+            },
+            Fields {
+                bit_depth_minus8: 9,
+                ..fields()
+            },
+            Fields {
+                max_sub_layers_minus1: 7,
+                sub_layers: vec![(false, false); 7],
+                ..fields()
+            },
+        ];
+        for f in bad {
+            let err = parse_sps(&sps(&f)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadSps {
+                        codec: VideoCodec::H265,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+}

@@ -19,12 +19,13 @@
 //! `tfdt` is its first sample's decode time, and MP4 derives every later sample's decode time from
 //! the durations before it, so within one call each sample must start where the previous one ends
 //! ([`Error::NotContiguous`]); between calls decode times must increase
-//! ([`Error::DecodeTimeNotIncreasing`]), and a gap is allowed (a viewer that skipped frames). When a
-//! fragment holds the newest frame, its duration is not known yet: pass the expected interval to
-//! the next frame (the previous frame's interval, or the nominal frame rate's). A browser treats a
-//! jump of more than twice the last duration as a discontinuity and waits for the next keyframe,
-//! so an estimate that is far too short costs a GOP of video; docs/decisions.md (decision 46) says
-//! more.
+//! ([`Error::DecodeTimeNotIncreasing`]), and a gap is allowed (a viewer that skipped frames; in a
+//! browser it stays a hole in the buffered ranges unless the caller rebases later decode times).
+//! When a fragment holds the newest frame, its duration is not known yet: pass an estimate of
+//! about twice the previous frame's interval. A browser treats a jump of more than twice the last
+//! duration as a discontinuity and drops frames until the next keyframe, while a longer estimate
+//! only overlaps the next frame, which it cuts to fit (both checked in Chromium,
+//! `tests/chromium.rs`); docs/decisions.md (decision 46) says more.
 //!
 //! # Errors
 //! Parameter sets and samples come from cameras: garbage, truncated SPSs and empty access units are
