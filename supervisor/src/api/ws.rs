@@ -203,11 +203,18 @@ pub async fn status_socket(
     })
 }
 
-/// The API's limits on what a client may send through a socket.
+/// The API's limits on what a client may send through a socket, and small buffers: a client
+/// only ever sends pongs, and each message out is written at once (tungstenite's defaults of
+/// 128 KiB each, per socket, would be most of a viewer's memory).
 pub fn limit(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
 }
+
+/// A socket's read buffer: pongs and small control text.
+const READ_BUFFER: usize = 4096;
 
 /// Runs a socket until its source closes it, the peer goes, the peer is silent or slow for
 /// `idle`, or the server stops. Returns why it ended.

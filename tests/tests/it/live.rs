@@ -235,3 +235,158 @@ fn with_a_login_sockets_need_a_session() {
         Some(403)
     );
 }
+
+/// A viewer that opens its socket and then never reads: a tiny receive buffer, so the server's
+/// sends stall almost at once.
+fn stalled_viewer(port: u16, path: &str) -> live::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let stream: std::net::TcpStream = s.into();
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    tungstenite::client(url, stream).unwrap().0
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+#[test]
+fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() {
+    const VIEWERS: usize = 50;
+    const STALLED: usize = 5;
+    const WATCH: Duration = Duration::from_secs(15);
+    let mut fc = FakeCam::start(FakeCamOpts::scenes(&["clock"])).unwrap();
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "cameras": [
+            {"id": "cam", "main_url": fc.url("clock/sub"), "sub_url": fc.url("clock/sub"),
+             "recording": {"mode": "off"}},
+        ]}),
+        &[],
+    );
+    let port = nvr.port;
+    nvr.wait_camera(
+        "cam",
+        Duration::from_secs(30),
+        "sub up with a packet ring",
+        |c| c["worker"]["sub"]["state"] == "up" && c["worker"]["sub"]["packet_ring"].is_object(),
+    );
+    // One viewer first: what the stream is, and that what it sends is a valid MP4 of the camera's
+    // own codec and size (decoded by ffmpeg with -xerror: no transcode, nothing broken).
+    let mut probe = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    let mut file = Vec::new();
+    let mut info = None;
+    while file.len() < 200_000 {
+        match live::next(&mut probe).unwrap() {
+            Event::Text(t) => info = Some(serde_json::from_str::<Value>(&t).unwrap()),
+            Event::Binary(b) => file.extend_from_slice(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+    live::close(probe);
+    let info = info.expect("an init message first");
+    assert_eq!(info["codec"], "h264", "{info}");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{info}"
+    );
+    assert!(
+        info["mime"]
+            .as_str()
+            .unwrap()
+            .starts_with("video/mp4; codecs=\"avc1."),
+        "{info}"
+    );
+    assert_eq!(&file[4..8], b"ftyp");
+    let path = nvr.dir.path().join("live.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "ffmpeg -xerror: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+
+    let supervisor = nvr.pid();
+    let rss_before = rss_mb(supervisor);
+    let stalled: Vec<_> = (0..STALLED)
+        .map(|_| stalled_viewer(port, "/api/cameras/cam/live?stream=sub"))
+        .collect();
+    let pushed = |fc: &mut FakeCam| {
+        fc.command("status").unwrap()["pushed"]["/clock/sub"]
+            .as_u64()
+            .unwrap()
+    };
+    let frames = |nvr: &Nvr| {
+        nvr.camera("cam")["worker"]["sub"]["frames"]
+            .as_u64()
+            .unwrap()
+    };
+    let (sent0, decoded0) = (pushed(&mut fc), frames(&nvr));
+    let viewers: Vec<_> = (0..VIEWERS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+                let (w, closed) = live::watch(&mut s, WATCH).unwrap();
+                live::close(s);
+                (w, closed)
+            })
+        })
+        .collect();
+    let mut rss_peak = rss_before;
+    while !viewers.iter().all(|v| v.is_finished()) {
+        rss_peak = rss_peak.max(rss_mb(supervisor));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (sent, decoded) = (pushed(&mut fc) - sent0, frames(&nvr) - decoded0);
+    for (i, v) in viewers.into_iter().enumerate() {
+        let (w, closed) = v.join().unwrap();
+        assert_eq!(closed, None, "viewer {i} was closed");
+        assert_eq!(w.inits.len(), 1, "viewer {i}: one init");
+        // Decode times only grow, and the last 10 s brought about 30 fps.
+        assert!(
+            w.fragments.windows(2).all(|p| p[1].1 > p[0].1),
+            "viewer {i}: decode times grow"
+        );
+        let end = w.fragments.last().unwrap().0;
+        let recent = w
+            .fragments
+            .iter()
+            .filter(|(at, _)| end.duration_since(*at) < Duration::from_secs(10))
+            .count();
+        assert!(
+            (270..=330).contains(&recent),
+            "viewer {i}: {recent} fragments in its last 10 s"
+        );
+    }
+    // The worker kept pace with the camera while 55 viewers read its ring.
+    assert!(
+        decoded as f64 >= sent as f64 * 0.97,
+        "the worker decoded {decoded} of {sent} frames sent"
+    );
+    // Stalled viewers hold at most their queue (1 MiB each) and the others' fragments pass.
+    assert!(
+        rss_peak - rss_before < 80.0,
+        "supervisor RSS {rss_before:.0} → {rss_peak:.0} MB with {VIEWERS} viewers and {STALLED} stalled ones"
+    );
+    eprintln!(
+        "{VIEWERS} viewers + {STALLED} stalled: supervisor RSS {rss_before:.1} → peak {rss_peak:.1} MB; worker {decoded}/{sent} frames"
+    );
+    drop(stalled);
+    let log = nvr.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}

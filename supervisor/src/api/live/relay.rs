@@ -20,8 +20,8 @@ pub const SUB_BUDGET: usize = 1 << 20;
 pub const MAIN_BUDGET: usize = 4 << 20;
 /// How long the reader sleeps in one wait for the writer.
 const WAIT: Duration = Duration::from_millis(200);
-/// A frame duration to assume before two frames have been seen (30 fps at 90 kHz).
-const FIRST_DURATION: u32 = 3000;
+/// A frame interval to assume before two frames have been seen (30 fps at 90 kHz).
+const FIRST_INTERVAL: u32 = 3000;
 /// Video timestamps are 90 kHz.
 const VIDEO_HZ: i64 = 90_000;
 
@@ -63,6 +63,8 @@ impl Relay {
         let why = Arc::clone(&relay.why);
         let spawned = std::thread::Builder::new()
             .name(format!("live-{camera}"))
+            // It reads, muxes and queues: no deep calls. (The default is 2 MiB.)
+            .stack_size(256 * 1024)
             .spawn(move || {
                 let camera = viewer.camera.clone();
                 let reason = viewer.run();
@@ -289,8 +291,8 @@ struct Mux {
     base: Option<i64>,
     /// Decode time of the last video frame sent.
     last_decode: Option<i64>,
-    /// The last interval between two frames: the duration given to the newest one.
-    duration: u32,
+    /// The last interval between two frames (90 kHz).
+    interval: u32,
     /// Audio frames waiting for the next video frame: (decode time, data).
     audio_pending: Vec<(u64, Vec<u8>)>,
     last_audio: Option<u64>,
@@ -319,7 +321,7 @@ impl Mux {
             audio,
             base: None,
             last_decode: None,
-            duration: FIRST_DURATION,
+            interval: FIRST_INTERVAL,
             audio_pending: Vec::new(),
             last_audio: None,
             need_keyframe: true,
@@ -368,15 +370,15 @@ impl Mux {
         let decode = match self.last_decode {
             None => raw.max(0),
             Some(last) => {
-                let expected = last + i64::from(self.duration);
-                if raw <= last || raw > last + MAX_STEP {
-                    // The camera's clock stepped back, or far ahead: decode times only increase.
+                let expected = last + i64::from(self.interval);
+                if resumed || raw <= last || raw > last + MAX_STEP {
+                    // After a skip the timeline goes on without a hole (a hole in `buffered`
+                    // stalls the player); a camera clock that steps back or far ahead is rebased
+                    // the same way: decode times only increase.
                     self.base = Some(meta.dts - expected);
                     expected
                 } else {
-                    if !resumed {
-                        self.duration = u32::try_from(raw - last).unwrap_or(FIRST_DURATION);
-                    }
+                    self.interval = u32::try_from(raw - last).unwrap_or(FIRST_INTERVAL);
                     raw
                 }
             }
@@ -384,7 +386,9 @@ impl Mux {
         let video = [fmp4::Sample {
             decode_time: decode as u64,
             composition_offset: i32::try_from(meta.pts.saturating_sub(meta.dts)).unwrap_or(0),
-            duration: self.duration,
+            // Twice the last interval: the next fragment's decode time is what counts, and
+            // Chromium drops frames after a step of more than twice the last duration.
+            duration: self.interval.saturating_mul(2),
             keyframe: meta.keyframe,
             data,
         }];
