@@ -150,7 +150,7 @@ class LivePlayer {
     this.info = info;
     if (this.opts.onInfo) this.opts.onInfo(info, this);
     if (!window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
-      this.fallback(`${info.codec.toUpperCase()} cannot play in this browser`);
+      this.fallback(`${codecName(info.codec)} cannot play in this browser`);
       return;
     }
     // A new MediaSource for every init segment: a restarted worker or a new size plays on
@@ -223,6 +223,8 @@ class LivePlayer {
     this.img.dataset.frames = String(this.frames);
   }
 }
+
+const codecName = (c) => ({ h264: "H.264", h265: "H.265" })[c] || c;
 
 function picture(name) {
   const video = el("video", { muted: "", playsinline: "", "aria-label": name });
@@ -321,7 +323,7 @@ async function cameraPage(id) {
     player = new LivePlayer(box, id, stream, {
       format,
       fps: 30,
-      onInfo: (i) => { info.textContent = `${stream.toUpperCase()} ${i.width}×${i.height} ${i.codec.toUpperCase()}${i.audio ? " + audio" : ""}`; },
+      onInfo: (i) => { info.textContent = `${stream.toUpperCase()} ${i.width}×${i.height} ${codecName(i.codec)}${i.audio ? " + audio" : ""}`; },
       onClose: (reason) => {
         single.dataset.closed = reason;
         if (reason === "main_not_connected") {

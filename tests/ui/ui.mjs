@@ -405,7 +405,9 @@ async function progress(p) {
   })));
 }
 
-const advanced = (a, b) => b.time > a.time + 0.2 || b.jpegs > a.jpegs;
+function advanced(a, b) {
+  return b.time > a.time + 0.2 || b.jpegs > a.jpegs;
+}
 
 async function gridChecks() {
   const downup = args.downup.split(",");
