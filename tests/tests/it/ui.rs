@@ -164,6 +164,11 @@ fn a_grid_of_16_cameras_plays_over_websockets_in_chromium() {
         "c15" => "/clock/tiny_b",
         other => panic!("the script asked to take {other} down, which has no mount of its own"),
     };
+    let (pid, ticks, started) = (
+        nvr.pid(),
+        nvr_tests::procstat::cpu_ticks(nvr.pid()),
+        std::time::Instant::now(),
+    );
     let out = run_ui_with(
         &[
             "--base",
@@ -189,6 +194,15 @@ fn a_grid_of_16_cameras_plays_over_websockets_in_chromium() {
         },
     );
     assert!(out.contains("bench: browser_frames_per_s="), "{out}");
+    // A figure for BENCHMARKS.md, not a check.
+    eprintln!(
+        "bench: supervisor_cpu_percent={:.1} over {:.0} s with 16 tiles",
+        (nvr_tests::procstat::cpu_ticks(pid) - ticks) as f64
+            / nvr_tests::procstat::clk_tck()
+            / started.elapsed().as_secs_f64()
+            * 100.0,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The single view plays MAIN at full resolution, and plays again by itself after `kill -9` of
