@@ -34,10 +34,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace --bins
 status=0
 cargo test --release --workspace --no-fail-fast -- --skip reliability:: || status=$?
-# The frame ring's protocol, model-checked by loom: every interleaving of a writer and a reader
-# (src/ring.rs). Its own target directory, so `--cfg loom` does not invalidate the main build.
+# The frame ring's and the packet ring's protocols, model-checked by loom: every interleaving of a
+# writer and a reader (src/ring.rs, src/packet_layout.rs). Its own target directory, so `--cfg loom` does not invalidate the main build.
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-  run_exactly 3 cargo test --release -p shm-bus --lib loom || status=$?
+  run_exactly 4 cargo test --release -p shm-bus --lib loom || status=$?
 # The fault-injection suite judges frame loss and timing against a live fake camera: it runs
 # alone, after the rest, so that other tests (Chromium, benchmarks) do not starve it.
 run_exactly 1 cargo test --release --workspace --test it -- \

@@ -200,9 +200,10 @@ pub struct StreamStatus {
     /// Why the stream is not up (never contains credentials).
     #[serde(default)]
     pub last_error: Option<String>,
-    /// The stream's shared-memory packet ring, while it exists (added within schema 3).
+    /// The stream's shared-memory packet ring, while it exists (added within schema 3; boxed so
+    /// a heartbeat stays small on the stack).
     #[serde(default)]
-    pub packet_ring: Option<PacketRingStatus>,
+    pub packet_ring: Option<Box<PacketRingStatus>>,
 }
 
 /// A stream's packet ring (encoded packets for live view), as its writer sees it.

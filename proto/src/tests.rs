@@ -44,12 +44,12 @@ fn every_message_round_trips() {
             sub: Some(StreamStatus {
                 state: StreamState::Up,
                 fps: 30.0,
-                packet_ring: Some(crate::PacketRingStatus {
+                packet_ring: Some(Box::new(crate::PacketRingStatus {
                     capacity_bytes: 4 << 20,
                     packets: 9,
                     gop_s: 2.0,
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             }),
             main: None,

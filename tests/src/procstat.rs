@@ -111,6 +111,19 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// (Pss, Pss_Shmem) of a process from `/proc/<pid>/smaps_rollup`, in MB ((0, 0) once it is gone):
+/// proportional set size, shared pages divided among the processes that map them.
+pub fn pss_mb(pid: u32) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let kb = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("Pss:") / 1024.0, kb("Pss_Shmem:") / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

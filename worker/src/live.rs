@@ -133,6 +133,10 @@ impl LiveRing {
             })
         });
         if self.video.is_none() {
+            // Nothing to publish on this connection; readers must not keep the last one's packets.
+            if let Some(w) = &mut self.writer {
+                w.restart();
+            }
             return;
         }
         match &mut self.writer {
@@ -242,7 +246,7 @@ impl LiveRing {
         self.status_at = Some(Instant::now());
         let ring = self.writer.as_ref().map(|w| {
             let s = w.stats();
-            PacketRingStatus {
+            Box::new(PacketRingStatus {
                 capacity_bytes: s.capacity_bytes,
                 generation: w.generation(),
                 packets: s.packets,
@@ -251,7 +255,7 @@ impl LiveRing {
                 gop_s: s.gop_s,
                 holds_s: s.holds_s,
                 has_params: w.params().is_some(),
-            }
+            })
         });
         if let Ok(mut s) = self.status.lock() {
             s.packet_ring = ring;

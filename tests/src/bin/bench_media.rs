@@ -2,7 +2,9 @@
 //! the frame ring (with motion detection) against the floor, `ffmpeg -rtsp_transport tcp -i <sub> -f
 //! null -` decoding the same stream; (2) detection quality and latency on every fake-camera scenario;
 //! (3) recording: the extra CPU of a worker that records the MAIN stream against the floor `ffmpeg -i
-//! <main> -c copy -f mp4`, and how fast and how early motion clips start.
+//! <main> -c copy -f mp4`, and how fast and how early motion clips start; (4) the grid preview's cost;
+//! (5) the packet rings: a worker publishing SUB and MAIN packets (default ring sizes) against the
+//! same camera's worker with both rings off, nobody watching: CPU and memory (PSS).
 //!
 //! `cargo run --release -p nvr-tests --bin bench_media -- [--seconds 60] [--repeats 3] [--phase N]`
 //! (build the binaries first: `cargo build --release --workspace --bins`; `--phase 0` runs all).
@@ -10,7 +12,9 @@
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::Nvr;
-use nvr_tests::procstat::{clk_tck, cpu_model, cpu_ticks, median_spread, percentile, rss_mb};
+use nvr_tests::procstat::{
+    clk_tck, cpu_model, cpu_ticks, median_spread, percentile, pss_mb, rss_mb,
+};
 use nvr_tests::status::camera_in;
 use serde_json::{json, Value};
 use shm_bus::Reader;
@@ -76,6 +80,76 @@ fn main() {
     if phase == 0 || phase == 4 {
         grid_preview_cost(window, repeats, tck);
     }
+    if phase == 0 || phase == 5 {
+        packet_ring_cost(window, repeats, tck);
+    }
+}
+
+/// Two workers on the same fake-camera streams (MAIN 1080p H.264 + AAC, SUB 640×360), MAIN
+/// connected (recording mode `motion`, detection off so no clip is written): one with the default
+/// packet rings, one with `live.*_ring_mb: 0`. Nobody reads the rings.
+fn packet_ring_cost(window: f64, repeats: usize, tck: f64) {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let (main, sub) = (fc.url("motion/main_aac"), fc.url("motion/sub"));
+    let cam = |id: &str, live: Value| {
+        json!({"id": id, "main_url": main, "sub_url": sub, "motion": {"enabled": false},
+               "recording": {"mode": "motion"}, "live": live})
+    };
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 5, "cameras": [
+            cam("rings", json!({"main_ring_mb": 16, "sub_ring_mb": 4})),
+            cam("norings", json!({"main_ring_mb": 0, "sub_ring_mb": 0}))]}),
+        &[],
+    );
+    let on = wait_sub_up(&nvr, "rings");
+    let off = wait_sub_up(&nvr, "norings");
+    // Long enough for the rings to wrap at least once? 16 MiB at ~0.5 MB/s does not in a short
+    // run: PSS is read at the end, and the ring's share is reported from what was touched.
+    std::thread::sleep(Duration::from_secs(5));
+    let (mut extra, mut on_cpu, mut off_cpu) = (vec![], vec![], vec![]);
+    for _ in 0..repeats {
+        let before = [cpu_ticks(on), cpu_ticks(off)];
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(window));
+        let secs = t.elapsed().as_secs_f64();
+        let pct = |pid: u32, b: u64| (cpu_ticks(pid) - b) as f64 / tck / secs * 100.0;
+        let (a, b) = (pct(on, before[0]), pct(off, before[1]));
+        on_cpu.push(a);
+        off_cpu.push(b);
+        extra.push(a - b);
+    }
+    let c = nvr.camera("rings");
+    let ring = |s: &str| {
+        let r = &c["worker"][s]["packet_ring"];
+        format!(
+            "{:.2} Mbit/s, GOP {:.1} s, holds {:.0} s",
+            r["bytes_per_s"].as_f64().unwrap_or(0.0) * 8.0 / 1e6,
+            r["gop_s"].as_f64().unwrap_or(0.0),
+            r["holds_s"].as_f64().unwrap_or(0.0)
+        )
+    };
+    let (pss_on, shm_on) = pss_mb(on);
+    let (pss_off, shm_off) = pss_mb(off);
+    println!("### Packet rings: worker publishing SUB and MAIN packets vs rings off, nobody watching ({repeats} windows of {window:.0} s; median (min–max))");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| worker with rings, CPU % of one core | {} |",
+        median_spread(&mut on_cpu)
+    );
+    println!(
+        "| worker without rings, CPU % of one core | {} |",
+        median_spread(&mut off_cpu)
+    );
+    println!(
+        "| difference (target ≤ 0.2) | **{}** |",
+        median_spread(&mut extra)
+    );
+    println!("| PSS with rings / without, MB (of it Pss_Shmem) | {pss_on:.1} ({shm_on:.1}) / {pss_off:.1} ({shm_off:.1}) |");
+    println!("| SUB ring | {} |", ring("sub"));
+    println!("| MAIN ring | {} |", ring("main"));
+    println!();
 }
 
 /// Phase 4: the supervisor's CPU while a web UI grid watches 1, 4 and 16 cameras at the default

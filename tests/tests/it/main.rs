@@ -5,6 +5,7 @@ mod bench;
 mod fakecam;
 mod live;
 mod media;
+mod packets;
 mod recording;
 mod reliability;
 mod security;
