@@ -2,7 +2,7 @@
 //! (ISO/IEC 14496-15 5.3.3.1).
 
 use h264_reader::nal::sps::{SeqParameterSet, SpsError};
-use h264_reader::rbsp::{BitReader, ByteReader};
+use h264_reader::rbsp::{BitReader, BitReaderError, ByteReader};
 
 use crate::boxes::{u16, u8, write_box};
 use crate::video::{check_size, ParameterSets};
@@ -21,12 +21,40 @@ fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, SpsError> {
     SeqParameterSet::from_bits(BitReader::new(ByteReader::skipping_h264_header(nal)))
 }
 
-/// Parses an SPS NAL unit (with its header byte). A level too low for the picture size is
-/// tolerated: some cameras state level 3.1 for 1080p; the stated level is kept for the codec
-/// string, as the camera sent it.
+/// Parses an SPS NAL unit (with its header byte), tolerating two faults real cameras have:
+/// - a level too low for the picture size (some state level 3.1 for 1080p): the stated level is
+///   kept for the codec string, as the camera sent it;
+/// - bytes after the end of the SPS (`RemainingData`; a Reolink camera sends its in-band SPS with
+///   an extra byte): up to four trailing bytes are dropped for parsing. The fields the muxer uses
+///   (profile, level, chroma format, size, cropping) come before the VUI, so a parse that
+///   succeeds on the shortened SPS reads them as sent. `avcC` keeps the SPS as sent.
 fn sps(nal: &[u8]) -> Result<SeqParameterSet, Error> {
+    let err = match parse_tolerating_level(nal) {
+        Ok(sps) => return Ok(sps),
+        Err(e) => e,
+    };
+    if matches!(
+        err,
+        SpsError::RbspReaderError(BitReaderError::RemainingData)
+    ) {
+        for trim in 1..=4 {
+            if let Some(shorter) = nal
+                .len()
+                .checked_sub(trim)
+                .filter(|&n| n > 4)
+                .map(|n| &nal[..n])
+            {
+                if let Ok(sps) = parse_tolerating_level(shorter) {
+                    return Ok(sps);
+                }
+            }
+        }
+    }
+    Err(bad_sps(format!("{err:?}")))
+}
+
+fn parse_tolerating_level(nal: &[u8]) -> Result<SeqParameterSet, SpsError> {
     match parse_sps(nal) {
-        Ok(sps) => Ok(sps),
         Err(SpsError::FieldValueTooLarge {
             name: "pic_size_in_map_units",
             ..
@@ -36,11 +64,11 @@ fn sps(nal: &[u8]) -> Result<SeqParameterSet, Error> {
             // picture size against the largest level's limit only.
             let mut patched = nal.to_vec();
             patched[3] = 255;
-            let mut sps = parse_sps(&patched).map_err(|e| bad_sps(format!("{e:?}")))?;
+            let mut sps = parse_sps(&patched)?;
             sps.level_idc = nal[3];
             Ok(sps)
         }
-        Err(e) => Err(bad_sps(format!("{e:?}"))),
+        other => other,
     }
 }
 
@@ -144,6 +172,30 @@ mod tests {
             (1280, 720, 30)
         );
         assert_eq!(track.mime_codec(), "avc1.64001e");
+    }
+
+    /// A Reolink camera's SPSs (retina issue 102): the one in its SDP, and the one it sends in
+    /// band, which carries a byte after its end.
+    #[test]
+    fn an_sps_with_trailing_bytes_still_parses() {
+        let sdp = [
+            0x67, 0x64, 0x00, 0x33, 0xac, 0x15, 0x14, 0xa0, 0xa0, 0x3d, 0x90,
+        ];
+        let in_band = [
+            0x67, 0x64, 0x00, 0x33, 0xac, 0x15, 0x14, 0xa0, 0xa0, 0x3d, 0xa1, 0x00, 0x00, 0x04,
+            0xf6, 0x00, 0x00, 0x63, 0x38, 0x04, 0x04,
+        ];
+        assert!(parse_sps(&in_band).is_err(), "h264-reader alone refuses it");
+        let a = VideoTrack::new(CODEC, &[&sdp, &PPS]).unwrap();
+        let b = VideoTrack::new(CODEC, &[&in_band, &PPS]).unwrap();
+        assert_eq!(
+            (a.width(), a.height(), a.mime_codec()),
+            (b.width(), b.height(), b.mime_codec())
+        );
+        assert_eq!(
+            (b.width(), b.height(), b.mime_codec().as_str()),
+            (640, 480, "avc1.640033")
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub fn test_dir(name: &str) -> PathBuf {
 /// message that says how to install it: these tests never skip.
 pub fn run(tool: &str, args: &[&str]) -> (String, String) {
     let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `{tool}` ({e}): install it with `bash scripts/setup.sh` (Debian package ffmpeg)")
+        let package = if tool == "node" {
+            "nodejs, installed by scripts/test.sh"
+        } else {
+            "ffmpeg, installed by scripts/setup.sh"
+        };
+        panic!("cannot run `{tool}` ({e}): install Debian's {package}")
     });
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
