@@ -99,6 +99,7 @@ class LivePlayer {
 
   start() {
     this.wanted = true;
+    this.box.dataset.streaming = "1";
     if (this.ws) return;
     const q = this.format === "jpeg" ? `stream=sub&format=jpeg&fps=${this.opts.fps || 5}` : `stream=${this.stream}`;
     const ws = (this.ws = new WebSocket(wsUrl(`/api/cameras/${encodeURIComponent(this.camera)}/live?${q}`)));
@@ -111,6 +112,7 @@ class LivePlayer {
   // keyframe: the server starts every socket at the newest one.
   stop() {
     this.wanted = false;
+    this.box.dataset.streaming = "0";
     clearTimeout(this.again);
     if (this.ws) {
       const ws = this.ws;
@@ -128,6 +130,7 @@ class LivePlayer {
     if (e.reason === "camera_down" || e.reason === "main_not_connected" || e.reason === "unknown_camera") {
       // Opened again by whoever listens (the status push says when the camera is back).
       this.wanted = false;
+      this.box.dataset.streaming = "0";
       return;
     }
     this.again = setTimeout(() => this.wanted && this.start(), this.retry);
@@ -148,6 +151,7 @@ class LivePlayer {
 
   init(info) {
     this.info = info;
+    this.box.dataset.inits = String(Number(this.box.dataset.inits || 0) + 1);
     if (this.opts.onInfo) this.opts.onInfo(info, this);
     if (!window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
       this.fallback(`${codecName(info.codec)} cannot play in this browser`);

@@ -421,8 +421,10 @@ class FakeCam:
             mine = []
             for session in sessions:
                 for sm in session.filter(lambda _s, _m, *_u: FILTER_REF) or []:
-                    matched = sm.matches(path)
-                    if matched[0] if isinstance(matched, tuple) else matched:
+                    # `matches` is a prefix test (/clock/tiny matches /clock/tiny_a): this mount
+                    # only if the whole path matched.
+                    ok, matched = sm.matches(path)
+                    if ok and matched == len(path):
                         mine.append(session)
                         break
             if mine:

@@ -400,13 +400,15 @@ async function progress(p) {
     return [t.dataset.camera, {
       mse, time: mse ? v.currentTime : 0, frames: q ? q.totalVideoFrames : 0,
       jpegs: Number(img.dataset.frames || 0), down: t.classList.contains("is-down"),
+      inits: Number(t.querySelector(".pic").dataset.inits || 0),
       label: t.querySelector(".label").hidden ? "" : t.querySelector(".label").textContent,
     }];
   })));
 }
 
+// A new init segment (a worker restart, a reconnect) starts the video's clock again.
 function advanced(a, b) {
-  return b.time > a.time + 0.2 || b.jpegs > a.jpegs;
+  return b.time > a.time + 0.2 || b.jpegs > a.jpegs || (b.inits > a.inits && b.time > 0.2);
 }
 
 async function gridChecks() {
@@ -516,6 +518,33 @@ async function gridChecks() {
   const fps = (frames - framesStart.frames) / ((last.at - framesStart.at) / 1000);
   check(Date.now() - started >= hold, `the page held ${((Date.now() - started) / 1000).toFixed(0)} s without a stalled tile`);
   console.log(`bench: browser_frames_per_s=${fps.toFixed(1)} over ${((last.at - framesStart.at) / 1000).toFixed(0)} s`);
+
+  // Off-screen tiles stop streaming; on a phone-sized screen only the first tiles stream. A hidden
+  // page stops them all; shown again, the visible ones play on.
+  const streaming = () => page.evaluate(() => [...document.querySelectorAll(".tile")]
+    .filter((t) => t.querySelector(".pic").dataset.streaming === "1").map((t) => t.dataset.camera));
+  await page.setViewportSize({ width: 390, height: 844 });
+  waiting("the tiles below the screen to stop streaming");
+  await page.waitForFunction(() => [...document.querySelectorAll(".tile .pic")].filter((p) => p.dataset.streaming === "1").length <= 4, null, { timeout: 10000 });
+  const onScreen = await streaming();
+  check(onScreen.length >= 1 && onScreen.length <= 4 && onScreen.includes(cameras[0].id), `off-screen tiles stop streaming (${onScreen.join(", ")} stream)`);
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  check((await streaming()).length === 0, "a hidden page streams nothing");
+  const paused = await progress(page);
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  waiting("the visible tiles to play again");
+  await page.waitForFunction((ids) => ids.every((id) => {
+    const v = document.querySelector(`.tile[data-camera="${id}"] video`);
+    return v.readyState >= 2 && v.currentTime > 0.5;
+  }), onScreen, { timeout: 15000 });
+  check(JSON.stringify(await streaming()) === JSON.stringify(onScreen), `shown again, the visible tiles stream again (${onScreen.join(", ")}; before: ${onScreen.map((id) => paused[id].time.toFixed(1)).join(", ")} s)`);
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // MAIN of a camera that does not record is not connected: the single view says so and shows SUB.
   const id = cameras[0].id;
