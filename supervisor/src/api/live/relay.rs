@@ -66,10 +66,13 @@ impl Relay {
             // It reads, muxes and queues: no deep calls. (The default is 2 MiB.)
             .stack_size(256 * 1024)
             .spawn(move || {
-                let camera = viewer.camera.clone();
+                let mut viewer = viewer;
                 let reason = viewer.run();
-                tracing::debug!(camera_id = %camera, reason = reason.reason(), "live viewer thread ends");
+                tracing::debug!(camera_id = %viewer.camera, reason = reason.reason(), "live viewer thread ends");
+                // The reason first: the socket's side reads it when the queue closes, which
+                // happens when `viewer` (its sender) is dropped below.
                 *why.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                drop(viewer);
             });
         if let Err(e) = spawned {
             tracing::warn!(camera_id = camera, error = %e, "cannot start a live viewer thread");
@@ -133,7 +136,7 @@ impl Viewer {
         self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
     }
 
-    fn run(mut self) -> Close {
+    fn run(&mut self) -> Close {
         let mut since = Instant::now();
         loop {
             if self.gone() {
@@ -439,3 +442,116 @@ impl Mux {
 
 /// An AAC-LC frame: 1024 samples.
 const AAC_FRAME: u32 = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// x264's SPS and PPS for 1280x720 (from the fmp4 crate's tests).
+    const SPS: [u8; 26] = [
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
+        0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x62, 0xd9, 0x60,
+    ];
+    const PPS: [u8; 6] = [0x68, 0xea, 0xe3, 0xcb, 0x22, 0xc0];
+
+    fn mux() -> Mux {
+        Mux::new(&StreamParams {
+            codec: shm_bus::Codec::H264,
+            width: 1280,
+            height: 720,
+            parameter_sets: vec![SPS.to_vec(), PPS.to_vec()],
+            audio: None,
+        })
+        .unwrap()
+    }
+
+    fn packet(seq: u64, dts: i64, keyframe: bool) -> PacketMeta {
+        PacketMeta {
+            seq,
+            track: shm_bus::Track::Video,
+            pts: dts,
+            dts,
+            keyframe,
+            arrival_ns: 0,
+            len: 8,
+        }
+    }
+
+    /// (dts, keyframe, skip before it) → the decode time sent, or None (not sent).
+    fn run(steps: &[(i64, bool, bool)]) -> Vec<Option<u64>> {
+        let mut m = mux();
+        // An IDR slice (NAL type 5) or a non-IDR one (type 1), Annex B.
+        let idr = [0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00];
+        let p = [0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x00];
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, &(dts, key, skip))| {
+                if skip {
+                    m.skipped();
+                }
+                let data: &[u8] = if key { &idr } else { &p };
+                m.push(&packet(i as u64, dts, key), data)
+                    .unwrap()
+                    .map(|f| tfdt(&f))
+            })
+            .collect()
+    }
+
+    /// The `tfdt` of a fragment (version 1: 64 bits).
+    fn tfdt(f: &[u8]) -> u64 {
+        let at = f.windows(4).position(|w| w == b"tfdt").unwrap();
+        match f[at + 4] {
+            1 => u64::from_be_bytes(f[at + 8..at + 16].try_into().unwrap()),
+            _ => u64::from(u32::from_be_bytes(f[at + 8..at + 12].try_into().unwrap())),
+        }
+    }
+
+    #[test]
+    fn decode_times_start_at_the_first_keyframe_and_never_leave_a_hole() {
+        let cases: [(&str, &[(i64, bool, bool)], &[Option<u64>]); 4] = [
+            (
+                "starts at the first keyframe, at 0",
+                &[
+                    (100, false, false),
+                    (3100, true, false),
+                    (6100, false, false),
+                ],
+                &[None, Some(0), Some(3000)],
+            ),
+            (
+                "a skip: the frames up to the next keyframe are dropped, the timeline goes on",
+                &[
+                    (0, true, false),
+                    (3000, false, false),
+                    (6000, false, true),
+                    (9000, false, false),
+                    (90_000, true, false),
+                    (93_000, false, false),
+                ],
+                &[Some(0), Some(3000), None, None, Some(6000), Some(9000)],
+            ),
+            (
+                "a clock that steps back is rebased",
+                &[
+                    (900_000, true, false),
+                    (903_000, false, false),
+                    (3000, true, false),
+                ],
+                &[Some(0), Some(3000), Some(6000)],
+            ),
+            (
+                "a jump of over 10 s is a clock jump, not time",
+                &[
+                    (0, true, false),
+                    (3000, false, false),
+                    (3000 + 20 * 90_000, false, false),
+                ],
+                &[Some(0), Some(3000), Some(6000)],
+            ),
+        ];
+        for (what, steps, want) in cases {
+            assert_eq!(run(steps), want, "{what}");
+        }
+    }
+}
