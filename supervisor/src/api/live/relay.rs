@@ -477,8 +477,11 @@ mod tests {
         }
     }
 
-    /// (dts, keyframe, skip before it) → the decode time sent, or None (not sent).
-    fn run(steps: &[(i64, bool, bool)]) -> Vec<Option<u64>> {
+    /// One video packet: its DTS, whether it is a keyframe, whether the viewer skipped just before.
+    type Step = (i64, bool, bool);
+
+    /// The decode time each step's fragment was sent with, or None (not sent).
+    fn run(steps: &[Step]) -> Vec<Option<u64>> {
         let mut m = mux();
         // An IDR slice (NAL type 5) or a non-IDR one (type 1), Annex B.
         let idr = [0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00];
@@ -509,7 +512,7 @@ mod tests {
 
     #[test]
     fn decode_times_start_at_the_first_keyframe_and_never_leave_a_hole() {
-        let cases: [(&str, &[(i64, bool, bool)], &[Option<u64>]); 4] = [
+        let cases: [(&str, &[Step], &[Option<u64>]); 4] = [
             (
                 "starts at the first keyframe, at 0",
                 &[
