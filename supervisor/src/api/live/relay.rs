@@ -479,6 +479,8 @@ mod tests {
 
     /// One video packet: its DTS, whether it is a keyframe, whether the viewer skipped just before.
     type Step = (i64, bool, bool);
+    /// What a case is about, its steps, and the decode times they must give.
+    type Case<'a> = (&'a str, &'a [Step], &'a [Option<u64>]);
 
     /// The decode time each step's fragment was sent with, or None (not sent).
     fn run(steps: &[Step]) -> Vec<Option<u64>> {
@@ -512,7 +514,7 @@ mod tests {
 
     #[test]
     fn decode_times_start_at_the_first_keyframe_and_never_leave_a_hole() {
-        let cases: [(&str, &[Step], &[Option<u64>]); 4] = [
+        let cases: [Case; 4] = [
             (
                 "starts at the first keyframe, at 0",
                 &[
