@@ -1,5 +1,6 @@
 //! Shared-memory frame ring: one writer per camera publishes decoded frames into a segment in
-//! `/dev/shm`, any number of readers in other processes read them in place, lock-free.
+//! `/dev/shm`, any number of readers in other processes read them in place, lock-free. And packet
+//! rings: the same for the camera's encoded packets (see "Packet rings" below).
 //!
 //! # Design
 //! - One segment per camera, `/dev/shm/nvr-<camera_id>` (`$NVR_SHM_DIR` overrides the directory):
@@ -21,7 +22,18 @@
 //!   /dev/shm is [`BusError::NoSpace`] at creation, never a SIGBUS later. Readers check the file
 //!   length before trusting the header.
 //!
-//! The protocol (`src/ring.rs`) is platform-free and model-checked with `loom`:
+//! # Packet rings
+//! Beside each camera's frame ring, one packet ring per stream (`nvr-<camera_id>.sub`, `.main`):
+//! the encoded access units as the camera sent them (H.264/H.265 Annex B, AAC on MAIN), each with
+//! PTS/DTS, keyframe flag and arrival time, and the codec parameters in the header.
+//! [`PacketWriter`] appends variable-size packets to a byte ring indexed by fixed entries;
+//! [`PacketReader`] reads them by sequence number into its own buffer and tells intact packets from
+//! overwritten ones by the entry's sequence counter and the writer's byte position
+//! (`src/packet_layout.rs` documents the layout and protocol). Same guarantees as the frame ring:
+//! no reader can block or slow the writer, generations, reserved pages, owner-only files, removal on
+//! drop and [`remove_stale_packet_rings`].
+//!
+//! The protocols (`src/ring.rs`, `src/packet_layout.rs`) are platform-free and model-checked with `loom`:
 //! `RUSTFLAGS="--cfg loom" cargo test --release -p shm-bus --lib loom`. All OS code lives in
 //! `platform/linux.rs`.
 //!

@@ -334,6 +334,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn small_packet_rings_and_oversize_drops_are_warnings() {
+        use nvr_proto::PacketRingStatus;
+        let stream = |ring: Option<PacketRingStatus>| StreamStatus {
+            packet_ring: ring.map(Box::new),
+            ..Default::default()
+        };
+        let ring = |holds_s, drops| PacketRingStatus {
+            capacity_bytes: 4 << 20,
+            bytes_per_s: 500_000.0,
+            gop_s: 2.0,
+            holds_s,
+            oversize_drops: drops,
+            ..Default::default()
+        };
+        assert!(CameraStatus::warnings_of(None).is_empty());
+        let w = WorkerStats {
+            sub: Some(stream(Some(ring(8.0, 0)))),
+            main: Some(stream(None)),
+            ..Default::default()
+        };
+        assert!(CameraStatus::warnings_of(Some(&w)).is_empty());
+        let w = WorkerStats {
+            sub: Some(stream(Some(ring(8.0, 2)))),
+            main: Some(stream(Some(ring(3.0, 0)))),
+            ..Default::default()
+        };
+        let warnings = CameraStatus::warnings_of(Some(&w));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("the sub packet ring dropped 2"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("live.main_ring_mb"), "{warnings:?}");
+    }
+
+    #[test]
     fn percentile_by_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&v, 50.0), Some(50.0));

@@ -3,7 +3,7 @@
 //! attached that never reads. H.264 with AAC on one camera, H.265 on another.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{camera_config, signal, wait_until, Nvr};
+use nvr_tests::nvr::{bin, camera_config, signal, wait_until, Nvr};
 use nvr_tests::status::{camera_in, pid, stream_up};
 use serde_json::json;
 use shm_bus::{Codec, PacketMeta, PacketReader, PacketWait, Read, StreamKind, Track};
@@ -262,6 +262,48 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
         "{c}"
     );
 
+    // nvr-preview --packets, another process, sees the same stream.
+    for (stream, w, gop, kbit) in [("main", 1920, 2.0, 4000.0), ("sub", 640, 1.0, 370.0)] {
+        let out = std::process::Command::new(bin("nvr-preview"))
+            .args([
+                "--packets",
+                "ring264",
+                "--stream",
+                stream,
+                "--seconds",
+                "3.5",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(lines.len() >= 2, "{text}");
+        let last = &lines[lines.len() - 1];
+        assert_eq!(
+            (last["codec"].as_str(), last["width"].as_u64()),
+            (Some("h264"), Some(w)),
+            "{last}"
+        );
+        assert!((last["fps"].as_f64().unwrap() - FPS).abs() < 4.0, "{last}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["gop_s"].as_f64().is_some_and(|g| (g - gop).abs() < 0.2)),
+            "{text}"
+        );
+        assert!(last["age_ms"].as_f64().unwrap() < 1000.0, "{last}");
+        let rate = last["kbit_s"].as_f64().unwrap();
+        assert!(rate > kbit * 0.3 && rate < kbit * 3.0, "{last}");
+        assert_eq!(last["audio"].is_object(), stream == "main", "{last}");
+    }
     eprintln!("status checked after {:?}", t0.elapsed());
     // kill -9 of the worker: the next one takes the rings over with a new generation.
     let mut reader = PacketReader::attach("ring264", StreamKind::Sub).unwrap();

@@ -53,10 +53,15 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
         c["worker"]["sub"]["state"] == "unauthorized"
     });
 
-    // The frame ring exists and only its owner may read or write it.
-    let ring = shm_bus::segment_path("ok").unwrap();
-    let mode = std::fs::metadata(&ring).unwrap().permissions().mode();
-    assert_eq!(mode & 0o077, 0, "{}: mode {mode:o}", ring.display());
+    // The frame ring and the packet rings exist and only their owner may read or write them.
+    for ring in [
+        shm_bus::segment_path("ok").unwrap(),
+        shm_bus::packet_segment_path("ok", shm_bus::StreamKind::Sub).unwrap(),
+        shm_bus::packet_segment_path("ok", shm_bus::StreamKind::Main).unwrap(),
+    ] {
+        let mode = std::fs::metadata(&ring).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{}: mode {mode:o}", ring.display());
+    }
 
     let mut seen = String::new();
     for c in [&ok, &refused] {

@@ -49,7 +49,14 @@ pub fn run(sec: &mut Section) -> Result<()> {
     );
     let left: Vec<String> = ["a", "b"]
         .iter()
-        .filter_map(|id| shm_bus::segment_path(id).ok())
+        .flat_map(|id| {
+            [
+                shm_bus::segment_path(id).ok(),
+                shm_bus::packet_segment_path(id, shm_bus::StreamKind::Sub).ok(),
+                shm_bus::packet_segment_path(id, shm_bus::StreamKind::Main).ok(),
+            ]
+        })
+        .flatten()
         .filter(|p| p.exists())
         .map(|p| p.display().to_string())
         .collect();
