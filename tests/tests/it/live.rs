@@ -390,3 +390,62 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
     let log = nvr.log_text();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn sockets_outlive_the_http_timeouts_count_against_the_cap_and_silent_peers_are_closed() {
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "api": {"idle_timeout_s": 2, "max_connections": 3},
+            "cameras": [{"id": "cam", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
+        &[],
+    );
+    let port = nvr.port;
+    // Two sockets that read (and so answer the server's pings), one that never reads.
+    let mut readers = [
+        connect(port, "/api/ws").unwrap(),
+        connect(port, "/api/ws").unwrap(),
+    ];
+    let mut silent = connect(port, "/api/ws").unwrap();
+    // Three sockets hold the three connections: a request waits for one to close.
+    let opened = Instant::now();
+    let waiting = std::thread::spawn(move || {
+        let answered = request(port, "GET", "/health", "").map(|(code, _, _)| code);
+        (answered.ok(), opened.elapsed())
+    });
+    // The readers outlive the 2 s idle timeout (pushes come, pings are answered) ...
+    let mut last_push = [opened; 2];
+    while opened.elapsed() < Duration::from_secs(6) {
+        for (i, s) in readers.iter_mut().enumerate() {
+            s.get_ref()
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            match live::next(s) {
+                Ok(Event::Text(_)) => last_push[i] = Instant::now(),
+                Ok(other) => panic!("reader {i}: {other:?} after {:?}", opened.elapsed()),
+                Err(_) => {} // a read timeout
+            }
+        }
+    }
+    for (i, at) in last_push.iter().enumerate() {
+        assert!(
+            at.elapsed() < Duration::from_secs(2),
+            "reader {i} got no recent push"
+        );
+    }
+    // ... the silent one was closed for its silence, and its connection went to the request.
+    silent
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (code, reason) = close_reason(&mut silent, Duration::from_secs(5)).unwrap();
+    assert_eq!((code, reason.as_str()), (4410, "silent"));
+    let (answered, after) = waiting.join().unwrap();
+    assert_eq!(
+        answered,
+        Some(503),
+        "the waiting request was answered (camera down: 503)"
+    );
+    assert!(
+        after > Duration::from_millis(1500),
+        "it waited for a connection to free up ({after:?})"
+    );
+}
