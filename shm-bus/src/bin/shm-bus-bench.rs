@@ -2,10 +2,13 @@
 //! the slot) and publish → reader wake-up latency in another process, with no reader, with a live
 //! reader, and with an extra reader that is SIGSTOPped or SIGKILLed while asleep on the futex.
 //!
+//! Then the packet ring: publish cost of packets of a SUB-like and a MAIN-like size, paced like a
+//! camera, with nobody reading (what the worker pays per packet when nobody watches).
+//!
 //! `cargo run --release -p shm-bus --bin shm-bus-bench [-- --frames N --fps F]`
 //! (`--reader <camera>` is the child mode it spawns itself.)
 
-use shm_bus::{Geometry, PixelFormat, Reader, Wait, Writer};
+use shm_bus::{Geometry, PacketWriter, PixelFormat, Reader, StreamKind, Track, Wait, Writer};
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -254,4 +257,65 @@ fn main() {
     );
 
     stopped.signal(rustix::process::Signal::CONT);
+    packets(&camera, frames, fps);
+}
+
+/// Publish cost of packets into a packet ring nobody reads, once the ring has wrapped: (label, ring
+/// MiB, packet bytes, a keyframe of 8× that every 30th).
+fn packets(camera: &str, n: usize, fps: f64) {
+    println!("packet ring, nobody reading, {n} packets paced at {fps} per second:");
+    for (label, kind, mib, bytes) in [
+        (
+            "SUB-like 1.5 kB packets, 4 MiB ring",
+            StreamKind::Sub,
+            4u64,
+            1_500usize,
+        ),
+        (
+            "MAIN-like 16 kB packets, 16 MiB ring",
+            StreamKind::Main,
+            16,
+            16_000,
+        ),
+    ] {
+        let mut w = PacketWriter::create(camera, kind, mib << 20).unwrap_or_else(|e| {
+            eprintln!("shm-bus-bench: {e}");
+            std::process::exit(1);
+        });
+        let small = vec![0x5au8; bytes];
+        let key = vec![0xa5u8; bytes * 8];
+        // One lap first, unpaced: the first write of each page faults it in (a one-time cost per
+        // ring that a worker pays in its first minute), which is not what a packet costs after.
+        let mut filled = 0;
+        while filled < w.capacity() + (1 << 20) {
+            w.publish(Track::Video, 0, 0, false, 0, &small)
+                .expect("fits");
+            filled += small.len() as u64;
+        }
+        let period = Duration::from_secs_f64(1.0 / fps);
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n {
+            let data = if i % 30 == 0 { &key } else { &small };
+            let t0 = Instant::now();
+            let now = shm_bus::monotonic_ns();
+            w.publish(
+                Track::Video,
+                i as i64 * 3000,
+                i as i64 * 3000,
+                i % 30 == 0,
+                now,
+                data,
+            )
+            .expect("fits");
+            samples.push(t0.elapsed().as_nanos() as u64);
+            std::thread::sleep(period);
+        }
+        let mean_us = samples.iter().sum::<u64>() as f64 / samples.len() as f64 / 1e3;
+        let (p50, p99) = quantiles_us(samples);
+        println!(
+            "  {label}: publish p50 {p50:.1} µs, p99 {p99:.1} µs, mean {mean_us:.1} µs \
+             = {:.4} % of a core at 30 packets/s",
+            mean_us * 30.0 / 1e6 * 100.0
+        );
+    }
 }
