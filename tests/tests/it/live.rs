@@ -143,6 +143,12 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     let fast = connect(port, "/api/cameras/cam/live?format=jpeg&fps=30").unwrap();
     let _ = fast.get_ref().shutdown(std::net::Shutdown::Both);
     drop(fast);
+    // The same with fMP4, cut after its init message, while the init segment and the burst of
+    // fragments from the newest keyframe are being written.
+    let mut cut = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    assert!(matches!(live::next(&mut cut).unwrap(), Event::Text(_)));
+    let _ = cut.get_ref().shutdown(std::net::Shutdown::Both);
+    drop(cut);
     live::close(jpeg);
 
     for (path, (code, reason), took) in down.join().unwrap() {
@@ -152,6 +158,12 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     // Still serving, and nothing panicked.
     let mut again = connect(port, "/api/cameras/cam/live?format=jpeg").unwrap();
     assert!(matches!(live::next(&mut again).unwrap(), Event::Binary(_)));
+    let mut again = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    let (w, closed) = live::watch(&mut again, Duration::from_secs(3)).unwrap();
+    assert!(
+        closed.is_none() && w.inits.len() == 1 && w.fragments.len() >= 20,
+        "{w:?} {closed:?}"
+    );
     let log = nvr.log_text();
     assert!(!log.contains("panicked"), "{log}");
 }
