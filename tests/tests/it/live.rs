@@ -461,3 +461,72 @@ fn sockets_outlive_the_http_timeouts_count_against_the_cap_and_silent_peers_are_
         "it waited for a connection to free up ({after:?})"
     );
 }
+
+#[test]
+fn main_with_aac_is_relayed_with_its_audio_and_decodes() {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "cameras": [
+            {"id": "cam", "main_url": fc.url("motion/main_aac"), "sub_url": fc.url("motion/sub"),
+             "recording": {"mode": "motion"}}]}),
+        &[],
+    );
+    nvr.wait_camera(
+        "cam",
+        Duration::from_secs(30),
+        "MAIN up with a packet ring",
+        |c| c["worker"]["main"]["state"] == "up" && c["worker"]["main"]["packet_ring"].is_object(),
+    );
+    let mut s = connect(nvr.port, "/api/cameras/cam/live?stream=main").unwrap();
+    let mut file = Vec::new();
+    let mut info = None;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        match live::next(&mut s).unwrap() {
+            Event::Text(t) => info = Some(serde_json::from_str::<Value>(&t).unwrap()),
+            Event::Binary(b) => file.extend_from_slice(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+    live::close(s);
+    let info = info.expect("an init message");
+    assert_eq!(info["audio"], true, "{info}");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    assert!(
+        info["mime"].as_str().unwrap().contains("mp4a.40.2"),
+        "{info}"
+    );
+    let path = nvr.dir.path().join("main.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        streams.contains("h264") && streams.contains("aac,32000"),
+        "{streams}"
+    );
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "ffmpeg -xerror: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+}
