@@ -129,6 +129,7 @@ impl Fixture {
             preview: Arc::default(),
             output_dir: output,
             auth: Auth::default(),
+            sockets: Arc::default(),
         };
         let salt = SaltString::encode_b64(b"fuzz salt 16 byt").map_err(anyhow::Error::msg)?;
         // The cheapest Argon2 parameters: a login attempt costs microseconds, not tens of ms.
@@ -445,6 +446,7 @@ fn camera_status() -> CameraStatus {
         mode: Default::default(),
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
+        recording_mode: nvr_config::RecordingMode::Off,
         warnings: Vec::new(),
     }
 }

@@ -261,6 +261,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
         preview,
         output_dir,
         auth,
+        sockets: Arc::new(api::ws::Sockets::new(limits.idle)),
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -163,6 +163,9 @@ pub struct CameraStatus {
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
+    /// The configured recording mode. With `off` the worker does not connect MAIN at all, so
+    /// there is no MAIN live view (`live?stream=main` closes with `main_not_connected`).
+    pub recording_mode: nvr_config::RecordingMode,
     /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
     /// two GOPs, packets dropped for being too large for their ring.
     pub warnings: Vec<String>,

@@ -4,7 +4,6 @@
 
 const main = document.getElementById("main");
 let csrf = "1";
-let timer = null;
 
 async function api(path, opts = {}) {
   opts.headers = Object.assign({ "X-NVR-CSRF": csrf }, opts.headers || {});
@@ -45,34 +44,244 @@ function cameraDown(c) {
   return c.state !== "running" || streamState(c, "sub") !== "up";
 }
 
-async function refreshHealth() {
-  try {
-    const r = await api("/health");
-    const h = document.getElementById("health");
-    h.textContent = r.ok ? "healthy" : "problems";
-    h.className = "pill " + (r.ok ? "ok" : "bad");
-  } catch (e) { /* login shown */ }
+// ---- Status pushes: one WebSocket per page (/api/ws), nothing polled ----
+
+const wsUrl = (path) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+let lastStatus = null;
+const statusListeners = new Set();
+let statusSocket = null;
+
+function onStatus(fn) {
+  statusListeners.add(fn);
+  if (lastStatus) fn(lastStatus);
+  return () => statusListeners.delete(fn);
+}
+
+function connectStatus(delay = 1000) {
+  if (statusSocket) return;
+  const ws = (statusSocket = new WebSocket(wsUrl("/api/ws")));
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type !== "status") return;
+    lastStatus = msg.status;
+    showHealth(msg.health);
+    for (const fn of [...statusListeners]) fn(lastStatus);
+    delay = 1000;
+  };
+  ws.onclose = () => {
+    statusSocket = null;
+    // Logged out, restarted, or the network went: try again, less often each time.
+    setTimeout(() => connectStatus(Math.min(delay * 2, 10000)), delay);
+  };
+}
+
+function showHealth(h) {
+  const el = document.getElementById("health");
+  el.textContent = h.ok ? "healthy" : "problems";
+  el.className = "pill " + (h.ok ? "ok" : "bad");
+  el.title = Object.entries(h.problems).map(([id, why]) => `${id}: ${why}`).join("\n");
+}
+
+// ---- Live players ----
+
+// Plays one camera's stream in `box` (a .pic): fragmented MP4 over a WebSocket into Media Source
+// Extensions, or JPEGs over a WebSocket when the browser cannot play the codec (then `label` says
+// so). `opts.onClose(reason)` hears why the server closed the socket (`camera_down`,
+// `main_not_connected`, ...); `opts.onInfo(info)` hears each init message.
+class LivePlayer {
+  constructor(box, camera, stream, opts = {}) {
+    Object.assign(this, { box, camera, stream, opts, ws: null, wanted: false, retry: 1000, format: opts.format || "fmp4" });
+    this.video = box.querySelector("video");
+    this.img = box.querySelector("img");
+    this.label = box.querySelector(".label");
+    this.frames = 0;
+  }
+
+  start() {
+    this.wanted = true;
+    this.box.dataset.streaming = "1";
+    if (this.ws) return;
+    const q = this.format === "jpeg" ? `stream=sub&format=jpeg&fps=${this.opts.fps || 5}` : `stream=${this.stream}`;
+    const ws = (this.ws = new WebSocket(wsUrl(`/api/cameras/${encodeURIComponent(this.camera)}/live?${q}`)));
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (m) => this.message(m.data);
+    ws.onclose = (e) => this.closed(ws, e);
+  }
+
+  // Stops streaming (tile off screen, page hidden); the picture stays. `start` resumes at the next
+  // keyframe: the server starts every socket at the newest one.
+  stop() {
+    this.wanted = false;
+    this.box.dataset.streaming = "0";
+    clearTimeout(this.again);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = null;
+      ws.close();
+    }
+  }
+
+  closed(ws, e) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    if (this.opts.onClose) this.opts.onClose(e.reason || "closed", this);
+    if (!this.wanted) return;
+    if (e.reason === "camera_down" || e.reason === "main_not_connected" || e.reason === "unknown_camera") {
+      // Opened again by whoever listens (the status push says when the camera is back).
+      this.wanted = false;
+      this.box.dataset.streaming = "0";
+      return;
+    }
+    this.again = setTimeout(() => this.wanted && this.start(), this.retry);
+    this.retry = Math.min(this.retry * 2, 10000);
+  }
+
+  message(data) {
+    this.retry = 1000;
+    if (typeof data === "string") {
+      const msg = JSON.parse(data);
+      if (msg.type === "init") this.init(msg);
+      return;
+    }
+    if (this.format === "jpeg") return this.jpeg(data);
+    this.queue.push(data);
+    this.pump();
+  }
+
+  init(info) {
+    this.info = info;
+    this.box.dataset.inits = String(Number(this.box.dataset.inits || 0) + 1);
+    if (this.opts.onInfo) this.opts.onInfo(info, this);
+    if (!window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
+      this.fallback(`${codecName(info.codec)} cannot play in this browser`);
+      return;
+    }
+    // A new MediaSource for every init segment: a restarted worker or a new size plays on
+    // without a reload.
+    this.queue = [];
+    this.sb = null;
+    const ms = new MediaSource();
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = URL.createObjectURL(ms);
+    this.video.src = this.url;
+    this.video.hidden = false;
+    this.img.hidden = true;
+    ms.addEventListener("sourceopen", () => {
+      this.sb = ms.addSourceBuffer(info.mime);
+      this.sb.mode = "segments";
+      this.sb.addEventListener("updateend", () => this.pump());
+      this.pump();
+    }, { once: true });
+    this.ms = ms;
+  }
+
+  pump() {
+    const sb = this.sb;
+    if (!sb || sb.updating || this.ms.readyState !== "open") return;
+    const v = this.video;
+    const b = sb.buffered;
+    if (b.length) {
+      const end = b.end(b.length - 1);
+      // Live edge: never more than a second behind; a gap (a skipped stretch) is jumped over.
+      if (end - v.currentTime > 1.0 || v.currentTime < b.start(b.length - 1)) v.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+      if (v.paused) v.play().catch(() => {});
+      // Keep ten seconds at most.
+      if (v.currentTime - b.start(0) > 15) {
+        sb.remove(b.start(0), v.currentTime - 10);
+        return;
+      }
+    }
+    const next = this.queue.shift();
+    if (!next) return;
+    try {
+      sb.appendBuffer(next);
+    } catch (e) {
+      // Quota or a decode error: start over from the next keyframe.
+      this.stop();
+      this.start();
+    }
+  }
+
+  fallback(why) {
+    this.stop();
+    if (this.stream !== "sub" || this.opts.noFallback) {
+      if (this.opts.onUnplayable) this.opts.onUnplayable(why, this);
+      return;
+    }
+    this.format = "jpeg";
+    this.label.textContent = `MJPEG: ${why}`;
+    this.label.hidden = false;
+    this.start();
+  }
+
+  jpeg(data) {
+    const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
+    const old = this.imgUrl;
+    this.imgUrl = url;
+    this.img.onload = () => old && URL.revokeObjectURL(old);
+    this.img.src = url;
+    this.img.hidden = false;
+    this.video.hidden = true;
+    this.frames += 1;
+    this.img.dataset.frames = String(this.frames);
+  }
+}
+
+const codecName = (c) => ({ h264: "H.264", h265: "H.265" })[c] || c;
+
+function picture(name) {
+  const video = el("video", { muted: "", playsinline: "", "aria-label": name });
+  // The attribute alone does not mute an element made by script; live audio starts muted.
+  video.muted = true;
+  return el("div", { class: "pic" }, video,
+    el("img", { alt: name, hidden: "" }),
+    el("span", { class: "label", hidden: "" }),
+    el("div", { class: "down" }, "camera down"));
+}
+
+function cameraUp(c) {
+  return c && c.enabled && !cameraDown(c);
 }
 
 // ---- Live grid and single camera ----
 
+let pageCleanup = [];
+
 async function gridPage() {
-  const status = await json("/status");
+  const status = lastStatus || (await json("/status"));
   const grid = el("div", { class: "grid", id: "grid" });
+  const players = new Map();
   for (const c of status.cameras.filter((c) => c.enabled)) {
-    const img = el("img", { alt: c.name, src: `/api/cameras/${c.id}/mjpeg?fps=5` });
-    const tile = el("div", { class: "tile", "data-camera": c.id, onclick: () => (location.hash = `#/camera/${c.id}`) },
-      el("div", { class: "pic" }, img, el("div", { class: "down" }, "camera down")),
+    const tile = el("a", { class: "tile", href: `#/camera/${encodeURIComponent(c.id)}`, "data-camera": c.id, "aria-label": `${c.name}: open live view` },
+      picture(c.name),
       el("div", { class: "meta" }, el("span", { class: "name" }, c.name),
         el("span", { class: "state" }), el("span", { class: "fps" }),
         el("span", { class: "motion" }), el("span", { class: "rec" }), el("span", { class: "mode" })));
     grid.append(tile);
+    const player = new LivePlayer(tile.querySelector(".pic"), c.id, "sub", {
+      onClose: (reason) => { tile.dataset.closed = reason; },
+    });
+    player.visible = false;
+    players.set(c.id, player);
   }
   main.replaceChildren(grid);
-  const update = async () => {
-    const s = await json("/status");
+  // Tiles stream only while on screen and while the page is visible.
+  const want = (p) => p.visible && document.visibilityState === "visible" && !p.down;
+  const apply = (p) => (want(p) ? p.start() : p.stop());
+  const seen = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const p = players.get(e.target.dataset.camera);
+      p.visible = e.isIntersecting;
+      apply(p);
+    }
+  });
+  for (const tile of grid.children) seen.observe(tile);
+  const onVisibility = () => players.forEach(apply);
+  document.addEventListener("visibilitychange", onVisibility);
+  const update = (s) => {
     for (const c of s.cameras) {
-      const tile = grid.querySelector(`[data-camera="${c.id}"]`);
+      const tile = grid.querySelector(`[data-camera="${CSS.escape(c.id)}"]`);
       if (!tile) continue;
       const down = cameraDown(c);
       tile.classList.toggle("is-down", down);
@@ -82,26 +291,91 @@ async function gridPage() {
       tile.querySelector(".motion").replaceChildren(c.motion.active ? pill("motion", "warn") : "");
       const rec = c.worker && c.worker.recording;
       tile.querySelector(".rec").replaceChildren(rec && rec.state === "recording" ? pill("● rec", "bad") : "");
+      tile.setAttribute("aria-label", `${c.name}, ${down ? "down" : "live"}: open live view`);
+      // A camera that came back gets its stream again (a socket closed as camera_down is not
+      // reopened by the player itself).
       tile.querySelector(".mode").replaceChildren(nvrSchedule.modePill(c)); // schedule.js
-      // A tile whose stream came back reconnects its picture.
-      const img = tile.querySelector("img");
-      if (!down && tile.dataset.wasDown === "1") img.src = `/api/cameras/${c.id}/mjpeg?fps=5&t=${Date.now()}`;
-      tile.dataset.wasDown = down ? "1" : "0";
+      const p = players.get(c.id);
+      if (p) {
+        p.down = down;
+        apply(p);
+      }
     }
   };
-  await update();
-  timer = setInterval(() => update().catch(() => {}), 2000);
+  const off = onStatus(update);
+  pageCleanup.push(() => {
+    off();
+    seen.disconnect();
+    document.removeEventListener("visibilitychange", onVisibility);
+    players.forEach((p) => p.stop());
+  });
 }
 
 async function cameraPage(id) {
-  const status = await json("/status");
+  const status = lastStatus || (await json("/status"));
   const c = status.cameras.find((c) => c.id === id);
   if (!c) return main.replaceChildren(el("p", {}, `No camera ${id}.`));
-  main.replaceChildren(el("div", { class: "single" },
-    el("h2", {}, c.name),
-    el("img", { alt: c.name, src: `/api/cameras/${id}/mjpeg?fps=30` }),
-    el("p", {}, el("a", { href: `#/recordings?camera=${id}` }, "Recordings of this camera")),
-    nvrSchedule.panel(id, api))); // schedule.js
+  const box = picture(c.name);
+  const info = el("span", { class: "stream-info" });
+  const note = el("p", { class: "note", hidden: "" });
+  const single = el("div", { class: "single", "data-camera": id });
+  let player = null;
+  const play = (stream, format) => {
+    if (player) player.stop();
+    box.querySelector(".label").hidden = true;
+    single.dataset.stream = stream;
+    for (const b of switches.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.stream === stream));
+    player = new LivePlayer(box, id, stream, {
+      format,
+      fps: 30,
+      onInfo: (i) => { info.textContent = `${stream.toUpperCase()} ${i.width}×${i.height} ${codecName(i.codec)}${i.audio ? " + audio" : ""}`; },
+      onClose: (reason) => {
+        single.dataset.closed = reason;
+        if (reason === "main_not_connected") {
+          note.textContent = "The full-resolution stream is not connected (recording is off for this camera): showing the sub stream.";
+          note.hidden = false;
+          play("sub");
+        }
+      },
+      onUnplayable: (why) => {
+        note.textContent = `The full-resolution stream is ${why.replace(" cannot play in this browser", "")}, which this browser cannot play: showing the sub stream.`;
+        note.hidden = false;
+        play("sub");
+      },
+    });
+    player.start();
+  };
+  const video = box.querySelector("video");
+  video.muted = true;
+  const mute = el("button", { type: "button", class: "mute", onclick: () => {
+    video.muted = !video.muted;
+    mute.textContent = video.muted ? "Unmute" : "Mute";
+  } }, "Unmute");
+  const full = el("button", { type: "button", class: "fullscreen", onclick: () => box.requestFullscreen().catch(() => {}) }, "Fullscreen");
+  const switches = el("span", { class: "switch", role: "group", "aria-label": "stream" },
+    el("button", { type: "button", "data-stream": "main", onclick: () => { note.hidden = true; play("main"); } }, "Full resolution"),
+    el("button", { type: "button", "data-stream": "sub", onclick: () => play("sub") }, "Sub stream"));
+  single.append(el("h2", {}, c.name), box, el("div", { class: "controls" }, switches, mute, full, info), note,
+    el("p", {}, el("a", { href: `#/recordings?camera=${encodeURIComponent(id)}` }, "Recordings of this camera")),
+    nvrSchedule.panel(id, api)); // schedule.js
+  main.replaceChildren(single);
+  play("main");
+  // A camera that comes back (a restarted worker whose socket was closed as down) plays again.
+  const off = onStatus((s) => {
+    const now = s.cameras.find((x) => x.id === id);
+    single.classList.toggle("is-down", !cameraUp(now));
+    if (player && !player.ws && !player.wanted && cameraUp(now) && single.dataset.closed === "camera_down") {
+      single.dataset.closed = "";
+      player.start();
+    }
+  });
+  const onVisibility = () => player && (document.visibilityState === "visible" ? player.start() : player.stop());
+  document.addEventListener("visibilitychange", onVisibility);
+  pageCleanup.push(() => {
+    off();
+    document.removeEventListener("visibilitychange", onVisibility);
+    if (player) player.stop();
+  });
 }
 
 // ---- Status ----
@@ -110,8 +384,7 @@ async function statusPage() {
   const table = el("table", { id: "status-table" });
   const wrap = el("div", { class: "scroll" }, table);
   main.replaceChildren(el("h2", {}, "Workers"), wrap);
-  const update = async () => {
-    const s = await json("/status");
+  const update = (s) => {
     const head = el("tr", {}, ...["camera", "state", "pid", "uptime", "restarts (last reason)", "heartbeat",
       "CPU", "RSS", "sub", "main", "recording", "last error", ""].map((h) => el("th", {}, h)));
     const rows = s.cameras.map((c) => {
@@ -134,8 +407,9 @@ async function statusPage() {
     });
     table.replaceChildren(head, ...rows);
   };
-  await update();
-  timer = setInterval(() => update().catch(() => {}), 2000);
+  update(lastStatus || (await json("/status")));
+  const off = onStatus(update);
+  pageCleanup.push(off);
 }
 
 // ---- Recordings and events ----
@@ -193,7 +467,7 @@ async function recordingsPage(params) {
 // ---- Login ----
 
 function showLogin() {
-  clearInterval(timer);
+  cleanup();
   const user = el("input", { name: "username", placeholder: "user", autocomplete: "username" });
   const pass = el("input", { name: "password", type: "password", placeholder: "password", autocomplete: "current-password" });
   const msg = el("p", { class: "note" });
@@ -201,7 +475,12 @@ function showLogin() {
     ev.preventDefault();
     const r = await fetch("/api/login", { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ username: user.value, password: pass.value }) });
-    if (r.ok) { csrf = (await r.json()).csrf; route(); }
+    if (r.ok) {
+      csrf = (await r.json()).csrf;
+      // The status socket opened before the login was refused: open it again now.
+      if (statusSocket) statusSocket.close();
+      route();
+    }
     else if (r.status === 429) msg.textContent = `Too many attempts; try again in ${r.headers.get("Retry-After") || "a few"} s.`;
     else msg.textContent = "Wrong user or password.";
   } }, el("h2", {}, "Log in"), user, pass, el("button", { type: "submit" }, "Log in"), msg);
@@ -210,8 +489,12 @@ function showLogin() {
 
 // ---- Routing ----
 
+function cleanup() {
+  for (const f of pageCleanup.splice(0)) f();
+}
+
 async function route() {
-  clearInterval(timer);
+  cleanup();
   const [path, query] = location.hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
   const page = path.startsWith("/camera/") ? "grid" : (path.slice(1) || "grid");
@@ -223,12 +506,11 @@ async function route() {
     else if (path === "/status") await statusPage();
     else if (path === "/recordings") await recordingsPage(params);
     else await gridPage();
-    refreshHealth();
+    connectStatus();
   } catch (e) {
     if (e.message !== "login needed") main.replaceChildren(el("p", { class: "note" }, "Error: " + e.message));
   }
 }
 
 window.addEventListener("hashchange", route);
-setInterval(refreshHealth, 5000);
 route();

@@ -342,11 +342,14 @@ class FakeCam:
         self.source_id = None
         self.n_clients = 0
         self.mounts = []
+        self.factories = {}  # mount path -> (scene, tracks), to serve a mount again after `off`
+        self.off_mounts = set()
         points = self.server.get_mount_points()
         for scene in scenes:
             for mount, tracks in scene.mounts.items():
                 path = f"/{scene.name}/{mount}"
                 points.add_factory(path, SceneFactory(scene, tracks, path))
+                self.factories[path] = (scene, tracks)
                 self.mounts.append(path)
         self.server.connect("client-connected", self._on_client_connected)
 
@@ -404,6 +407,41 @@ class FakeCam:
         self.server.get_session_pool().filter(lambda _p, _s, *_u: FILTER_REMOVE)
         return len(clients)
 
+    def mount_off(self, path):
+        """One camera goes away: its mount answers 404 and its clients are dropped; the others
+        play on."""
+        if path not in self.factories:
+            raise ValueError(f"no mount {path}")
+        self.server.get_mount_points().remove_factory(path)
+        self.off_mounts.add(path)
+        pool = self.server.get_session_pool()
+        dropped = 0
+        for client in self.server.client_filter(lambda _s, _c, *_u: FILTER_REF) or []:
+            sessions = client.session_filter(lambda _c, _s, *_u: FILTER_REF) or []
+            mine = []
+            for session in sessions:
+                for sm in session.filter(lambda _s, _m, *_u: FILTER_REF) or []:
+                    # `matches` is a prefix test (/clock/tiny matches /clock/tiny_a): this mount
+                    # only if the whole path matched.
+                    ok, matched = sm.matches(path)
+                    if ok and matched == len(path):
+                        mine.append(session)
+                        break
+            if mine:
+                for session in mine:
+                    pool.remove(session)
+                client.close()
+                dropped += 1
+        return dropped
+
+    def mount_on(self, path):
+        if path not in self.factories:
+            raise ValueError(f"no mount {path}")
+        if path in self.off_mounts:
+            scene, tracks = self.factories[path]
+            self.server.get_mount_points().add_factory(path, SceneFactory(scene, tracks, path))
+            self.off_mounts.discard(path)
+
     def set_deny(self, on):
         self.denying = on
         auth = self.deny_auth if on else self.auth
@@ -433,6 +471,10 @@ class FakeCam:
                 reply["dropped"] = self.drop_all()
             elif cmd == "deny" and rest in (["on"], ["off"]):
                 self.set_deny(rest[0] == "on")
+            elif cmd == "off" and len(rest) == 1:
+                reply["dropped"] = self.mount_off(rest[0])
+            elif cmd == "on" and len(rest) == 1:
+                self.mount_on(rest[0])
             elif cmd == "pause":
                 CONTROL.running.clear()
             elif cmd == "resume":
@@ -444,12 +486,13 @@ class FakeCam:
             elif cmd == "quit":
                 self.loop.quit()
             else:
-                reply.update(ok=False, error="unknown command; try stop|start|drop|deny on|deny off|pause|resume|jump S|status|quit")
+                reply.update(ok=False, error="unknown command; try stop|start|drop|deny on|deny off|off PATH|on PATH|pause|resume|jump S|status|quit")
         except Exception as exc:  # report, keep serving
             reply.update(ok=False, error=str(exc))
         with CONTROL.lock:
             pushed = dict(CONTROL.pushed)
         reply.update(listening=self.source_id is not None, deny=self.denying, clients=self.n_clients,
+                     off=sorted(self.off_mounts),
                      paused=not CONTROL.running.is_set(), clock_offset_s=CONTROL.offset_ns / Gst.SECOND,
                      pushed=pushed)
         emit("ack", **reply)

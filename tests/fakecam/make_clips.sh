@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Bump when the clips or the manifest change, so caches are regenerated.
-VERSION="fakecam-clips-8"
+VERSION="fakecam-clips-9"
 LOOP_S=20        # loop length, seconds
 MOTION_AT_S=10   # first moving (or lights-on) frame within the loop, seconds
 FPS=30
@@ -36,6 +36,8 @@ trap 'rm -rf "$TMP"' EXIT
 started_ms=$(($(date +%s%N) / 1000000))
 
 W=1920 H=1080 SW=640 SH=360
+# The live grid's tiles: SUB-only cameras at 320x180, 15 fps, GOP 1 s (cheap enough for 16 at once).
+TW=320 TH=180 TFPS=15
 MAIN_GOP=$((FPS * MAIN_GOP_S))
 SUB_GOP=$((FPS * SUB_GOP_S))
 N_FRAMES=$((FPS * LOOP_S))
@@ -77,6 +79,10 @@ x264_main=(-c:v libx264 -preset veryfast -profile:v high -bf 0 -g "$MAIN_GOP" -k
     -sc_threshold 0 -b:v 4M -maxrate 4M -bufsize 4M -x264-params filler=1)
 x264_sub=(-c:v libx264 -preset veryfast -profile:v main -bf 0 -g "$SUB_GOP" -keyint_min "$SUB_GOP"
     -sc_threshold 0 -b:v 512k -maxrate 512k -bufsize 1M)
+x264_tiny=(-c:v libx264 -preset veryfast -profile:v main -bf 0 -g "$TFPS" -keyint_min "$TFPS"
+    -sc_threshold 0 -b:v 160k -maxrate 160k -bufsize 320k)
+x265_tiny=(-c:v libx265 -preset ultrafast -b:v 128k -maxrate 128k -bufsize 256k
+    -x265-params "keyint=${TFPS}:min-keyint=${TFPS}:scenecut=0:bframes=0:open-gop=0:log-level=error")
 x265_main=(-c:v libx265 -preset ultrafast -b:v 3M -maxrate 3M -bufsize 3M
     -x265-params "keyint=${MAIN_GOP}:min-keyint=${MAIN_GOP}:scenecut=0:bframes=0:open-gop=0:log-level=error")
 x265_sub=(-c:v libx265 -preset ultrafast -b:v 384k -maxrate 384k -bufsize 768k
@@ -89,9 +95,15 @@ for scene in motion small noise lights clock; do
     outs=(-map '[m]' -frames:v "$N_FRAMES" "${x264_main[@]}" "$TMP/${scene}_main.mkv"
         -map '[s]' -frames:v "$N_FRAMES" "${x264_sub[@]}" "$TMP/${scene}_sub.mkv")
     if [[ $scene == motion ]]; then
-        graph="${BASE}$(scene_filter "$scene"),format=yuv420p,split=4[m][m5][s0][s5];[s0]scale=${SW}:${SH}[s];[s5]scale=${SW}:${SH}[s5s]"
+        graph="${BASE}$(scene_filter "$scene"),format=yuv420p,split=6[m][m5][s0][s5][t0][t5];[s0]scale=${SW}:${SH}[s];[s5]scale=${SW}:${SH}[s5s]"
+        graph+=";[t0]scale=${TW}:${TH},fps=${TFPS}[t];[t5]scale=${TW}:${TH},fps=${TFPS}[t5s]"
         outs+=(-map '[m5]' -frames:v "$N_FRAMES" "${x265_main[@]}" "$TMP/motion_main_h265.mkv"
-            -map '[s5s]' -frames:v "$N_FRAMES" "${x265_sub[@]}" "$TMP/motion_sub_h265.mkv")
+            -map '[s5s]' -frames:v "$N_FRAMES" "${x265_sub[@]}" "$TMP/motion_sub_h265.mkv"
+            -map '[t]' -frames:v $((TFPS * LOOP_S)) "${x264_tiny[@]}" "$TMP/motion_tiny.mkv"
+            -map '[t5s]' -frames:v $((TFPS * LOOP_S)) "${x265_tiny[@]}" "$TMP/motion_tiny_h265.mkv")
+    elif [[ $scene == clock ]]; then
+        graph="${BASE}$(scene_filter "$scene"),format=yuv420p,split=3[m][s0][t0];[s0]scale=${SW}:${SH}[s];[t0]scale=${TW}:${TH},fps=${TFPS}[t]"
+        outs+=(-map '[t]' -frames:v $((TFPS * LOOP_S)) "${x264_tiny[@]}" "$TMP/clock_tiny.mkv")
     fi
     ff -filter_complex "$graph" "${outs[@]}"
 done
@@ -112,6 +124,10 @@ mounts() { # scene -> JSON object of mounts
         printf ',"main_aac":{"video":"motion_main.mkv","audio":"motion_aac.mka"}'
         printf ',"main_alaw":{"video":"motion_main.mkv","audio":"motion_alaw.mka"}'
         printf ',"mjpeg":{"video":"motion_mjpeg.mkv"}'
+        printf ',"tiny":{"video":"motion_tiny.mkv"},"tiny_h265":{"video":"motion_tiny_h265.mkv"}'
+    elif [[ $1 == clock ]]; then
+        # One clip, several mounts: each mount is its own pipeline, so a test can take one down.
+        printf ',"tiny":{"video":"clock_tiny.mkv"},"tiny_a":{"video":"clock_tiny.mkv"},"tiny_b":{"video":"clock_tiny.mkv"}'
     fi
     printf '}'
 }

@@ -4,6 +4,7 @@
 
 pub mod clipcheck;
 pub mod fakecam;
+pub mod live;
 pub mod motion_conf;
 pub mod nvr;
 pub mod procstat;

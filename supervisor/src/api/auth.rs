@@ -8,8 +8,10 @@
 //!   header alone already defeats cross-site form posts (a browser cannot add one without a CORS
 //!   preflight, which this server never grants); with auth it must also equal the session's token.
 //! - Without a login, a request must name a loopback host (or an `api.allowed_hosts` entry): a web
-//!   page whose name rebinds to 127.0.0.1 is refused. A state change whose `Origin` is another
-//!   site's is refused with or without a login (see [`crate::api::guard`]).
+//!   page whose name rebinds to 127.0.0.1 is refused. A state change or a WebSocket upgrade whose
+//!   `Origin` is another site's is refused (403, before any upgrade) with or without a login (see
+//!   [`crate::api::guard`]); an upgrade without `Origin` (not a browser) is allowed under the same
+//!   login rules as any GET.
 //! - Logins are throttled (see `throttle.rs`); a reload applies a changed login and ends
 //!   every session.
 
@@ -228,7 +230,9 @@ fn refuse(code: StatusCode, msg: String) -> Response {
 }
 
 /// Middleware, before any handler: the `Host` check (without a login), the `Origin` check of state
-/// changes (always), the session check (with a login) and the CSRF header check (always).
+/// changes and WebSocket upgrades (always), the session check (with a login) and the CSRF header
+/// check of state changes (always; a browser cannot add headers to a WebSocket handshake, whose
+/// defence is the `Origin` check).
 pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Response {
     let policy = auth.policy();
     let path = req.uri().path().to_string();
@@ -251,7 +255,7 @@ pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Respon
             );
         }
     }
-    if changes_state {
+    if changes_state || guard::is_websocket_upgrade(req.headers()) {
         let origin = req
             .headers()
             .get(header::ORIGIN)

@@ -1,5 +1,6 @@
 //! Checks on where a request comes from, made before any session or handler: the `Host` a request
-//! names (DNS rebinding), the `Origin` of a state change (cross-site requests), the client's address
+//! names (DNS rebinding), the `Origin` of a state change or a WebSocket upgrade (cross-site
+//! requests, cross-site WebSocket hijacking), the client's address
 //! (the TCP peer, or `X-Forwarded-For` from a trusted proxy), and the headers every answer carries
 //! (no framing, a strict content security policy, no caching unless the handler chose otherwise).
 //!
@@ -78,6 +79,18 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a request asks to become a WebSocket (`Upgrade: websocket`). Browsers send such
+/// requests cross-site without any preflight, with the user's cookies, so they get the `Origin`
+/// check of a state change.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
 }
 
 /// The client of a request: the TCP `peer`, or, when the peer is a trusted proxy, the nearest
@@ -195,6 +208,25 @@ mod tests {
             (Some("https://nvr.example"), Some("nvr.example:80"), false),
         ] {
             assert_eq!(origin_allowed(origin, host), ok, "{origin:?} {host:?}");
+        }
+    }
+
+    #[test]
+    fn websocket_upgrades_are_recognised_in_any_case() {
+        for (values, want) in [
+            (&["websocket"][..], true),
+            (&["WebSocket"], true),
+            (&["h2c, websocket"], true),
+            (&["h2c", "websocket"], true),
+            (&["h2c"], false),
+            (&["websockets"], false),
+            (&[], false),
+        ] {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::UPGRADE, v.parse().unwrap());
+            }
+            assert_eq!(is_websocket_upgrade(&h), want, "{values:?}");
         }
     }
 

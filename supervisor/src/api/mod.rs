@@ -4,15 +4,19 @@
 //! index) and send it commands; they never touch workers themselves.
 //!
 //! Its parts: [`server`] (the accept loop, timeouts, connection cap), [`guard`] (Host and Origin),
-//! [`auth`] (login, sessions, CSRF) with its `throttle`, `recordings`, and the embedded `ui`.
+//! [`auth`] (login, sessions, CSRF) with its `throttle`, `recordings`, [`ws`] (what the
+//! WebSockets share, and `/api/ws`, the page's status pushes), [`live`] (live video over
+//! WebSockets) and the embedded `ui`.
 
 pub mod auth;
 pub mod guard;
 pub mod mode;
+pub mod live;
 mod recordings;
 pub mod server;
 mod throttle;
 mod ui;
+pub mod ws;
 
 use crate::manager::{Command, Inbox, Msg, ReloadSummary};
 use crate::preview::{PreviewHub, DEFAULT_FPS};
@@ -38,6 +42,8 @@ pub struct AppState {
     /// Where recordings and the index live; files are only ever served from inside it.
     pub output_dir: PathBuf,
     pub auth: Auth,
+    /// The WebSockets' settings and the shared status push.
+    pub sockets: Arc<ws::Sockets>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -72,6 +78,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/cameras/{id}/schedule", get(mode::camera_schedule))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
+        .route("/api/cameras/{id}/live", get(live::live))
+        .route("/api/ws", get(ws::status_socket))
         .route("/api/recordings", get(recordings::list_recordings))
         .route("/api/recordings/{id}/file", get(recordings::recording_file))
         .route("/api/events", get(recordings::list_events))
@@ -380,6 +388,7 @@ mod tests {
             mode: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
+            recording_mode: nvr_config::RecordingMode::Off,
             warnings: Vec::new(),
         }
     }
@@ -396,6 +405,7 @@ mod tests {
             preview: Arc::default(),
             output_dir: std::env::temp_dir(),
             auth: Auth::default(),
+            sockets: Arc::default(),
         }
     }
 

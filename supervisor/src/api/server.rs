@@ -5,6 +5,14 @@
 //! archive and the index.
 //!
 //! axum's `serve` exposes none of these, so connections are served with hyper's HTTP/1 builder here.
+//!
+//! WebSockets (`/api/ws`, the live video) are upgrades of such a connection. The header and body
+//! timeouts end with the upgrade (the `101` answer is immediate); from then on the connection's
+//! task has handed its socket to the WebSocket, and so has its place in the connection count: the
+//! [`Slot`] travels inside the socket wrapper and is freed only when the WebSocket is dropped, so
+//! long-lived WebSockets count against `api.max_connections` like any connection. Their liveness
+//! (pings, a peer that reads nothing or answers nothing for `api.idle_timeout_s`) is the
+//! WebSocket's own (see `api::ws`), and a stopping server tells them through [`Stopping`].
 
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
@@ -37,6 +45,11 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// (tests, fuzzing) have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
+
+/// Put in every request's extensions by the accept loop: becomes `true` when the server stops, so
+/// a long-lived answer (a WebSocket) can close itself instead of being cut at the end of the drain.
+#[derive(Debug, Clone)]
+pub struct Stopping(pub watch::Receiver<bool>);
 
 /// The connection limits of `api`.
 #[derive(Debug, Clone, Copy)]
@@ -183,15 +196,18 @@ async fn connection(
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-    _slot: Slot,
+    slot: Slot,
 ) {
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: Arc::clone(&activity),
+        _slot: slot,
     });
+    let stopping = Stopping(stop.clone());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(Peer(peer));
+        req.extensions_mut().insert(stopping.clone());
         let app = app.clone();
         async move {
             let answer = tokio::time::timeout(limits.body, app.oneshot(req.map(Body::new))).await;
@@ -207,7 +223,9 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
         .keep_alive(true);
-    let conn = builder.serve_connection(io, service);
+    // With upgrades: after a `101` answer hyper hands the socket (and the slot in it) to the
+    // WebSocket and this future completes.
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
@@ -284,10 +302,13 @@ impl Activity {
     }
 }
 
-/// A stream that notes in its [`Activity`] every read or write that moved bytes.
+/// A stream that notes in its [`Activity`] every read or write that moved bytes. It holds the
+/// connection's place in the count, so an upgraded connection (a WebSocket, which owns this
+/// stream after the upgrade) keeps counting until it closes.
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    _slot: Slot,
 }
 
 impl AsyncRead for Tracked {

@@ -73,6 +73,7 @@ pub fn camera_status(slot: &Slot, now: Instant, clock: WallClock) -> CameraStatu
         mode: slot.mode.clone(),
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
+        recording_mode: slot.cfg.recording.mode,
         warnings: CameraStatus::warnings_of(slot.last_stats.as_ref()),
     }
 }

@@ -161,7 +161,9 @@ fn motion_mounts_serve_the_promised_codecs() {
             "/motion/sub_h265",
             "/motion/main_aac",
             "/motion/main_alaw",
-            "/motion/mjpeg"
+            "/motion/mjpeg",
+            "/motion/tiny",
+            "/motion/tiny_h265"
         ]
     );
     // (mount, video codec, width, height, audio codec and rate)
@@ -185,6 +187,8 @@ fn motion_mounts_serve_the_promised_codecs() {
             Some(("pcm_alaw", "8000")),
         ),
         ("motion/mjpeg", "mjpeg", 640, 360, None),
+        ("motion/tiny", "h264", 320, 180, None),
+        ("motion/tiny_h265", "hevc", 320, 180, None),
     ];
     // Three at a time: the machine is shared.
     for chunk in table.chunks(3) {
@@ -210,7 +214,11 @@ fn motion_mounts_serve_the_promised_codecs() {
             // RTCP sender reports, which makes the guess unreliable on a loaded machine. The a/v
             // mounts carry motion/main's very track, whose rate is checked alone.
             if audio.is_none() {
-                let rate = if vcodec == "mjpeg" { "10/1" } else { "30/1" };
+                let rate = match (vcodec, width) {
+                    ("mjpeg", _) => "10/1",
+                    (_, 320) => "15/1",
+                    _ => "30/1",
+                };
                 assert_eq!(v["r_frame_rate"], rate, "{mount}");
             }
             match audio {

@@ -4,6 +4,7 @@ mod archive;
 mod bench;
 mod detection;
 mod fakecam;
+mod live;
 mod media;
 mod packets;
 mod recording;

@@ -10,20 +10,44 @@ use std::time::Duration;
 
 /// Runs the UI script with `args`; panics with its output unless every check passed.
 fn run_ui(args: &[&str]) {
+    run_ui_with(args, 150, |_| {});
+}
+
+/// [`run_ui`] within `timeout_s`, handing each line the script prints to `on_line` as it comes
+/// (the script asks for things only the test can do, such as taking a fake camera's mount down).
+fn run_ui_with(args: &[&str], timeout_s: u32, mut on_line: impl FnMut(&str)) -> String {
+    use std::io::{BufRead, BufReader};
     let root = workspace_root();
-    let out = Command::new("timeout")
-        .args(["-k", "5", "150", "node"])
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", &timeout_s.to_string(), "node"])
         .arg(root.join("tests/ui/ui.mjs"))
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("node (see scripts/setup.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
-    assert!(out.status.success(), "UI checks failed:\n{text}");
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let mut text = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        eprintln!("{line}");
+        on_line(&line);
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let errors = errors.join().unwrap();
+    eprintln!("{errors}");
+    text.push_str(&errors);
+    assert!(status.success(), "UI checks failed:\n{text}");
+    text
 }
 
 fn shots(name: &str) -> String {
@@ -99,5 +123,115 @@ fn with_auth_the_ui_asks_for_a_login() {
     assert!(
         !nvr.log_text().contains(password),
         "the password reached the log"
+    );
+}
+
+/// The grid: 16 SUB-only cameras (320x180, 15 fps, recording off) from one fake-camera
+/// server, most on one shared mount, two on their own mounts (taken down and brought back while
+/// the page watches), one H.265 (the MJPEG fallback with its label where Chromium cannot play it).
+#[test]
+fn a_grid_of_16_cameras_plays_over_websockets_in_chromium() {
+    let mut fc = FakeCam::start(FakeCamOpts::scenes(&["clock", "motion"])).unwrap();
+    let mut cameras = Vec::new();
+    for i in 1..=16 {
+        let id = format!("c{i:02}");
+        let mount = match i {
+            14 => "clock/tiny_a",
+            15 => "clock/tiny_b",
+            16 => "motion/tiny_h265",
+            _ => "clock/tiny",
+        };
+        cameras.push(
+            json!({"id": id, "name": format!("Camera {i}"), "main_url": fc.url(mount),
+            "sub_url": fc.url(mount), "recording": {"mode": "off"}}),
+        );
+    }
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "cameras": cameras}),
+        &[],
+    );
+    for i in 1..=16 {
+        nvr.wait_camera(
+            &format!("c{i:02}"),
+            Duration::from_secs(60),
+            "sub up",
+            |c| c["worker"]["sub"]["state"] == "up",
+        );
+    }
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    let mount_of = |id: &str| match id {
+        "c14" => "/clock/tiny_a",
+        "c15" => "/clock/tiny_b",
+        other => panic!("the script asked to take {other} down, which has no mount of its own"),
+    };
+    let (pid, ticks, started) = (
+        nvr.pid(),
+        nvr_tests::procstat::cpu_ticks(nvr.pid()),
+        std::time::Instant::now(),
+    );
+    let out = run_ui_with(
+        &[
+            "--base",
+            &base,
+            "--shots",
+            &shots("grid16"),
+            "--mode",
+            "grid16",
+            "--downup",
+            "c14,c15",
+            "--h265",
+            "c16",
+            "--hold",
+            "60",
+        ],
+        240,
+        |line| {
+            if let Some(id) = line.strip_prefix("@off ") {
+                fc.command(&format!("off {}", mount_of(id))).unwrap();
+            } else if let Some(id) = line.strip_prefix("@on ") {
+                fc.command(&format!("on {}", mount_of(id))).unwrap();
+            }
+        },
+    );
+    assert!(out.contains("bench: browser_frames_per_s="), "{out}");
+    // A figure for BENCHMARKS.md, not a check.
+    eprintln!(
+        "bench: supervisor_cpu_percent={:.1} over {:.0} s with 16 tiles",
+        (nvr_tests::procstat::cpu_ticks(pid) - ticks) as f64
+            / nvr_tests::procstat::clk_tck()
+            / started.elapsed().as_secs_f64()
+            * 100.0,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The single view plays MAIN at full resolution, and plays again by itself after `kill -9` of
+/// the camera's worker.
+#[test]
+fn the_single_view_plays_main_and_recovers_from_a_killed_worker() {
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["clock"])).unwrap();
+    let nvr = Nvr::start(
+        json!({"heartbeat_interval_s": 0.5, "cameras": [
+            {"id": "cam", "name": "Clock", "main_url": fc.url("clock/main"), "sub_url": fc.url("clock/sub"),
+             "recording": {"mode": "motion"}}]}),
+        &[],
+    );
+    nvr.wait_camera("cam", Duration::from_secs(30), "MAIN up", |c| {
+        c["worker"]["main"]["state"] == "up" && c["worker"]["main"]["packet_ring"].is_object()
+    });
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    run_ui_with(
+        &[
+            "--base",
+            &base,
+            "--shots",
+            &shots("single"),
+            "--mode",
+            "single",
+            "--camera",
+            "cam",
+        ],
+        150,
+        |_| {},
     );
 }
