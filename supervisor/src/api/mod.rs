@@ -10,8 +10,8 @@
 
 pub mod auth;
 pub mod guard;
-pub mod mode;
 pub mod live;
+pub mod mode;
 mod recordings;
 pub mod server;
 mod throttle;
