@@ -8,5 +8,6 @@ pub mod archive;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
+pub mod notify;
 pub mod preview;
 pub mod status;
