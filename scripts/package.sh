@@ -32,7 +32,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: nvr
 
 Files: *
-Copyright: the nvr authors
+Copyright: 2025-2026 The nvr authors
 License: MIT or Apache-2.0
  On Debian systems the Apache License 2.0 is in /usr/share/common-licenses/Apache-2.0.
  The MIT license: Permission is hereby granted, free of charge, to any person obtaining a copy of
@@ -44,22 +44,26 @@ License: MIT or Apache-2.0
  Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
 COPYRIGHT
 date=$(git log -1 --format=%cD 2>/dev/null || date -R)
-printf 'nvr (%s) unstable; urgency=medium\n\n  * Built from commit %s.\n\n -- nvr maintainers <nvr@localhost>  %s\n' \
+printf 'nvr (%s) unstable; urgency=medium\n\n  * Built from commit %s.\n\n -- nvr maintainers <nvr@example.org>  %s\n' \
   "$version" "$("$rel/supervisor" --version | sed 's/.*commit \(.*\))/\1/')" "$date" \
-  | gzip -9n >"$doc/changelog.Debian.gz"
-chmod 0644 "$doc/changelog.Debian.gz"
+  | gzip -9n >"$doc/changelog.gz"
+chmod 0644 "$doc/changelog.gz"
 
 # Depends: the packages that hold the shared libraries the binaries load.
-depends=$(for b in "$root"/usr/lib/nvr/*; do ldd "$b"; done \
-  | awk '/=> \//{print $3}' | sort -u \
-  | while read -r lib; do dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true; done \
-  | cut -d: -f1 | sort -u | paste -sd, | sed 's/,/, /g')
+# Only the libraries the binaries name themselves (NEEDED), not what those pull in; each by the
+# path ldd gives and by its real path: dpkg knows one of them, /usr-merged or not.
+mapfile -t libs < <(for b in "$root"/usr/lib/nvr/*; do
+    needed=$(readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+    ldd "$b" | awk -v n="$needed" 'BEGIN{split(n, a, "\n"); for (i in a) want[a[i]]=1} $2 == "=>" && ($1 in want) {print $3}'
+  done | while read -r l; do echo "$l"; readlink -f "$l"; done | sort -u)
+depends=$( (dpkg -S "${libs[@]}" 2>/dev/null || true) | cut -d: -f1 | sort -u | paste -sd, | sed 's/,/, /g')
+[ -n "$depends" ] || { echo "package: could not find the packages of the shared libraries" >&2; exit 1; }
 mkdir -p "$root/DEBIAN"
 cat >"$root/DEBIAN/control" <<CONTROL
 Package: nvr
 Version: $version
 Architecture: $arch
-Maintainer: nvr maintainers <nvr@localhost>
+Maintainer: nvr maintainers <nvr@example.org>
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Depends: $depends
 Section: video

@@ -2,8 +2,10 @@
 
 mod archive;
 mod bench;
+mod deploy;
 mod fakecam;
 mod media;
+mod ops;
 mod recording;
 mod reliability;
 mod security;
