@@ -15,6 +15,9 @@ PACKAGES=(
   curl procps util-linux chromium
   # the benchmark compares the NVR with Motion
   motion
+  # deployment tests: the README's nginx config with TLS, the Debian package and lintian, the
+  # container image (podman with runc on a debootstrap base image), the systemd unit's checks
+  nginx-light openssl lintian podman runc uidmap debootstrap systemd binutils
 )
 
 missing=()

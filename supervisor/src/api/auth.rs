@@ -25,7 +25,6 @@ use axum::{Extension, Json};
 use nvr_config::{ApiConfig, AuthConfig};
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,7 +51,7 @@ struct Session {
 struct Policy {
     login: Option<AuthConfig>,
     allowed_hosts: Vec<String>,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<nvr_config::ProxyNet>,
 }
 
 impl Policy {
@@ -315,7 +314,7 @@ fn forwarded_check(policy: &Policy, req: &Request) -> Option<Response> {
             "requests through a proxy need a login: set api.auth (and api.trusted_proxies)".into(),
         ));
     }
-    let trusted = peer.is_some_and(|p| policy.trusted_proxies.contains(&p));
+    let trusted = peer.is_some_and(|p| guard::is_trusted(&policy.trusted_proxies, p));
     if !trusted && !WARNED_UNTRUSTED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
