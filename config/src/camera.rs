@@ -182,13 +182,10 @@ fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<Mot
         min_area: obj
             .number_in("min_area", 0.0, 100.0, problems)
             .unwrap_or(d.min_area),
-        min_frames: obj
-            .get(
-                "min_frames",
-                "write a whole number of frames, e.g. 3",
-                problems,
-            )
-            .unwrap_or(d.min_frames),
+        min_object: obj
+            .number_in("min_object", 0.0, 1.0, problems)
+            .unwrap_or(d.min_object),
+        min_motion_s: read_min_motion(&mut obj, problems).unwrap_or(d.min_motion_s),
         post_motion_s: obj
             .seconds("post_motion_s", problems)
             .unwrap_or(d.post_motion_s),
@@ -197,6 +194,39 @@ fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<Mot
     };
     obj.finish(problems);
     Some(m)
+}
+
+/// `min_motion_s`, or the deprecated `min_frames` (consecutive frames, which meant a different time
+/// at every frame rate) read as the time that many frames span at 30 fps, with a note.
+fn read_min_motion(obj: &mut ObjReader<'_>, problems: &mut Problems) -> Option<f64> {
+    let frames: Option<u32> = obj.get(
+        "min_frames",
+        "write min_motion_s instead, in seconds, e.g. 0.05",
+        problems,
+    );
+    let seconds = obj.seconds("min_motion_s", problems);
+    match (frames, seconds) {
+        (Some(_), Some(s)) => {
+            problems.note(
+                obj.field_path("min_frames"),
+                "ignored: min_motion_s is set; remove min_frames",
+            );
+            Some(s)
+        }
+        (Some(n), None) => {
+            let s = f64::from(n.saturating_sub(1)) / 30.0;
+            problems.note(
+                obj.field_path("min_frames"),
+                format!(
+                    "deprecated (a frame count means another time at every frame rate): read as \
+                     min_motion_s = {s:.3} s, the span of {n} frames at 30 fps; write \
+                     \"min_motion_s\": {s:.3} instead"
+                ),
+            );
+            Some(s)
+        }
+        (None, s) => s,
+    }
 }
 
 fn read_polygons(

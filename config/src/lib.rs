@@ -33,6 +33,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Every camera, enabled or not, in file order.
     pub cameras: Vec<CameraConfig>,
+    /// What was accepted but deserves a word (a deprecated field and how it was read), with its
+    /// JSON path: `--check-config` prints these and the supervisor logs them.
+    pub notes: Vec<Problem>,
 }
 
 impl Config {
@@ -265,11 +268,16 @@ pub struct MotionConfig {
     pub enabled: bool,
     /// Per-pixel brightness change (0-255) that counts as "changed". Default 30.
     pub threshold: u8,
-    /// Percent of the watched area that must change to count as motion. Default 2.
+    /// Percent of the watched area that must change in all for a frame to count as moving, on top
+    /// of the object rule. Default 0 (the object rule alone decides).
     pub min_area: f64,
-    /// Consecutive frames over `min_area` before motion starts. Default 3.
-    pub min_frames: u32,
-    /// Seconds below `min_area` before motion ends. Default 5.
+    /// Side of the smallest moving object that counts, as a fraction of the picture's width: a
+    /// connected changed region at least half the area of that square. Default 0.02.
+    pub min_object: f64,
+    /// Seconds an object must keep moving before motion starts (at least two frames when above
+    /// zero). Default 0.05. Replaces `min_frames`, which is read as `(min_frames - 1) / 30` s.
+    pub min_motion_s: f64,
+    /// Seconds without a moving frame before motion ends. Default 5.
     pub post_motion_s: f64,
     /// Areas to watch (none = the whole frame).
     pub zones: Vec<Polygon>,
@@ -282,8 +290,9 @@ impl Default for MotionConfig {
         MotionConfig {
             enabled: true,
             threshold: 30,
-            min_area: 2.0,
-            min_frames: 3,
+            min_area: 0.0,
+            min_object: 0.02,
+            min_motion_s: 0.05,
             post_motion_s: 5.0,
             zones: Vec::new(),
             masks: Vec::new(),
@@ -401,7 +410,10 @@ pub fn parse(
     let mut problems = Problems::default();
     let config = read_config(&value, env, &mut problems);
     match config {
-        Some(c) if problems.0.is_empty() => Ok(c),
+        Some(mut c) if problems.0.is_empty() => {
+            c.notes = problems.1;
+            Ok(c)
+        }
         _ => Err(ConfigError {
             file: file.to_path_buf(),
             problems: problems.0,
@@ -494,6 +506,7 @@ fn read_config(
         restart: restart?,
         retention: retention?,
         cameras: cameras?,
+        notes: Vec::new(),
     })
 }
 

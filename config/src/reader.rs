@@ -14,13 +14,22 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The problems found so far.
+/// The problems found so far, and the notes: things that are accepted but deserve a word (a
+/// deprecated field and what it was read as).
 #[derive(Debug, Default)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, pub Vec<Problem>);
 
 impl Problems {
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Records a note: the config is valid, but the user should hear this.
+    pub fn note(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.1.push(Problem {
             path: path.into(),
             message: message.into(),
         });

@@ -55,7 +55,8 @@ fn defaults_apply_field_by_field_and_camera_wins() {
     let (a, b) = (&c.cameras[0], &c.cameras[1]);
     assert_eq!(a.transport, Transport::Udp);
     assert_eq!(a.motion.threshold, 20);
-    assert_eq!(a.motion.min_frames, 4);
+    assert!((a.motion.min_motion_s - 0.1).abs() < 1e-9);
+    assert!(!c.notes.is_empty(), "{:?}", c.notes);
     assert_eq!(a.password.as_ref().unwrap().expose(), "from-env");
     assert_eq!(a.username.as_deref(), Some("admin"));
     assert_eq!(b.password.as_ref().unwrap().expose(), "own");

@@ -22,7 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The protocol version this build speaks.
 /// 2: recording events and the MAIN stream and recorder in heartbeats.
 /// 3: the protocol's own [`CameraSettings`] in `Configure`; `Update` and its `Reply`.
-pub const SCHEMA: u16 = 3;
+/// 4: motion settings in seconds and picture fractions (`min_motion_s`, `min_object` replace
+///    `min_frames`).
+pub const SCHEMA: u16 = 4;
 
 /// Exit codes of the worker, so the supervisor's restart policy can tell failures apart.
 pub mod exit_code {

@@ -46,11 +46,14 @@ pub struct MotionSettings {
     pub enabled: bool,
     /// Per-pixel brightness change (0-255) that counts as "changed".
     pub threshold: u8,
-    /// Percent of the watched area that must change to count as motion.
+    /// Percent of the watched area that must change in all for a frame to count as moving (0: the
+    /// object rule alone decides).
     pub min_area: f64,
-    /// Consecutive frames over `min_area` before motion starts.
-    pub min_frames: u32,
-    /// Seconds below `min_area` before motion ends.
+    /// Side of the smallest moving object that counts, as a fraction of the picture's width (since 4).
+    pub min_object: f64,
+    /// Seconds an object must keep moving before motion starts (since 4; replaced `min_frames`).
+    pub min_motion_s: f64,
+    /// Seconds without a moving frame before motion ends.
     pub post_motion_s: f64,
     /// Areas to watch (none = the whole frame).
     pub zones: Vec<Polygon>,
@@ -120,7 +123,8 @@ impl From<&MotionConfig> for MotionSettings {
             enabled: m.enabled,
             threshold: m.threshold,
             min_area: m.min_area,
-            min_frames: m.min_frames,
+            min_object: m.min_object,
+            min_motion_s: m.min_motion_s,
             post_motion_s: m.post_motion_s,
             zones: m.zones.clone(),
             masks: m.masks.clone(),
@@ -176,7 +180,7 @@ mod tests {
         let table = [
             (r#", "name": "Gate""#, true),
             (
-                r#", "motion": {"threshold": 12, "min_area": 0.5, "min_frames": 1}"#,
+                r#", "motion": {"threshold": 12, "min_object": 0.05, "min_motion_s": 0.2}"#,
                 true,
             ),
             (

@@ -115,8 +115,8 @@ impl Fixture {
         link(&secret, &name("20240102T040001Z", THUMB_SUFFIX))?;
         let (index, _) = Index::open(&output)?;
         // Rows whose paths leave the output directory, as a hostile worker could report them.
-        index.recording_finished(CAMERA, "../outside.txt", 1_704_164_645_000, 1.0, 60)?;
-        index.recording_finished(CAMERA, &secret.display().to_string(), 0, 1.0, 60)?;
+        index.recording_finished(CAMERA, "../outside.txt", 1_704_164_645_000, 1.0, 60, false)?;
+        index.recording_finished(CAMERA, &secret.display().to_string(), 0, 1.0, 60, true)?;
 
         let (inbox, _) = std::sync::mpsc::channel();
         let state = AppState {

@@ -254,6 +254,9 @@ fn print_summary(path: &std::path::Path, config: &nvr_config::Config) {
                 .unwrap_or_default()
         );
     }
+    for note in &config.notes {
+        println!("  note: {}: {}", note.path, note.message);
+    }
 }
 
 fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
@@ -263,6 +266,9 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         return Err(Failure::Config(anyhow::anyhow!(
             "refusing to serve the API on {listen} without a login: set api.auth in the config (user name and a hash from `supervisor --hash-password`), or listen on 127.0.0.1:PORT"
         )));
+    }
+    for note in &config.notes {
+        tracing::warn!(path = %note.path, note = %note.message, "config note");
     }
     let auth = auth::Auth::from_api(&config.api, listen.ip().is_loopback());
     let limits = server::Limits::from_config(&config.api);

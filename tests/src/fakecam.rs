@@ -54,7 +54,39 @@ pub fn ensure_clips() -> Result<PathBuf> {
 }
 
 fn make_clips() -> Result<PathBuf> {
-    let dir = clips_dir();
+    let script = workspace_root().join("tests/fakecam/make_clips.sh");
+    generate(clips_dir(), Command::new("bash").arg(&script))
+}
+
+/// The motion-detection clip matrix (`tests/fakecam/make_matrix.py`): the quick set the tests
+/// run, or with `full` every cell (the benchmark's). Cached like [`ensure_clips`], in
+/// `<workspace>/target/motion-matrix[-full]`.
+pub fn ensure_matrix(full: bool) -> Result<PathBuf> {
+    static QUICK: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    static FULL: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    let (cell, name) = if full {
+        (&FULL, "motion-matrix-full")
+    } else {
+        (&QUICK, "motion-matrix")
+    };
+    cell.get_or_init(|| {
+        let python =
+            std::env::var("NVR_FAKECAM_PYTHON").unwrap_or_else(|_| DEFAULT_PYTHON.to_owned());
+        let script = workspace_root().join("tests/fakecam/make_matrix.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(script);
+        if full {
+            cmd.arg("--full");
+        }
+        let dir = workspace_root().join("target").join(name);
+        generate(dir, &mut cmd).map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow!(e))
+}
+
+/// Runs a clip generator `cmd DIR` under a lock file next to `dir` (other test processes wait).
+fn generate(dir: PathBuf, cmd: &mut Command) -> Result<PathBuf> {
     let parent = dir.parent().context("clips dir has no parent")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let lock_path = dir.with_extension("lock");
@@ -62,19 +94,17 @@ fn make_clips() -> Result<PathBuf> {
         File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
-    let script = workspace_root().join("tests/fakecam/make_clips.sh");
-    let out = Command::new("bash")
-        .arg(&script)
+    let out = cmd
         .arg(&dir)
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("running {}", script.display()))?;
+        .with_context(|| format!("running {cmd:?}"))?;
     drop(lock);
     if !out.status.success() {
         bail!(
-            "{} {} failed ({}): {}",
-            script.display(),
-            dir.display(),
+            "{cmd:?} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -95,6 +125,9 @@ pub struct FakeCamOpts {
     /// Position in the loop at server start, e.g. 18 s to see a `loop_start` 2 s later
     /// (default: loop 0 starts at server start).
     pub start_pos: Option<Duration>,
+    /// Serve the clips of this directory (for example [`ensure_matrix`]'s) instead of
+    /// [`ensure_clips`]'s.
+    pub clips: Option<PathBuf>,
 }
 
 impl FakeCamOpts {
@@ -140,7 +173,10 @@ pub struct FakeCam {
 impl FakeCam {
     /// Ensures the clips, starts the server and waits until it listens.
     pub fn start(opts: FakeCamOpts) -> Result<FakeCam> {
-        let clips = ensure_clips()?;
+        let clips = match &opts.clips {
+            Some(dir) => dir.clone(),
+            None => ensure_clips()?,
+        };
         let python =
             std::env::var("NVR_FAKECAM_PYTHON").unwrap_or_else(|_| DEFAULT_PYTHON.to_owned());
         let script = workspace_root().join("tests/fakecam/fakecam.py");

@@ -58,3 +58,58 @@ stream_port 0
         target.display()
     )
 }
+
+/// One camera's file for the detection benchmark: SUB only (no recording), at the stream's own size
+/// and rate, Motion's default `threshold` (1500 changed pixels), and a `mask_file` where the
+/// camera's config masks an area.
+pub fn detection_camera_conf(
+    i: usize,
+    sub_url: &str,
+    (width, height, fps): (usize, usize, f64),
+    mask_file: Option<&Path>,
+    target: &Path,
+) -> String {
+    let mut s = format!(
+        "camera_id {}
+camera_name cam{i}
+netcam_url {sub_url}
+netcam_params rtsp_transport=tcp
+width {width}
+height {height}
+framerate {}
+despeckle_filter EedDl
+minimum_motion_frames 1
+event_gap 5
+picture_output off
+movie_output off
+target_dir {}
+stream_port 0
+",
+        i + 1,
+        fps.round(),
+        target.display()
+    );
+    if let Some(mask) = mask_file {
+        let _ = writeln!(s, "mask_file {}", mask.display());
+    }
+    s
+}
+
+/// A PGM mask for Motion (white: watched, black: ignored) from polygons in 0..1 coordinates; only
+/// axis-aligned rectangles (their bounding boxes) are drawn, which is what the benchmark's masks are.
+pub fn pgm_mask(width: usize, height: usize, rects: &[[[f64; 2]; 2]]) -> Vec<u8> {
+    let mut out = format!("P5\n{width} {height}\n255\n").into_bytes();
+    for y in 0..height {
+        for x in 0..width {
+            let (fx, fy) = (
+                (x as f64 + 0.5) / width as f64,
+                (y as f64 + 0.5) / height as f64,
+            );
+            let masked = rects
+                .iter()
+                .any(|[a, b]| (a[0]..=b[0]).contains(&fx) && (a[1]..=b[1]).contains(&fy));
+            out.push(if masked { 0 } else { 255 });
+        }
+    }
+    out
+}

@@ -40,3 +40,25 @@ pub fn str_at(v: &Value, path: &[&str]) -> String {
 pub fn u64_at(v: &Value, path: &[&str]) -> u64 {
     path.iter().fold(v, |v, key| &v[*key]).as_u64().unwrap_or(0)
 }
+
+/// Every distinct `motion.last_start` seen while polling `/status` for `for_s` seconds, per camera
+/// (in the order of `ids`). Onsets closer than the 100 ms poll would merge; the fake cameras' are
+/// seconds apart.
+pub fn collect_motion_starts(nvr: &crate::nvr::Nvr, ids: &[&str], for_s: f64) -> Vec<Vec<Value>> {
+    let mut seen: Vec<Vec<Value>> = vec![Vec::new(); ids.len()];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(for_s);
+    while std::time::Instant::now() < until {
+        let status = nvr.status();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(c) = camera_in(&status, id) else {
+                continue;
+            };
+            let start = &c["motion"]["last_start"];
+            if start.is_object() && seen[i].last() != Some(start) {
+                seen[i].push(start.clone());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    seen
+}

@@ -5,7 +5,7 @@
 
 use crate::recording::{self, MainPipeline, RecorderSignal, SharedRecording};
 use crate::stream::{SharedStatus, StateChange, StreamRunner};
-use crate::sub::{FrameSink, SubPipeline};
+use crate::sub::{FrameSink, FrameTimes, SubPipeline};
 use ffmpeg_next as ffmpeg;
 use nvr_proto::settings::{CameraSettings, MotionSettings};
 use nvr_proto::{MotionStart, WorkerEvent, WorkerStats};
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+use worker::clock::StreamClock;
 use worker::motion::{Detector, Event, Luma};
 
 /// Where the runtime's events go: the supervisor link, or stdout when standalone.
@@ -214,7 +215,12 @@ struct BusSink {
 const RING_RETRY: Duration = Duration::from_secs(10);
 
 impl FrameSink for BusSink {
-    fn frame(&mut self, frame: &ffmpeg::frame::Video, arrival_ns: u64, decoded_ns: u64) {
+    fn frame(&mut self, frame: &ffmpeg::frame::Video, at: FrameTimes, clock: &StreamClock) {
+        let FrameTimes {
+            stamp,
+            arrival_ns,
+            decoded_ns,
+        } = at;
         let geometry = Geometry {
             width: frame.width(),
             height: frame.height(),
@@ -283,7 +289,9 @@ impl FrameSink for BusSink {
             width,
             height,
         };
-        let Some(event) = detector.process(luma, arrival_ns, pts).event else {
+        // The detector runs on the stream's own time; its decisions are turned into capture times
+        // (the monotonic instant a frame was filmed) as they come out.
+        let Some(event) = detector.process(luma, stamp.content_ns, pts).event else {
             return;
         };
         let decided_ns = monotonic_ns();
@@ -295,6 +303,7 @@ impl FrameSink for BusSink {
                 score,
                 bbox,
             } => {
+                let first_frame_ns = clock.capture_of(first_frame_ns).min(arrival_ns);
                 if let Some(r) = &self.recorder {
                     let _ = r.send(RecorderSignal::Start {
                         first_frame_ns,
@@ -326,6 +335,7 @@ impl FrameSink for BusSink {
                 peak_score,
                 last_moving_ns,
             } => {
+                let last_moving_ns = clock.capture_of(last_moving_ns).min(arrival_ns);
                 if let Some(r) = &self.recorder {
                     let _ = r.send(RecorderSignal::End { last_moving_ns });
                 }

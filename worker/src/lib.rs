@@ -1,6 +1,7 @@
 //! The parts of the worker that are pure code, as a library so benchmarks can drive them too.
 //! The worker process itself is `src/main.rs`.
 
+pub mod clock;
 pub mod motion;
 pub mod preroll;
 pub mod reconnect;

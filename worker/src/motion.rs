@@ -1,28 +1,54 @@
 //! Motion detection on the luma (Y) plane. Pure code: frames and their timestamps come in, decisions
 //! come out; no IO and no clock, so every stage is tested with synthetic frames and tables.
 //!
-//! Per frame: scale the Y plane down to a small working image (about 100 rows, aspect kept) by area
-//! averaging, blur it lightly, compare with a running-average background, and count the pixels that
-//! changed by more than `threshold` inside the watched area (zones minus masks). That percentage is the
-//! frame's score. Motion starts after `min_frames` consecutive frames scoring at least `min_area` and
-//! ends after `post_motion_s` below it. A change of most of the picture at once (lights, IR switch,
-//! exposure jump) re-seeds the background instead of firing. The background follows the scene with a
-//! time constant in seconds (not frames, so behaviour does not depend on fps). A changed pixel that has
-//! held still for [`ABSORB_STILL_S`] is taken into the background at once: that is how something that
-//! stops moving (a parked car) ends its event, and how the "ghost" left where an object stood in the
-//! first frame (a worker started mid-motion) goes away in seconds instead of holding the event open.
+//! Per frame: scale the Y plane down to a small working image ([`WORK_WIDTH`] columns, aspect kept)
+//! by area averaging, blur it lightly, and compare it with a running-average background. A pixel
+//! counts as changed when it differs from the background by more than `threshold` after the frame's
+//! global brightness shift (the median difference) is taken out. Changed pixels are grouped into
+//! connected regions: the frame is moving when one region is at least as large as an object of
+//! `min_object` (a fraction of the picture's width) and, when `min_area` is set, the changed pixels
+//! cover that percentage of the watched area (zones minus masks). Sensor and compression noise are
+//! scattered; objects are connected, which is what lets a small, far object count while noise does
+//! not.
+//!
+//! Every rule is in seconds of the stream's own time (the caller's timestamps, which follow the
+//! frames' PTS), never in frames, so the same scene gives the same decisions at 5, 15 or 30 fps and a
+//! burst of frames decoded at once (at connect) is judged by when it was filmed, not when it arrived:
+//! - motion starts once a run of moving frames spans `min_motion_s` (at least two frames when it is
+//!   above zero), stamped with the run's first frame; it ends `post_motion_s` after the last moving
+//!   frame;
+//! - the background follows the scene with a time constant of [`BACKGROUND_TAU_S`], where nothing
+//!   changed (an object does not leave a ghost of itself in it);
+//! - a changed pixel that has stayed within half the threshold of one value for [`ABSORB_STILL_S`]
+//!   is taken into the background at once: that is how something that stops moving (a parked car)
+//!   ends its event, and how the "ghost" left where an object stood in the first frame (a worker
+//!   started mid-motion) goes away in seconds instead of holding the event open;
+//! - a change of the whole picture at once (lights, IR switch, exposure jump: the median pixel
+//!   shifted by more than half the threshold, or most of the picture changed) re-seeds the
+//!   background instead of firing;
+//! - after the first frame and after a re-seed, the background learns quickly for [`WARMUP_S`] and
+//!   nothing counts as motion meanwhile (a starved encoder's first frames, an exposure settling).
 
 use nvr_proto::settings::{MotionSettings, Polygon};
 
-/// Rows of the working image.
-pub const WORK_HEIGHT: usize = 100;
+/// Columns of the working image (fewer when the source is narrower); rows follow the aspect ratio.
+/// An object 3 % of the picture's width is about six working pixels wide.
+pub const WORK_WIDTH: usize = 192;
 /// Background time constant: a change that stays this long is mostly part of the background.
-const BACKGROUND_TAU_S: f64 = 8.0;
-/// A changed pixel that stayed within half the threshold of its previous value this long is a
-/// still scene (a stopped object, or a ghost of one that left), not motion.
-const ABSORB_STILL_S: f32 = 3.0;
+pub const BACKGROUND_TAU_S: f64 = 8.0;
+/// A changed pixel that stayed within half the threshold of one value this long is a still scene
+/// (a stopped object, or a ghost of one that left), not motion.
+pub const ABSORB_STILL_S: f32 = 3.0;
+/// After the first frame, and after each change of the whole picture, the background learns this
+/// long (stream time) with [`WARMUP_TAU_S`] before anything counts as motion: a starved encoder
+/// refines its first frames for a while, and an exposure step settles over a few frames.
+pub const WARMUP_S: f64 = 1.0;
+const WARMUP_TAU_S: f64 = 0.2;
 /// A frame where more than this fraction of the watched area changed is a global change, not motion.
 const RESEED_FRACTION: f64 = 0.6;
+/// Share of an object's bounding square that its changed region must cover at least (blur and
+/// the object's own shape take the rest).
+const OBJECT_FILL: f64 = 0.5;
 
 /// A luma plane as the decoder (or the frame ring) holds it.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +73,10 @@ pub struct BoundingBox {
 pub struct FrameResult {
     /// Percent of the watched area that changed.
     pub score: f64,
-    /// The frame changed too much at once and re-seeded the background.
+    /// The largest connected changed region, as a fraction of the working image's width squared
+    /// (the side of a square of the same area is `sqrt(object)` picture widths).
+    pub object: f64,
+    /// The frame changed as a whole and re-seeded the background.
     pub reseeded: bool,
     pub bbox: Option<BoundingBox>,
     pub event: Option<Event>,
@@ -81,14 +110,21 @@ pub struct Detector {
     /// Working-image pixels that are watched (zones minus masks).
     watched: Vec<bool>,
     n_watched: usize,
+    /// Working pixels a changed region needs to count as an object (from `min_object`).
+    min_region: usize,
     background: Option<Vec<f32>>,
     last_frame_ns: Option<u64>,
+    /// Until when (stream time) the background is warming up.
+    warm_until_ns: u64,
     small: Vec<u8>,
     blurred: Vec<u8>,
-    /// The previous frame's blurred image, and how long (s) each pixel has stayed near it.
-    previous: Vec<u8>,
+    /// Per pixel: the value it has stayed near, and for how long (s).
+    anchor: Vec<u8>,
     still_s: Vec<f32>,
-    /// The current run of moving frames: (count, first frame ns, first pts).
+    /// Changed pixels of this frame (1), and scratch for grouping them into regions.
+    changed: Vec<u8>,
+    stack: Vec<u32>,
+    /// The current run of moving frames: (frames, first frame ns, first pts).
     run: (u32, u64, i64),
     /// While in motion: start ns, last moving frame ns, peak score.
     active: Option<(u64, u64, f64)>,
@@ -96,39 +132,44 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(cfg: MotionSettings, src_w: usize, src_h: usize) -> Self {
-        Self::with_work_height(cfg, src_w, src_h, WORK_HEIGHT)
+        Self::with_work_width(cfg, src_w, src_h, WORK_WIDTH)
     }
 
-    /// Like [`Detector::new`] with another working height (benchmarks compare sizes with it).
-    pub fn with_work_height(
+    /// Like [`Detector::new`] with another working width (benchmarks compare sizes with it).
+    pub fn with_work_width(
         cfg: MotionSettings,
         src_w: usize,
         src_h: usize,
-        work_height: usize,
+        work_width: usize,
     ) -> Self {
-        let work_h = work_height.min(src_h).max(1);
-        let work_w = ((src_w * work_h) as f64 / src_h.max(1) as f64)
+        let work_w = work_width.min(src_w).max(1);
+        let work_h = ((src_h * work_w) as f64 / src_w.max(1) as f64)
             .round()
             .max(1.0) as usize;
-        let watched = watched_mask(&cfg.zones, &cfg.masks, work_w, work_h);
-        let n_watched = watched.iter().filter(|w| **w).count();
-        Detector {
-            cfg,
+        let n = work_w * work_h;
+        let mut d = Detector {
+            cfg: cfg.clone(),
             work_w,
             work_h,
             src_w,
             src_h,
-            watched,
-            n_watched,
+            watched: Vec::new(),
+            n_watched: 0,
+            min_region: 1,
             background: None,
             last_frame_ns: None,
-            small: vec![0; work_w * work_h],
-            blurred: vec![0; work_w * work_h],
-            previous: vec![0; work_w * work_h],
-            still_s: vec![0.0; work_w * work_h],
+            warm_until_ns: 0,
+            small: vec![0; n],
+            blurred: vec![0; n],
+            anchor: vec![0; n],
+            still_s: vec![0.0; n],
+            changed: vec![0; n],
+            stack: Vec::new(),
             run: (0, 0, 0),
             active: None,
-        }
+        };
+        d.set_settings(cfg);
+        d
     }
 
     /// Takes new settings in place (thresholds, zones, masks): the background and an event in
@@ -136,6 +177,8 @@ impl Detector {
     pub fn set_settings(&mut self, cfg: MotionSettings) {
         self.watched = watched_mask(&cfg.zones, &cfg.masks, self.work_w, self.work_h);
         self.n_watched = self.watched.iter().filter(|w| **w).count();
+        let side = cfg.min_object.max(0.0) * self.work_w as f64;
+        self.min_region = ((side * side * OBJECT_FILL).ceil() as usize).max(1);
         self.cfg = cfg;
     }
 
@@ -144,89 +187,173 @@ impl Detector {
         (self.src_w, self.src_h)
     }
 
-    /// Processes one frame taken at `t_ns` (any monotonic clock) with presentation time `pts`.
+    /// The working image's size.
+    pub fn working_size(&self) -> (usize, usize) {
+        (self.work_w, self.work_h)
+    }
+
+    /// Processes one frame filmed at `t_ns` (any clock that follows the stream's time) with
+    /// presentation time `pts`.
     pub fn process(&mut self, y: Luma<'_>, t_ns: u64, pts: i64) -> FrameResult {
         downscale(y, self.work_w, self.work_h, &mut self.small);
         blur3(&self.small, self.work_w, self.work_h, &mut self.blurred);
         let dt_s = self
             .last_frame_ns
             .map_or(0.0, |last| t_ns.saturating_sub(last) as f64 / 1e9);
-        self.last_frame_ns = Some(t_ns);
+        self.last_frame_ns = Some(t_ns.max(self.last_frame_ns.unwrap_or(0)));
 
         let Some(bg) = &mut self.background else {
             self.background = Some(self.blurred.iter().map(|&p| f32::from(p)).collect());
-            self.previous.copy_from_slice(&self.blurred);
-            self.still_s.fill(0.0);
-            return FrameResult {
-                score: 0.0,
-                reseeded: true,
-                bbox: None,
-                event: self.advance(false, 0.0, None, t_ns, pts),
-            };
+            self.reseed_stillness();
+            self.warm_until_ns = t_ns.saturating_add((WARMUP_S * 1e9) as u64);
+            return self.quiet_frame(0.0, t_ns, pts);
         };
+        // The frame's global brightness shift: the median of (frame - background) over the
+        // watched area, robust to any object smaller than half of it.
+        let shift = median_shift(&self.blurred, bg, &self.watched, self.n_watched);
         let threshold = f32::from(self.cfg.threshold);
+        let half = f32::from(self.cfg.threshold / 2);
+        if shift.abs() > half {
+            return self.reseed(0.0, t_ns, pts);
+        }
         let still_delta = self.cfg.threshold / 2;
-        for ((still, &cur), prev) in self
+        for ((still, &cur), anchor) in self
             .still_s
             .iter_mut()
             .zip(&self.blurred)
-            .zip(&mut self.previous)
+            .zip(&mut self.anchor)
         {
-            *still = if cur.abs_diff(*prev) <= still_delta {
-                *still + dt_s as f32
+            if cur.abs_diff(*anchor) <= still_delta {
+                *still += dt_s as f32;
             } else {
-                0.0
-            };
-            *prev = cur;
+                *still = 0.0;
+                *anchor = cur;
+            }
         }
-        let (mut changed, mut bbox) = (0usize, (usize::MAX, usize::MAX, 0usize, 0usize));
+        let mut n_changed = 0usize;
         for (i, (&cur, b)) in self.blurred.iter().zip(bg.iter_mut()).enumerate() {
-            if self.watched[i] && (f32::from(cur) - *b).abs() > threshold {
-                if self.still_s[i] >= ABSORB_STILL_S {
-                    *b = f32::from(cur);
-                    continue;
-                }
-                changed += 1;
-                let (x, y) = (i % self.work_w, i / self.work_w);
-                bbox = (bbox.0.min(x), bbox.1.min(y), bbox.2.max(x), bbox.3.max(y));
-            }
+            let on = self.watched[i] && (f32::from(cur) - *b - shift).abs() > threshold;
+            let on = on
+                && if self.still_s[i] >= ABSORB_STILL_S {
+                    *b = f32::from(cur) - shift;
+                    false
+                } else {
+                    true
+                };
+            self.changed[i] = u8::from(on);
+            n_changed += usize::from(on);
         }
-        let fraction = changed as f64 / self.n_watched.max(1) as f64;
+        let fraction = n_changed as f64 / self.n_watched.max(1) as f64;
         if fraction > RESEED_FRACTION {
-            for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
-                *b = f32::from(cur);
-            }
-            self.still_s.fill(0.0);
-            self.run.0 = 0;
-            return FrameResult {
-                score: fraction * 100.0,
-                reseeded: true,
-                bbox: None,
-                event: self.advance(false, 0.0, None, t_ns, pts),
-            };
+            return self.reseed(fraction * 100.0, t_ns, pts);
         }
-        let alpha = (1.0 - (-dt_s / BACKGROUND_TAU_S).exp()) as f32;
-        for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
-            *b += alpha * (f32::from(cur) - *b);
+        let warming = t_ns < self.warm_until_ns;
+        let tau_s = if warming {
+            WARMUP_TAU_S
+        } else {
+            BACKGROUND_TAU_S
+        };
+        let alpha = (1.0 - (-dt_s / tau_s).exp()) as f32;
+        // Changed pixels are not learned (once warm): a large object moving slowly would otherwise
+        // darken the background along its path and leave a ghost that holds the event open after
+        // it has gone. What stays changed is absorbed by the stillness rule above instead.
+        for ((b, &cur), &changed) in bg.iter_mut().zip(&self.blurred).zip(&self.changed) {
+            if changed == 0 || warming {
+                *b += alpha * (f32::from(cur) - *b);
+            }
         }
         let score = fraction * 100.0;
-        let bbox = (changed > 0).then(|| BoundingBox {
-            x0: bbox.0 as f64 / self.work_w as f64,
-            y0: bbox.1 as f64 / self.work_h as f64,
-            x1: (bbox.2 + 1) as f64 / self.work_w as f64,
-            y1: (bbox.3 + 1) as f64 / self.work_h as f64,
+        let regions = if n_changed >= self.min_region {
+            self.regions()
+        } else {
+            Regions::default()
+        };
+        let bbox = regions.bbox.map(|(x0, y0, x1, y1)| BoundingBox {
+            x0: x0 as f64 / self.work_w as f64,
+            y0: y0 as f64 / self.work_h as f64,
+            x1: (x1 + 1) as f64 / self.work_w as f64,
+            y1: (y1 + 1) as f64 / self.work_h as f64,
         });
-        let moving = changed > 0 && score >= self.cfg.min_area;
+        let moving = !warming && regions.largest >= self.min_region && score >= self.cfg.min_area;
         let event = self.advance(moving, score, bbox, t_ns, pts);
         FrameResult {
             score,
+            object: regions.largest as f64 / (self.work_w * self.work_w) as f64,
             reseeded: false,
             bbox,
             event,
         }
     }
 
-    /// The start/end state machine.
+    /// Groups this frame's changed pixels into 8-connected regions: the largest one's size, and
+    /// the box around every region large enough to be an object.
+    fn regions(&mut self) -> Regions {
+        let (w, h) = (self.work_w, self.work_h);
+        let mut out = Regions::default();
+        for start in 0..self.changed.len() {
+            if self.changed[start] != 1 {
+                continue;
+            }
+            // Flood fill; visited pixels are marked 2.
+            self.changed[start] = 2;
+            self.stack.clear();
+            self.stack.push(start as u32);
+            let (mut size, mut bb) = (0usize, (usize::MAX, usize::MAX, 0usize, 0usize));
+            while let Some(i) = self.stack.pop() {
+                let i = i as usize;
+                let (x, y) = (i % w, i / w);
+                size += 1;
+                bb = (bb.0.min(x), bb.1.min(y), bb.2.max(x), bb.3.max(y));
+                for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                    for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                        let j = ny * w + nx;
+                        if self.changed[j] == 1 {
+                            self.changed[j] = 2;
+                            self.stack.push(j as u32);
+                        }
+                    }
+                }
+            }
+            out.largest = out.largest.max(size);
+            if size >= self.min_region {
+                out.bbox = Some(match out.bbox {
+                    None => bb,
+                    Some(o) => (o.0.min(bb.0), o.1.min(bb.1), o.2.max(bb.2), o.3.max(bb.3)),
+                });
+            }
+        }
+        out
+    }
+
+    /// The whole picture changed at once: take it as the new background.
+    fn reseed(&mut self, score: f64, t_ns: u64, pts: i64) -> FrameResult {
+        if let Some(bg) = &mut self.background {
+            for (b, &cur) in bg.iter_mut().zip(&self.blurred) {
+                *b = f32::from(cur);
+            }
+        }
+        self.reseed_stillness();
+        self.run.0 = 0;
+        self.warm_until_ns = t_ns.saturating_add((WARMUP_S * 1e9) as u64);
+        self.quiet_frame(score, t_ns, pts)
+    }
+
+    fn reseed_stillness(&mut self) {
+        self.anchor.copy_from_slice(&self.blurred);
+        self.still_s.fill(0.0);
+    }
+
+    fn quiet_frame(&mut self, score: f64, t_ns: u64, pts: i64) -> FrameResult {
+        FrameResult {
+            score,
+            object: 0.0,
+            reseeded: true,
+            bbox: None,
+            event: self.advance(false, 0.0, None, t_ns, pts),
+        }
+    }
+
+    /// The start/end state machine, in the stream's time.
     fn advance(
         &mut self,
         moving: bool,
@@ -243,6 +370,7 @@ impl Detector {
         } else {
             self.run.0 = 0;
         }
+        let long_enough = moving && self.run_long_enough(t_ns);
         match &mut self.active {
             Some((_, last_moving, peak)) if moving => {
                 *last_moving = t_ns;
@@ -262,7 +390,7 @@ impl Detector {
                 self.active = None;
                 Some(end)
             }
-            None if moving && self.run.0 >= self.cfg.min_frames.max(1) => {
+            None if long_enough => {
                 self.active = Some((self.run.1, t_ns, score));
                 Some(Event::Start {
                     first_frame_ns: self.run.1,
@@ -274,6 +402,49 @@ impl Detector {
             None => None,
         }
     }
+
+    /// Whether the current run of moving frames has lasted `min_motion_s` (two frames at least,
+    /// unless that is zero).
+    fn run_long_enough(&self, t_ns: u64) -> bool {
+        let span_s = t_ns.saturating_sub(self.run.1) as f64 / 1e9;
+        if self.cfg.min_motion_s <= 0.0 {
+            return true;
+        }
+        self.run.0 >= 2 && span_s >= self.cfg.min_motion_s - 1e-6
+    }
+}
+
+/// What grouping the changed pixels found.
+#[derive(Debug, Default)]
+struct Regions {
+    /// Pixels of the largest region.
+    largest: usize,
+    /// `(x0, y0, x1, y1)` (inclusive) around the regions that count as objects.
+    bbox: Option<(usize, usize, usize, usize)>,
+}
+
+/// The median of `frame - background` over the watched pixels, to a whole level (a histogram of the
+/// rounded differences, so it costs one pass).
+fn median_shift(frame: &[u8], background: &[f32], watched: &[bool], n_watched: usize) -> f32 {
+    if n_watched == 0 {
+        return 0.0;
+    }
+    let mut histogram = [0u32; 511];
+    for ((&cur, &b), &w) in frame.iter().zip(background).zip(watched) {
+        if w {
+            let d = (f32::from(cur) - b).round() as i32 + 255;
+            histogram[d.clamp(0, 510) as usize] += 1;
+        }
+    }
+    let half = (n_watched as u32).div_ceil(2);
+    let mut seen = 0;
+    for (i, &n) in histogram.iter().enumerate() {
+        seen += n;
+        if seen >= half {
+            return i as f32 - 255.0;
+        }
+    }
+    0.0
 }
 
 /// Area-average downscale of the luma plane into `out` (`w` × `h`): sum the source rows of each output

@@ -1,7 +1,12 @@
 //! The MAIN pipeline: keep the camera's high-resolution stream connected (never decoded), hold its
 //! last seconds in the [`PreRoll`] buffer, and write clips when the [`Trigger`] says so. Motion
-//! decisions come from the SUB thread as [`MotionSignal`]s stamped with the arrival clock both
-//! streams share, which is how a SUB onset maps to MAIN packets.
+//! decisions come from the SUB thread as [`RecorderSignal`]s stamped with capture times (the
+//! monotonic instant a frame was filmed), which is how a SUB onset maps to MAIN packets.
+//!
+//! Inside, everything runs on the MAIN stream's content time ([`StreamClock`]): the pre-roll, the
+//! trigger and the clip's timestamps. A clip's start is the capture time of its first packet, found
+//! when the clip is finished (by then the packets read while probing the stream at connect have been
+//! back-dated), not the moment its first packet was read.
 //!
 //! A failed write (disk full, read-only file system) closes the clip at its last fragment, reports
 //! the error, and retries after [`RETRY_AFTER`]; a lost stream closes the clip and a new one starts
@@ -22,7 +27,9 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+use worker::clock::StreamClock;
 use worker::preroll::PreRoll;
+use worker::timeline::TimeBase;
 use worker::trigger::{Action, Trigger};
 
 /// After a failure to open or write a clip, how long before trying again.
@@ -32,7 +39,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 const PRE_ROLL_SLACK_S: f64 = 2.0;
 
 /// What reaches the MAIN thread while it runs: motion decisions from the SUB thread, stamped with
-/// the worker's monotonic clock, and new settings from the supervisor.
+/// capture times on the worker's monotonic clock, and new settings from the supervisor.
 #[derive(Debug, Clone)]
 pub enum RecorderSignal {
     Start {
@@ -67,10 +74,12 @@ struct Recorder<'a> {
     trigger: Trigger,
     preroll: PreRoll<ffmpeg::Packet>,
     clip: Option<Clip>,
-    /// The motion onset waiting for its clip: (first moving frame, decision), for the event.
+    /// The motion onset waiting for its clip: (first moving frame, decision), monotonic ns.
     onset: Option<(u64, u64)>,
-    /// Wall clock of the open clip's first frame, Unix ms.
-    clip_start_unix_ms: u64,
+    /// Content time of the open clip's first packet.
+    clip_start_ns: u64,
+    /// The connection's clock (a new one per connection).
+    clock: StreamClock,
     /// No new clip before this (after a failure).
     retry_at: Option<Instant>,
 }
@@ -86,7 +95,11 @@ impl MainPipeline {
             preroll: PreRoll::new((keep_s * 1e9) as u64),
             clip: None,
             onset: None,
-            clip_start_unix_ms: 0,
+            clip_start_ns: 0,
+            clock: StreamClock::new(TimeBase {
+                num: 1,
+                den: 90_000,
+            }),
             retry_at: None,
         };
         self.runner.run(|| {
@@ -171,6 +184,11 @@ impl Recorder<'_> {
         info!(stream = "main", %url, %codec, width, height, audio = tracks.audio.is_some(), "connected");
         // Packets of an earlier connection belong to another timeline.
         self.preroll.clear();
+        let tb = tracks.video.time_base;
+        self.clock = StreamClock::new(TimeBase {
+            num: tb.numerator(),
+            den: tb.denominator(),
+        });
         let mut window = (Instant::now(), 0u32);
         loop {
             if runner.stopping() {
@@ -193,7 +211,14 @@ impl Recorder<'_> {
             }
             self.take_signals();
             let key = is_video && packet.is_key();
-            self.preroll.push(arrival_ns, key, packet);
+            let at_ns = if is_video {
+                self.clock
+                    .stamp(packet.dts().or(packet.pts()), arrival_ns)
+                    .content_ns
+            } else {
+                self.clock.content_of(arrival_ns)
+            };
+            self.preroll.push(at_ns, key, packet);
             if key {
                 // Once a GOP is enough for the heartbeat's figure.
                 let span = self.preroll.span_ns() as f64 / 1e9;
@@ -202,7 +227,7 @@ impl Recorder<'_> {
             let action = if is_video {
                 let can_start = self.retry_at.is_none_or(|t| Instant::now() >= t)
                     && self.preroll.has_keyframe();
-                self.trigger.packet(arrival_ns, key, can_start)
+                self.trigger.packet(at_ns, key, can_start)
             } else if self.clip.is_some() {
                 Action::Write
             } else {
@@ -217,7 +242,7 @@ impl Recorder<'_> {
                 Action::Rotate => {
                     // The trigger already counts the next file as open: only finish this one.
                     self.finish_clip("segment length reached");
-                    self.open(&tracks, arrival_ns);
+                    self.open(&tracks, at_ns);
                 }
                 Action::Close => self.close("motion over"),
             }
@@ -235,9 +260,12 @@ impl Recorder<'_> {
                     if !self.trigger.recording() {
                         self.onset = Some((first_frame_ns, decided_ns));
                     }
-                    self.trigger.motion_start(first_frame_ns);
+                    self.trigger
+                        .motion_start(self.clock.content_of(first_frame_ns));
                 }
-                RecorderSignal::End { last_moving_ns } => self.trigger.motion_end(last_moving_ns),
+                RecorderSignal::End { last_moving_ns } => self
+                    .trigger
+                    .motion_end(self.clock.content_of(last_moving_ns)),
                 RecorderSignal::Settings(settings) => {
                     info!(mode = %format!("{:?}", settings.mode).to_lowercase(), post_roll_s = settings.post_roll_s, max_segment_s = settings.max_segment_s, "recording settings updated");
                     self.trigger.set_settings(&settings);
@@ -247,16 +275,17 @@ impl Recorder<'_> {
     }
 
     /// Opens a clip and writes the buffered packets from the keyframe at or before
-    /// `preroll_from_ns` (which include the newest packet).
+    /// `preroll_from_ns` (content time; they include the newest packet).
     fn open(&mut self, tracks: &Tracks, preroll_from_ns: u64) {
         if self.clip.is_some() {
             warn!("a clip was still open when the next one started; finishing it first");
             self.finish_clip("superseded");
         }
-        let Some((first_arrival_ns, _)) = self.preroll.since(preroll_from_ns).next() else {
+        let Some((first_ns, _)) = self.preroll.since(preroll_from_ns).next() else {
             return;
         };
-        let first_unix_ms = unix_ms_of(first_arrival_ns);
+        let first_capture_ns = self.clock.capture_of(first_ns);
+        let first_unix_ms = unix_ms_of(first_capture_ns);
         let p = self.p;
         let rel = clip_path(&p.camera.id, (first_unix_ms / 1000) as i64, |rel| {
             let path = p.output_dir.join(rel);
@@ -271,13 +300,13 @@ impl Recorder<'_> {
             .since(preroll_from_ns)
             .try_for_each(|(arrival_ns, packet)| clip.write(packet, arrival_ns));
         self.clip = Some(clip);
-        self.clip_start_unix_ms = first_unix_ms;
+        self.clip_start_ns = first_ns;
         if let Err(e) = written {
             return self.failed(e);
         }
         let onset = self.onset.take();
         let first_frame_offset_ms =
-            onset.map(|(onset_ns, _)| (first_arrival_ns as f64 - onset_ns as f64) / 1e6);
+            onset.map(|(onset_ns, _)| (first_capture_ns as f64 - onset_ns as f64) / 1e6);
         let open_ms =
             onset.map(|(_, decided_ns)| monotonic_ns().saturating_sub(decided_ns) as f64 / 1e6);
         let rel = rel.display().to_string();
@@ -321,7 +350,10 @@ impl Recorder<'_> {
         let (finished, error) = clip.finish();
         if let Some(f) = &finished {
             info!(path = %self.p.relative(&f.path), duration_s = f.duration_s, bytes = f.bytes, frames = f.frames, why, "recording finished");
-            self.p.finished(f, self.clip_start_unix_ms, false);
+            // The start as known now: a clip opened while the stream was settling (the first one
+            // after a connect) has had its first packets back-dated since.
+            let start_unix_ms = unix_ms_of(self.clock.capture_of(self.clip_start_ns));
+            self.p.finished(f, start_unix_ms, false);
         }
         self.p.set_status(|s| {
             s.state = RecorderState::Idle;

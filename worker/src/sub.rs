@@ -11,10 +11,23 @@ use shm_bus::monotonic_ns;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
+use worker::clock::{Stamp, StreamClock};
+use worker::timeline::TimeBase;
 
 /// Receives decoded frames, always `YUV420P`.
 pub trait FrameSink {
-    fn frame(&mut self, frame: &ffmpeg::frame::Video, arrival_ns: u64, decoded_ns: u64);
+    /// `stamp` is the frame's content and capture time on `clock` (the connection's: it turns the
+    /// sink's content times into capture times later, once the stream has settled).
+    fn frame(&mut self, frame: &ffmpeg::frame::Video, at: FrameTimes, clock: &StreamClock);
+}
+
+/// When a decoded frame was filmed, arrived and was decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameTimes {
+    pub stamp: Stamp,
+    /// Arrival of the packet that completed the frame (monotonic ns).
+    pub arrival_ns: u64,
+    pub decoded_ns: u64,
 }
 
 pub struct SubPipeline {
@@ -42,6 +55,11 @@ impl SubPipeline {
                 detail: "no video stream".into(),
             })?;
         let stream_idx = stream.index();
+        let tb = stream.time_base();
+        let mut clock = StreamClock::new(TimeBase {
+            num: tb.numerator(),
+            den: tb.denominator(),
+        });
         let mut ctx =
             ffmpeg::codec::Context::from_parameters(stream.parameters()).map_err(fferr)?;
         // One thread: frame threading would delay every frame by one frame per thread, which motion
@@ -122,7 +140,13 @@ impl SubPipeline {
                         &*out
                     }
                 };
-                sink.frame(yuv, arrival_ns, decoded_ns);
+                let stamp = clock.stamp(frame.timestamp().or(frame.pts()), arrival_ns);
+                let at = FrameTimes {
+                    stamp,
+                    arrival_ns,
+                    decoded_ns,
+                };
+                sink.frame(yuv, at, &clock);
                 let (w, h) = (frame.width(), frame.height());
                 if self.runner.count(&mut fps_window, w, h, &codec) {
                     info!(stream = "sub", width = w, height = h, "frames flowing");

@@ -300,6 +300,9 @@ pub async fn reload_config(
             return Err(msg);
         }
     };
+    for note in &config.notes {
+        tracing::warn!(path = %note.path, note = %note.message, "config note");
+    }
     let api = config.api.clone();
     let (reply, rx) = oneshot::channel();
     inbox

@@ -332,9 +332,11 @@ impl Index {
         insert_recording(&self.conn, &c).map_err(|e| self.db(e))
     }
 
-    /// A worker finished a clip (or recovered one a crash left). A recovered clip's `start_ms` comes
-    /// from its file name, to the second: the start the row already holds (from the worker that
-    /// opened it) is kept, and the end follows from it.
+    /// A worker finished a clip (or recovered one a crash left). The finishing worker's start is
+    /// the true one (a clip opened while the stream settled after a connect has had its first
+    /// packets back-dated since it was opened) and replaces the opening start. A `recovered` clip's
+    /// `start_ms` comes from its file name, to the second: the start the row already holds (from
+    /// the worker that opened it) is kept, and the end follows from it.
     pub fn recording_finished(
         &self,
         camera_id: &str,
@@ -342,6 +344,7 @@ impl Index {
         start_ms: i64,
         duration_s: f64,
         bytes: u64,
+        recovered: bool,
     ) -> Result<(), IndexError> {
         let codec = sniff_codec(&self.output_dir.join(path));
         let c = Recording {
@@ -358,10 +361,22 @@ impl Index {
             .execute(
                 "INSERT INTO recordings (id, camera_id, start_ms, end_ms, path, bytes, codec, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET end_ms = recordings.start_ms + (?4 - ?3),
+                 ON CONFLICT (id) DO UPDATE SET
+                   start_ms = CASE WHEN ?9 THEN recordings.start_ms ELSE ?3 END,
+                   end_ms = CASE WHEN ?9 THEN recordings.start_ms + (?4 - ?3) ELSE ?4 END,
                    path = ?5, bytes = ?6,
                    codec = COALESCE(?7, codec), state = ?8",
-                params![c.id, c.camera_id, c.start, c.end, c.path, c.bytes, c.codec, c.state],
+                params![
+                    c.id,
+                    c.camera_id,
+                    c.start,
+                    c.end,
+                    c.path,
+                    c.bytes,
+                    c.codec,
+                    c.state,
+                    recovered
+                ],
             )
             .map(drop)
             .map_err(|e| self.db(e))

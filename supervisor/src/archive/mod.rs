@@ -262,6 +262,7 @@ fn write(
             r.start_unix_ms as i64,
             r.duration_s,
             r.bytes,
+            r.recovered,
         ),
         ArchiveOp::MotionStart { camera_id, m } => {
             // The thumbnail is the live frame now, a few frames after the onset (or, on a retry,

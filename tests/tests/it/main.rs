@@ -3,6 +3,7 @@
 mod archive;
 mod bench;
 mod deploy;
+mod detection;
 mod fakecam;
 mod media;
 mod ops;

@@ -271,26 +271,6 @@ fn wrong_password_shows_unauthorized_without_a_crash_loop() {
     }
 }
 
-/// Every distinct `motion.last_start` seen while polling `/status` for `for_s` seconds, per camera.
-fn collect_motion_starts(nvr: &Nvr, ids: &[&str], for_s: f64) -> Vec<Vec<Value>> {
-    let mut seen: Vec<Vec<Value>> = vec![Vec::new(); ids.len()];
-    let until = Instant::now() + Duration::from_secs_f64(for_s);
-    while Instant::now() < until {
-        let status = nvr.status();
-        for (i, id) in ids.iter().enumerate() {
-            let Some(c) = nvr_tests::status::camera_in(&status, id) else {
-                continue;
-            };
-            let start = &c["motion"]["last_start"];
-            if start.is_object() && seen[i].last() != Some(start) {
-                seen[i].push(start.clone());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    seen
-}
-
 #[test]
 fn motion_onsets_match_the_ground_truth_within_three_frames() {
     // Start 7 s into the 20 s loop: onsets at about +3 s and +23 s.
@@ -305,7 +285,7 @@ fn motion_onsets_match_the_ground_truth_within_three_frames() {
         camera_config("hevc", &fc, "motion/main_h265", "motion/sub_h265"),
         camera_config("small", &fc, "small/main", "small/sub"),
     ]);
-    let starts = collect_motion_starts(&nvr, &ids, 26.0);
+    let starts = nvr_tests::status::collect_motion_starts(&nvr, &ids, 26.0);
     let truths: Vec<Value> = fc
         .events()
         .into_iter()

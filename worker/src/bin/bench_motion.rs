@@ -1,11 +1,11 @@
 //! Motion detector cost per frame on 640×360 synthetic frames (a moving box over sensor noise), at
-//! the default working height and at the full SUB size.
+//! the default working width, the previous default, and at the full SUB size.
 //!
 //! `cargo run --release -p worker --bin bench_motion [-- --frames N]`
 
 use nvr_proto::settings::MotionSettings;
 use std::time::Instant;
-use worker::motion::{Detector, Luma, WORK_HEIGHT};
+use worker::motion::{Detector, Luma, WORK_WIDTH};
 
 const W: usize = 640;
 const H: usize = 360;
@@ -46,14 +46,15 @@ fn main() {
     let input = frames(60);
     println!("| working image | per frame p50 | p99 |");
     println!("|---|---|---|");
-    for (label, work_h) in [
+    for (label, work_w) in [
         (
-            format!("default ({WORK_HEIGHT} rows, 178×100)"),
-            WORK_HEIGHT,
+            format!("default ({WORK_WIDTH} columns, 192×108)"),
+            WORK_WIDTH,
         ),
-        ("full SUB size (640×360)".to_string(), H),
+        ("previous default (178×100)".to_string(), 178),
+        ("full SUB size (640×360)".to_string(), W),
     ] {
-        let mut det = Detector::with_work_height(MotionSettings::default(), W, H, work_h);
+        let mut det = Detector::with_work_width(MotionSettings::default(), W, H, work_w);
         let mut us = Vec::with_capacity(n);
         for i in 0..n {
             let f = &input[i % input.len()];

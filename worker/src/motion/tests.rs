@@ -66,16 +66,19 @@ fn run(
 
 #[test]
 fn working_image_keeps_the_aspect_ratio() {
-    let d = Detector::new(cfg(), 640, 360);
-    assert_eq!((d.work_w, d.work_h), (178, 100));
-    let d = Detector::new(cfg(), 1920, 1080);
-    assert_eq!((d.work_w, d.work_h), (178, 100));
-    let d = Detector::new(cfg(), 64, 48);
-    assert_eq!((d.work_w, d.work_h), (64, 48));
+    for ((w, h), work) in [
+        ((640, 360), (192, 108)),
+        ((1920, 1080), (192, 108)),
+        ((704, 576), (192, 157)),
+        ((320, 240), (192, 144)),
+        ((64, 48), (64, 48)),
+    ] {
+        assert_eq!(Detector::new(cfg(), w, h).working_size(), work, "{w}x{h}");
+    }
 }
 
 #[test]
-fn a_moving_box_starts_after_min_frames_and_ends_after_post_motion() {
+fn a_moving_box_starts_after_min_motion_and_ends_after_post_motion() {
     let mut det = Detector::new(cfg(), W, H);
     // Static for 60 frames, a 80×80 box moving for 60 frames, then static again for 10 s.
     let moving = |i: usize| {
@@ -99,9 +102,10 @@ fn a_moving_box_starts_after_min_frames_and_ends_after_post_motion() {
     else {
         panic!("{events:?}")
     };
-    // min_frames = 3: decided on the third moving frame, stamped with the first.
+    // min_motion_s = 0.05 s: decided on the third moving frame (the first 50 ms after the first
+    // one at 30 fps), stamped with the first.
     assert_eq!((*i, *first_pts), (62, 60));
-    assert!(*score >= 2.0);
+    assert!(*score > 0.0);
     let b = bbox.unwrap();
     assert!(
         b.x0 > 0.1 && b.x1 < 0.4 && b.y0 > 0.3 && b.y1 < 0.7,
@@ -148,33 +152,38 @@ fn lights_switching_reseeds_instead_of_firing() {
 }
 
 #[test]
-fn a_small_object_still_fires() {
-    let mut det = Detector::new(cfg(), W, H);
-    // 40×40 px is ~0.7 % of the frame: below the default 2 %, so use 0.5 % as a camera owner would.
-    det.cfg.min_area = 0.5;
-    let moving = |i: usize| {
-        if i >= 30 {
-            vec![(50 + i * 3, 200, 40, 40)]
+fn a_small_far_object_fires_with_the_defaults_and_a_smaller_one_does_not() {
+    // 20×20 px is 3 % of the width (0.17 % of the area): a person far down a driveway.
+    for (side, fires) in [(20, true), (40, true), (6, false)] {
+        let mut det = Detector::new(cfg(), W, H);
+        let moving = |i: usize| {
+            if i >= 40 {
+                vec![(50 + i * 3, 200, side, side)]
+            } else {
+                vec![]
+            }
+        };
+        let events = run(&mut det, 80, 4, |_| 100, moving);
+        if fires {
+            assert!(
+                matches!(
+                    events.first(),
+                    Some((42, Event::Start { first_pts: 40, .. }))
+                ),
+                "{side} px: {events:?}"
+            );
         } else {
-            vec![]
+            assert!(events.is_empty(), "{side} px: {events:?}");
         }
-    };
-    let events = run(&mut det, 60, 4, |_| 100, moving);
-    assert!(
-        matches!(
-            events.first(),
-            Some((32, Event::Start { first_pts: 30, .. }))
-        ),
-        "{events:?}"
-    );
+    }
 }
 
 #[test]
 fn something_that_stops_moving_is_absorbed_into_the_background() {
     let mut det = Detector::new(cfg(), W, H);
-    // A box appears at frame 30 and stays put (a parked car).
+    // A box appears at frame 40 and stays put (a parked car).
     let parked = |i: usize| {
-        if i >= 30 {
+        if i >= 40 {
             vec![(200, 100, 120, 120)]
         } else {
             vec![]
@@ -182,7 +191,7 @@ fn something_that_stops_moving_is_absorbed_into_the_background() {
     };
     let events = run(&mut det, 30 * 60, 4, |_| 100, parked);
     assert!(
-        matches!(events.first(), Some((32, Event::Start { .. }))),
+        matches!(events.first(), Some((42, Event::Start { .. }))),
         "{events:?}"
     );
     assert!(
@@ -195,12 +204,12 @@ fn something_that_stops_moving_is_absorbed_into_the_background() {
 #[test]
 fn an_object_in_the_first_frame_leaves_no_ghost_that_swallows_the_next_onset() {
     let mut det = Detector::new(cfg(), W, H);
-    // The detector starts mid-motion: a box is in the first frame, moves for 1 s and leaves. Ten
+    // The detector starts mid-motion: a box is in the first frame, moves for 2 s and leaves. Ten
     // seconds later another box starts moving. The first event must end before that and the
     // second must start its own (a ghost of the first box in the background used to keep the
     // first event open for about 13 s, so the second onset was never reported).
     let scene = |i: usize| match i {
-        0..30 => vec![(40 + i * 8, 140, 80, 80)],
+        0..60 => vec![(40 + i * 8, 140, 80, 80)],
         330.. => vec![(100 + (i - 330) * 6, 140, 80, 80)],
         _ => vec![],
     };
@@ -362,6 +371,208 @@ fn the_fast_blur_equals_the_plain_average_of_the_neighbours_that_exist() {
                     }
                 }
                 assert_eq!(u32::from(fast[y * w + x]), sum / n, "{w}×{h} at ({x}, {y})");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same scene at 5, 15 and 30 fps (and at several sizes): the same decisions at the same times,
+// to within one frame interval. One test per rule that involves time.
+
+/// What happens in a scene at time `t` (s): the picture's brightness and the boxes, in fractions of
+/// the picture (x, y, side as a fraction of the width).
+type Scene = dyn Fn(f64) -> (u8, Vec<(f64, f64, f64)>);
+
+/// Runs `scene` for `seconds` at `fps` on a `w`×`h` stream; returns each decision with the stream
+/// time (s) it was made at and, for a start, the time of its first frame.
+fn run_at(fps: f64, (w, h): (usize, usize), seconds: f64, scene: &Scene) -> Vec<(f64, Event)> {
+    let mut det = Detector::new(cfg(), w, h);
+    let frames = (seconds * fps).round() as usize;
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut data = vec![0u8; w * h];
+    (0..frames)
+        .filter_map(|i| {
+            let t = i as f64 / fps;
+            let (level, boxes) = scene(t);
+            for p in data.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *p = (i32::from(level) + (state % 9) as i32 - 4).clamp(0, 255) as u8;
+            }
+            for (x, y, side) in boxes {
+                let s = (side * w as f64).round() as usize;
+                let (x0, y0) = ((x * w as f64) as usize, (y * h as f64) as usize);
+                for row in y0..(y0 + s).min(h) {
+                    data[row * w + x0.min(w)..row * w + (x0 + s).min(w)].fill(230);
+                }
+            }
+            let l = Luma {
+                data: &data,
+                stride: w,
+                width: w,
+                height: h,
+            };
+            det.process(l, (t * 1e9) as u64, i as i64)
+                .event
+                .map(|e| (t, e))
+        })
+        .collect()
+}
+
+/// Starts as (first frame s, decided s) and ends as decided s.
+fn starts_and_ends(events: &[(f64, Event)]) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    for (t, e) in events {
+        match e {
+            Event::Start { first_frame_ns, .. } => starts.push((*first_frame_ns as f64 / 1e9, *t)),
+            Event::End { .. } => ends.push(*t),
+        }
+    }
+    (starts, ends)
+}
+
+const RATES: [f64; 3] = [5.0, 15.0, 30.0];
+
+/// A 10 %-wide box that walks across the middle from `from` to `to` seconds.
+fn walker(from: f64, to: f64) -> impl Fn(f64) -> (u8, Vec<(f64, f64, f64)>) {
+    move |t| {
+        let boxes = if (from..to).contains(&t) {
+            vec![(0.1 + (t - from) * 0.15, 0.4, 0.1)]
+        } else {
+            vec![]
+        };
+        (100, boxes)
+    }
+}
+
+#[test]
+fn min_motion_s_starts_at_the_same_time_at_every_frame_rate() {
+    for fps in RATES {
+        let (starts, _) = starts_and_ends(&run_at(fps, (W, H), 4.0, &walker(2.0, 4.0)));
+        let frame = 1.0 / fps;
+        assert_eq!(starts.len(), 1, "{fps} fps: {starts:?}");
+        let (first, decided) = starts[0];
+        assert!(
+            (first - 2.0).abs() < 1e-6,
+            "{fps} fps: first frame at {first}"
+        );
+        // min_motion_s (0.05 s), but at least two frames: the first frame after 2.05 s.
+        let expected = 2.0 + (0.05f64).max(frame);
+        assert!(
+            decided >= expected - 1e-6 && decided < expected + frame,
+            "{fps} fps: decided at {decided}, expected {expected}"
+        );
+    }
+}
+
+#[test]
+fn post_motion_s_ends_at_the_same_time_at_every_frame_rate() {
+    for fps in RATES {
+        let (starts, ends) = starts_and_ends(&run_at(fps, (W, H), 12.0, &walker(2.0, 4.0)));
+        assert_eq!((starts.len(), ends.len()), (1, 1), "{fps} fps");
+        // The last moving frame is the last one before 4 s (plus the frame where the box's trail
+        // fades); the end comes post_motion_s (5 s) after it.
+        let end = ends[0];
+        assert!(
+            (9.0 - 1.0 / fps..9.0 + 2.0 / fps + 0.01).contains(&end),
+            "{fps} fps: ended at {end}"
+        );
+    }
+}
+
+#[test]
+fn a_parked_object_is_absorbed_after_the_same_time_at_every_frame_rate() {
+    // A box drives in at 2 s and stops at 2.5 s: still for ABSORB_STILL_S, then post_motion_s.
+    let parked = |t: f64| {
+        let boxes = if t >= 2.0 {
+            vec![(0.1 + (t.min(2.5) - 2.0) * 0.6, 0.4, 0.15)]
+        } else {
+            vec![]
+        };
+        (100, boxes)
+    };
+    let mut ends = Vec::new();
+    for fps in RATES {
+        let (starts, e) = starts_and_ends(&run_at(fps, (W, H), 14.0, &parked));
+        assert_eq!(
+            (starts.len(), e.len()),
+            (1, 1),
+            "{fps} fps: {starts:?} {e:?}"
+        );
+        ends.push((fps, e[0]));
+    }
+    // 2.5 s + 3 s (absorbed) + 5 s (post-motion) = 10.5 s, to within a frame or two.
+    for (fps, end) in ends {
+        assert!(
+            (10.5 - 1.0 / fps..10.5 + 2.0 / fps + 0.01).contains(&end),
+            "{fps} fps: ended at {end}"
+        );
+    }
+}
+
+#[test]
+fn the_background_follows_a_slow_lighting_ramp_at_every_frame_rate() {
+    // Dusk: the whole picture darkens by 100 levels over 20 s. Nothing moves.
+    let dusk = |t: f64| ((180.0 - 5.0 * t.min(20.0)) as u8, vec![]);
+    for fps in RATES {
+        let events = run_at(fps, (W, H), 25.0, &dusk);
+        assert!(events.is_empty(), "{fps} fps: {events:?}");
+    }
+}
+
+#[test]
+fn a_lighting_step_never_fires_at_any_frame_rate() {
+    // Lights on at 3 s, IR-like flattening at 6 s: brightness steps of the whole picture.
+    let steps = |t: f64| {
+        let level = if t < 3.0 {
+            60
+        } else if t < 6.0 {
+            170
+        } else {
+            140
+        };
+        (level, vec![])
+    };
+    for fps in RATES {
+        let events = run_at(fps, (W, H), 10.0, &steps);
+        assert!(events.is_empty(), "{fps} fps: {events:?}");
+    }
+}
+
+#[test]
+fn motion_in_progress_at_start_up_is_decided_after_the_warm_up_at_every_frame_rate() {
+    // The worker connects while a box is walking: the first second only teaches the background.
+    for fps in RATES {
+        let (starts, ends) = starts_and_ends(&run_at(fps, (W, H), 12.0, &walker(0.0, 3.0)));
+        assert_eq!((starts.len(), ends.len()), (1, 1), "{fps} fps: {starts:?}");
+        let (first, decided) = starts[0];
+        assert!(
+            (WARMUP_S..WARMUP_S + 2.0 / fps + 0.06).contains(&decided),
+            "{fps} fps: decided at {decided} (first {first})"
+        );
+    }
+}
+
+#[test]
+fn min_object_is_a_share_of_the_width_at_every_size() {
+    // A 3 %-wide object fires at every size; a 1 %-wide one at none.
+    for size in [(320, 240), (640, 360), (704, 576), (1280, 720)] {
+        for (side, fires) in [(0.03, true), (0.01, false)] {
+            let scene = move |t: f64| {
+                let boxes = if t >= 2.0 {
+                    vec![(0.1 + (t - 2.0) * 0.3, 0.5, side)]
+                } else {
+                    vec![]
+                };
+                (100, boxes)
+            };
+            let (starts, _) = starts_and_ends(&run_at(15.0, size, 3.0, &scene));
+            assert_eq!(!starts.is_empty(), fires, "{size:?}, {side}: {starts:?}");
+            if fires {
+                assert!((starts[0].0 - 2.0).abs() < 1e-6, "{size:?}: {starts:?}");
             }
         }
     }

@@ -177,10 +177,28 @@ fn a_recovered_clip_keeps_the_start_it_was_opened_with() {
         .unwrap();
     clip(&d.0, A);
     index
-        .recording_finished("cam", A, 1_700_000_000_000, 3.966, 1000)
+        .recording_finished("cam", A, 1_700_000_000_000, 3.966, 1000, true)
         .unwrap();
     let r = index.recording(&stem(A)).unwrap().unwrap();
     assert_eq!(r.state, ClipState::Finished);
+    assert_eq!(r.start, 1_700_000_000_758);
+    assert_eq!(r.end, Some(1_700_000_004_724));
+}
+
+#[test]
+fn a_finished_clip_takes_the_start_its_worker_knows_at_the_end() {
+    let d = dir("settled");
+    let (index, _) = Index::open(&d.0).unwrap();
+    // Opened while the stream was settling after a connect: its first packets, read while
+    // probing, were back-dated by a second once the live ones came.
+    index
+        .recording_started("cam", A, 1_700_000_001_758, "h264")
+        .unwrap();
+    clip(&d.0, A);
+    index
+        .recording_finished("cam", A, 1_700_000_000_758, 3.966, 1000, false)
+        .unwrap();
+    let r = index.recording(&stem(A)).unwrap().unwrap();
     assert_eq!(r.start, 1_700_000_000_758);
     assert_eq!(r.end, Some(1_700_000_004_724));
 }
