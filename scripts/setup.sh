@@ -13,6 +13,8 @@ PACKAGES=(
   gstreamer1.0-plugins-bad fonts-dejavu-core
   # tests use these (chromium: recordings must play and seek in a real browser)
   curl procps util-linux chromium
+  # the schedule test runs the supervisor across a daylight-saving night with a shifted wall clock
+  faketime
   # the benchmark compares the NVR with Motion
   motion
   # deployment tests: the README's nginx config with TLS, the Debian package and lintian, the

@@ -40,6 +40,7 @@ pub(crate) fn read_camera(
     value: &Value,
     path: &str,
     is_defaults: bool,
+    schedule_names: &[String],
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Problems,
 ) -> Option<CameraConfig> {
@@ -129,6 +130,7 @@ pub(crate) fn read_camera(
         Some(v) => read_limits(v, &obj.field_path("limits"), problems),
         None => Some(LimitsConfig::default()),
     };
+    let schedule = read_schedule_ref(&mut obj, schedule_names, problems);
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
@@ -143,7 +145,46 @@ pub(crate) fn read_camera(
         motion: motion?,
         recording: recording?,
         limits: limits?,
+        schedule,
     })
+}
+
+/// The camera's `schedule`: the name of a schedule that exists, on a camera that does not also
+/// fix `recording.mode`.
+fn read_schedule_ref(
+    obj: &mut ObjReader<'_>,
+    names: &[String],
+    problems: &mut Problems,
+) -> Option<String> {
+    let name: String = obj.get(
+        "schedule",
+        "write the name of a schedule from \"schedules\", e.g. \"night_watch\"",
+        problems,
+    )?;
+    if !names.contains(&name) {
+        let known = if names.is_empty() {
+            "there is no \"schedules\" section; add one (see docs/config.md)".to_string()
+        } else {
+            format!("defined: {}", names.join(", "))
+        };
+        problems.push(
+            obj.field_path("schedule"),
+            format!("no schedule is named {name:?}; {known}"),
+        );
+        return None;
+    }
+    let fixed_mode = obj
+        .raw("recording")
+        .and_then(|r| r.get("mode"))
+        .is_some_and(|m| !m.is_null());
+    if fixed_mode {
+        problems.push(
+            obj.field_path("schedule"),
+            "both \"schedule\" and \"recording.mode\" are set (one may come from \"defaults\"); keep one: the schedule decides the mode, or write \"schedule\": null to use the fixed mode",
+        );
+        return None;
+    }
+    Some(name)
 }
 
 fn read_url(obj: &mut ObjReader<'_>, key: &'static str, problems: &mut Problems) -> Option<String> {

@@ -9,6 +9,7 @@ mod camera;
 pub mod fuzzing;
 pub mod layout;
 mod reader;
+mod schedule;
 mod secret;
 
 pub use reader::Problem;
@@ -17,6 +18,7 @@ pub use secret::{redact_url, url_has_credentials, Password};
 use reader::{kind, ObjReader, Problems};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -36,11 +38,18 @@ pub struct Config {
     /// What was accepted but deserves a word (a deprecated field and how it was read), with its
     /// JSON path: `--check-config` prints these and the supervisor logs them.
     pub notes: Vec<Problem>,
+    /// Named recording schedules that cameras refer to (`schedule`), by name.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 impl Config {
     pub fn camera(&self, id: &str) -> Option<&CameraConfig> {
         self.cameras.iter().find(|c| c.id.as_str() == id)
+    }
+
+    /// The schedule a camera follows, if it names one.
+    pub fn schedule_of(&self, camera: &CameraConfig) -> Option<&Schedule> {
+        camera.schedule.as_ref().and_then(|s| self.schedules.get(s))
     }
 }
 
@@ -233,13 +242,10 @@ pub enum Transport {
     Udp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordingMode {
-    Motion,
-    Continuous,
-    Off,
-}
+/// What a camera records: `motion`, `continuous` or `off` (the schedule engine's type, so a
+/// schedule's modes and a camera's fixed mode are one vocabulary).
+pub use nvr_schedule::Mode as RecordingMode;
+pub use nvr_schedule::Schedule;
 
 /// A polygon in coordinates normalised to 0..1 (x right, y down), so it survives a resolution change.
 pub type Polygon = Vec<[f64; 2]>;
@@ -261,6 +267,9 @@ pub struct CameraConfig {
     pub motion: MotionConfig,
     pub recording: RecordingConfig,
     pub limits: LimitsConfig,
+    /// The name of the schedule (in `schedules`) that decides the recording mode; `None`: the
+    /// fixed `recording.mode`. A camera may not set both.
+    pub schedule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,6 +311,8 @@ impl Default for MotionConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingConfig {
+    /// The fixed mode, for a camera without a schedule (a scheduled camera keeps the default here,
+    /// unused).
     pub mode: RecordingMode,
     /// Seconds kept before the motion starts. Default 5.
     pub pre_roll_s: f64,
@@ -446,13 +457,17 @@ fn read_config(
         Some(v) => read_retention(v, problems),
         None => Some(RetentionConfig::default()),
     };
+    let (schedules, schedule_names) = match top.raw("schedules") {
+        Some(v) => schedule::read_schedules(v, problems),
+        None => (BTreeMap::new(), Vec::new()),
+    };
     // Defaults are validated on their own (errors point at `defaults.*`); cameras inherit them only
     // when they are valid, so one mistake is reported once.
     let defaults = top.raw("defaults").cloned();
     let defaults_ok = match &defaults {
         Some(d) => {
             let before = problems.0.len();
-            camera::read_camera(d, "defaults", true, env, problems);
+            camera::read_camera(d, "defaults", true, &schedule_names, env, problems);
             problems.0.len() == before
         }
         None => true,
@@ -467,7 +482,14 @@ fn read_config(
                     (Some(d), true) => camera::merge_defaults(d, item),
                     _ => item.clone(),
                 };
-                cams.extend(camera::read_camera(&merged, &path, false, env, problems));
+                cams.extend(camera::read_camera(
+                    &merged,
+                    &path,
+                    false,
+                    &schedule_names,
+                    env,
+                    problems,
+                ));
                 if let Some(id) = item.get("id").and_then(Value::as_str) {
                     if seen_ids.contains(&id) {
                         problems.push(
@@ -507,6 +529,7 @@ fn read_config(
         retention: retention?,
         cameras: cameras?,
         notes: Vec::new(),
+        schedules,
     })
 }
 

@@ -261,3 +261,80 @@ fn fuzzer_findings_stay_fixed() {
     );
     assert!(e.contains("heartbeat_interval_s: 100000000000000000000 seconds is too long; set at most 1000000000"), "{e}");
 }
+
+#[test]
+fn a_camera_follows_a_named_schedule_possibly_from_defaults() {
+    let c = parse_with_env(
+        r#"{
+          "schedules": {"night_watch": {"timezone": "Europe/Berlin", "default": "motion",
+             "rules": [{"days": ["mon","tue","wed","thu","fri"], "from": "22:00", "to": "06:30", "mode": "continuous"}]},
+             "home": {"timezone": "America/New_York", "rules": []}},
+          "defaults": {"schedule": "night_watch"},
+          "cameras": [
+            {"id": "a", "main_url": "rtsp://h/1"},
+            {"id": "b", "main_url": "rtsp://h/2", "schedule": "home"},
+            {"id": "c", "main_url": "rtsp://h/3", "schedule": null, "recording": {"mode": "off"}}
+          ]}"#,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.cameras[0].schedule.as_deref(), Some("night_watch"));
+    assert_eq!(c.cameras[1].schedule.as_deref(), Some("home"));
+    assert_eq!(c.cameras[2].schedule, None);
+    assert_eq!(c.cameras[2].recording.mode, RecordingMode::Off);
+    let s = c.schedule_of(&c.cameras[0]).unwrap();
+    assert_eq!(s.zone_name(), "Europe/Berlin");
+    assert_eq!(s.rules().len(), 1);
+    assert_eq!(
+        c.schedule_of(&c.cameras[1]).unwrap().default_mode(),
+        RecordingMode::Motion
+    );
+    assert!(c.schedule_of(&c.cameras[2]).is_none());
+}
+
+#[test]
+fn every_schedule_problem_is_reported_at_once_with_its_path() {
+    let text = r#"{
+      "schedules": {
+        "bad zone": {"rules": []},
+        "w": {"timezone": "Europe/Berlni", "default": "sometimes",
+              "rules": [
+                {"days": ["mon", "funday"], "from": "25:00", "to": "06:30", "mode": "continuous"},
+                {"days": "sat", "from": "00:00", "to": "24:00", "mode": "always"},
+                {"days": ["sat"], "from": "24:00", "too": "01:00", "mode": "off"}
+              ]},
+        "o": {"timezone": "UTC", "rules": [
+                {"days": ["fri"], "from": "22:00", "to": "06:30", "mode": "continuous"},
+                {"days": ["sat"], "from": "00:00", "to": "24:00", "mode": "continuous"}]}
+      },
+      "defaults": {"schedule": "o", "recording": {"post_roll_s": 3}},
+      "cameras": [
+        {"id": "a", "main_url": "rtsp://h/1", "schedule": "nope"},
+        {"id": "b", "main_url": "rtsp://h/2", "recording": {"mode": "continuous"}},
+        {"id": "c", "main_url": "rtsp://h/3", "schedule": 7}
+      ]}"#;
+    let e = errors(text);
+    let want = [
+        "schedules.bad zone: \"bad zone\" is not a valid schedule name",
+        "schedules.o.rules[1]: rules[1] (sat 00:00-24:00) overlaps rules[0] (fri 22:00-06:30)",
+        "schedules.w.default: \"sometimes\" is not a mode",
+        "schedules.w.rules[0].days[1]: \"funday\" is not a day",
+        "schedules.w.rules[0].from: \"25:00\" is not a time of day",
+        "schedules.w.rules[1].days: expected a list of days",
+        "schedules.w.rules[1].mode: \"always\" is not a mode",
+        "schedules.w.rules[2].from: \"24:00\" is not a time of day",
+        "schedules.w.rules[2].to: missing",
+        "schedules.w.rules[2].too: unknown field; did you mean \"to\"?",
+        "schedules.w.timezone: \"Europe/Berlni\" is not a known IANA time zone",
+        "cameras[0].schedule: no schedule is named \"nope\"; defined: o, w",
+        "cameras[1].schedule: both \"schedule\" and \"recording.mode\" are set",
+        "cameras[2].schedule: invalid type: integer `7`, expected a string",
+    ];
+    for w in want {
+        assert!(
+            e.contains(&format!("config/cameras.json: {w}")),
+            "missing {w:?} in:\n{e}"
+        );
+    }
+    assert_eq!(e.lines().count(), want.len(), "{e}");
+}

@@ -21,7 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The protocol version this build speaks.
 /// 2: recording events and the MAIN stream and recorder in heartbeats.
-/// 3: the protocol's own [`CameraSettings`] in `Configure`; `Update` and its `Reply`.
+/// 3: the protocol's own [`CameraSettings`] in `Configure`; `Update` and its `Reply`. Added within 3
+///    under the compatibility rule: `RecordingSettings::keep_main` (schedules; decision 55).
 /// 4: motion settings in seconds and picture fractions (`min_motion_s`, `min_object` replace
 ///    `min_frames`).
 pub const SCHEMA: u16 = 4;

@@ -77,6 +77,30 @@ pub struct RecordingSettings {
     pub pre_roll_s: f64,
     pub post_roll_s: f64,
     pub max_segment_s: f64,
+    /// Keep the MAIN stream connected and its pre-roll filled even while the mode is `off`, so the
+    /// mode can change in place in every direction: set for a camera whose mode the supervisor
+    /// changes at run time (a schedule). Added within schema 3 under the compatibility rule: an
+    /// older peer omits it (`false`, the behaviour before it) or ignores it (a worker that then
+    /// refuses an `Update` out of `off` is restarted by the supervisor with the new mode).
+    #[serde(default)]
+    pub keep_main: bool,
+}
+
+impl RecordingSettings {
+    /// Whether the worker runs its MAIN pipeline (stream, pre-roll buffer, recorder) at all.
+    pub fn runs_main(&self) -> bool {
+        self.mode != RecordingMode::Off || self.keep_main
+    }
+}
+
+impl From<nvr_config::RecordingMode> for RecordingMode {
+    fn from(m: nvr_config::RecordingMode) -> Self {
+        match m {
+            nvr_config::RecordingMode::Motion => RecordingMode::Motion,
+            nvr_config::RecordingMode::Continuous => RecordingMode::Continuous,
+            nvr_config::RecordingMode::Off => RecordingMode::Off,
+        }
+    }
 }
 
 impl CameraSettings {
@@ -91,8 +115,7 @@ impl CameraSettings {
             && self.username == new.username
             && self.password == new.password
             && self.transport == new.transport;
-        let records_the_same = (self.recording.mode == RecordingMode::Off)
-            == (new.recording.mode == RecordingMode::Off)
+        let records_the_same = self.recording.runs_main() == new.recording.runs_main()
             && self.recording.pre_roll_s == new.recording.pre_roll_s;
         connects_the_same && records_the_same && self.motion.enabled == new.motion.enabled
     }
@@ -112,7 +135,10 @@ impl From<&CameraConfig> for CameraSettings {
                 nvr_config::Transport::Udp => Transport::Udp,
             },
             motion: MotionSettings::from(&c.motion),
-            recording: RecordingSettings::from(&c.recording),
+            recording: RecordingSettings {
+                keep_main: c.schedule.is_some(),
+                ..RecordingSettings::from(&c.recording)
+            },
         }
     }
 }
@@ -135,14 +161,11 @@ impl From<&MotionConfig> for MotionSettings {
 impl From<&RecordingConfig> for RecordingSettings {
     fn from(r: &RecordingConfig) -> Self {
         RecordingSettings {
-            mode: match r.mode {
-                nvr_config::RecordingMode::Motion => RecordingMode::Motion,
-                nvr_config::RecordingMode::Continuous => RecordingMode::Continuous,
-                nvr_config::RecordingMode::Off => RecordingMode::Off,
-            },
+            mode: r.mode.into(),
             pre_roll_s: r.pre_roll_s,
             post_roll_s: r.post_roll_s,
             max_segment_s: r.max_segment_s,
+            keep_main: false,
         }
     }
 }
@@ -203,6 +226,27 @@ mod tests {
         for (extra, live) in table {
             assert_eq!(base.live_only_change(&settings(extra)), live, "{extra}");
         }
+        // With the MAIN stream kept (a schedule), every mode change is in place.
+        let mut kept = base.clone();
+        kept.recording.keep_main = true;
+        for mode in [
+            RecordingMode::Off,
+            RecordingMode::Continuous,
+            RecordingMode::Motion,
+        ] {
+            let mut to = kept.clone();
+            to.recording.mode = mode;
+            assert!(kept.live_only_change(&to), "{mode:?}");
+            assert!(to.live_only_change(&kept), "{mode:?}");
+        }
+        let mut off_kept = kept.clone();
+        off_kept.recording.mode = RecordingMode::Off;
+        let mut off = base.clone();
+        off.recording.mode = RecordingMode::Off;
+        assert!(
+            !off.live_only_change(&off_kept),
+            "starting MAIN needs a new worker"
+        );
         let mut other_password = base.clone();
         other_password.password = Some(Password::new("new"));
         assert!(!base.live_only_change(&other_password));

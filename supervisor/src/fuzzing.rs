@@ -442,6 +442,7 @@ fn camera_status() -> CameraStatus {
         stderr_tail: vec![],
         motion: Default::default(),
         recordings: Default::default(),
+        mode: Default::default(),
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
     }

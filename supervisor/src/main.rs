@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 use supervisor::api::{self, auth, server};
 use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{notify, preview, status};
+use supervisor::{notify, preview, state, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
@@ -324,6 +324,13 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
     let archive =
         archive::spawn(index, Arc::clone(&preview)).context("cannot start the archive thread")?;
 
+    let store = match state::StateStore::open(&output_dir) {
+        Ok((store, _)) => Some(store),
+        Err(e) => {
+            error!(error = %e, "cannot open the state file; mode overrides cannot be set");
+            None
+        }
+    };
     let status = Arc::new(RwLock::new(status::Snapshot::default()));
     let config_path = args.config.display().to_string();
     let (manager, inbox) = Manager::new(
@@ -333,6 +340,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         worker_bin,
         Arc::clone(&status),
         archive,
+        store,
     );
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())

@@ -1,6 +1,8 @@
 //! What the supervisor knows about itself and each camera, as published for the HTTP API: the
 //! `/status` JSON, the `/health` verdict and the `/metrics` text all come from one [`Snapshot`].
 
+use crate::mode::ModeStatus;
+use nvr_config::RecordingMode;
 use nvr_proto::{
     MotionStart, RecorderState, RecordingFinished, RecordingStarted, StreamState, StreamStatus,
     WorkerStats,
@@ -159,6 +161,8 @@ pub struct CameraStatus {
     pub stderr_tail: Vec<String>,
     pub motion: MotionStatus,
     pub recordings: RecordingLog,
+    /// The recording mode in force, where it comes from, and its next change.
+    pub mode: ModeStatus,
     /// Stream URLs with any credentials removed.
     pub main_url: String,
     pub sub_url: Option<String>,
@@ -295,6 +299,25 @@ impl Snapshot {
             "Recording files finished since the supervisor started",
             &|c| Some(c.recordings.finished as f64),
         );
+        gauge(
+            "nvr_recording_mode_override",
+            "1 while a runtime override sets the camera's mode",
+            &|c| Some(f64::from(u8::from(c.mode.source == "override"))),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nvr_recording_mode 1 for the recording mode in force (label mode), 0 for the others\n# TYPE nvr_recording_mode gauge"
+        );
+        for c in &self.cameras {
+            for m in RecordingMode::ALL {
+                let _ = writeln!(
+                    out,
+                    "nvr_recording_mode{{camera=\"{}\",mode=\"{m}\"}} {}",
+                    c.id,
+                    u8::from(c.mode.current == m)
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP nvr_supervisor_uptime_seconds Supervisor uptime\n# TYPE nvr_supervisor_uptime_seconds gauge\nnvr_supervisor_uptime_seconds {}",

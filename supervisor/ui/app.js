@@ -65,7 +65,7 @@ async function gridPage() {
       el("div", { class: "pic" }, img, el("div", { class: "down" }, "camera down")),
       el("div", { class: "meta" }, el("span", { class: "name" }, c.name),
         el("span", { class: "state" }), el("span", { class: "fps" }),
-        el("span", { class: "motion" }), el("span", { class: "rec" })));
+        el("span", { class: "motion" }), el("span", { class: "rec" }), el("span", { class: "mode" })));
     grid.append(tile);
   }
   main.replaceChildren(grid);
@@ -82,6 +82,7 @@ async function gridPage() {
       tile.querySelector(".motion").replaceChildren(c.motion.active ? pill("motion", "warn") : "");
       const rec = c.worker && c.worker.recording;
       tile.querySelector(".rec").replaceChildren(rec && rec.state === "recording" ? pill("● rec", "bad") : "");
+      tile.querySelector(".mode").replaceChildren(nvrSchedule.modePill(c)); // schedule.js
       // A tile whose stream came back reconnects its picture.
       const img = tile.querySelector("img");
       if (!down && tile.dataset.wasDown === "1") img.src = `/api/cameras/${c.id}/mjpeg?fps=5&t=${Date.now()}`;
@@ -99,7 +100,8 @@ async function cameraPage(id) {
   main.replaceChildren(el("div", { class: "single" },
     el("h2", {}, c.name),
     el("img", { alt: c.name, src: `/api/cameras/${id}/mjpeg?fps=30` }),
-    el("p", {}, el("a", { href: `#/recordings?camera=${id}` }, "Recordings of this camera"))));
+    el("p", {}, el("a", { href: `#/recordings?camera=${id}` }, "Recordings of this camera")),
+    nvrSchedule.panel(id, api))); // schedule.js
 }
 
 // ---- Status ----

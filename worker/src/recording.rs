@@ -19,7 +19,7 @@ use crate::stream::StreamRunner;
 use ffmpeg_next as ffmpeg;
 use nvr_config::layout::{clip_path, part_of};
 use nvr_config::redact_url;
-use nvr_proto::settings::{CameraSettings, RecordingMode, RecordingSettings};
+use nvr_proto::settings::{CameraSettings, RecordingSettings};
 use nvr_proto::{RecorderState, RecordingFinished, RecordingStarted, RecordingStatus, WorkerEvent};
 use shm_bus::monotonic_ns;
 use std::path::{Path, PathBuf};
@@ -389,5 +389,5 @@ fn unix_ms_of(mono_ns: u64) -> u64 {
 
 /// Whether this camera's worker runs a MAIN pipeline at all.
 pub fn records(camera: &CameraSettings) -> bool {
-    camera.recording.mode != RecordingMode::Off
+    camera.recording.runs_main()
 }

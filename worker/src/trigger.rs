@@ -168,6 +168,7 @@ mod tests {
             pre_roll_s: 5.0,
             post_roll_s: 10.0,
             max_segment_s: 60.0,
+            keep_main: true,
         }
     }
 
@@ -284,6 +285,41 @@ mod tests {
         t.set_settings(&short);
         assert_eq!(t.packet(5 * S, true, true), Action::Write);
         assert_eq!(t.packet(6 * S, true, true), Action::Rotate);
+    }
+
+    #[test]
+    fn schedule_switches_never_lose_footage() {
+        // Motion -> continuous while a motion clip is open: the same file goes on.
+        let mut t = Trigger::new(&cfg(RecordingMode::Motion));
+        t.motion_start(10 * S);
+        assert!(matches!(t.packet(10 * S, true, true), Action::Open { .. }));
+        t.set_settings(&cfg(RecordingMode::Continuous));
+        t.motion_end(12 * S);
+        assert_eq!(run(&mut t, 11, 40), vec![], "no close, no new file");
+        // Continuous -> motion: kept open until the motion logic would close it (post-roll
+        // after the last moving frame, 10 s).
+        t.motion_start(40 * S);
+        t.motion_end(45 * S);
+        t.set_settings(&cfg(RecordingMode::Motion));
+        assert_eq!(run(&mut t, 46, 60), vec![(55, Action::Close)]);
+        // Continuous -> motion with motion going on: kept open while it lasts.
+        let mut t = Trigger::new(&cfg(RecordingMode::Continuous));
+        assert!(matches!(t.packet(0, true, true), Action::Open { .. }));
+        t.motion_start(S);
+        t.set_settings(&cfg(RecordingMode::Motion));
+        assert_eq!(run(&mut t, 2, 30), vec![]);
+        // Anything -> off: closed at the next packet, motion or not.
+        t.set_settings(&cfg(RecordingMode::Off));
+        assert_eq!(t.packet(30 * S, false, true), Action::Close);
+        assert_eq!(run(&mut t, 31, 40), vec![]);
+        // Off -> motion during motion (onset at 1 s): opens with the pre-roll before the onset,
+        // which the buffer kept filling while off.
+        t.set_settings(&cfg(RecordingMode::Motion));
+        t.motion_start(38 * S);
+        assert_eq!(
+            t.packet(40 * S, true, true),
+            Action::Open { preroll_from_ns: 0 }
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod guard;
+pub mod mode;
 mod recordings;
 pub mod server;
 mod throttle;
@@ -44,6 +45,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/schedule.js", get(ui::schedule_js))
+        .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
         .route(
             "/api/login",
@@ -58,6 +61,15 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/reload", post(reload))
         .route("/api/cameras/{id}/restart", post(restart))
+        .route(
+            "/api/cameras/{id}/mode",
+            post(mode::set_camera_mode).delete(mode::clear_camera_mode),
+        )
+        .route(
+            "/api/mode",
+            post(mode::set_all_modes).delete(mode::clear_all_modes),
+        )
+        .route("/api/cameras/{id}/schedule", get(mode::camera_schedule))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
         .route("/api/recordings", get(recordings::list_recordings))
@@ -165,7 +177,7 @@ fn known_camera(state: &AppState, id: &str) -> bool {
         .is_ok_and(|s| s.cameras.iter().any(|c| c.id == id))
 }
 
-fn not_found(id: &str) -> Response {
+pub(crate) fn not_found(id: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({"error": format!("no camera with id {id:?}")})),
@@ -375,6 +387,7 @@ mod tests {
             stderr_tail: vec![],
             motion: Default::default(),
             recordings: Default::default(),
+            mode: Default::default(),
             main_url: "rtsp://h/1".into(),
             sub_url: None,
         }

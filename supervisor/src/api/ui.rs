@@ -1,5 +1,5 @@
 //! The web UI's files, embedded in the binary (no CDN, no build step, works offline): `/` and
-//! `/ui/{app.js,style.css}`. The page itself talks to the JSON API.
+//! `/ui/{app.js,schedule.js,style.css,schedule.css}`. The page itself talks to the JSON API.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -15,6 +15,20 @@ pub async fn app_js() -> impl IntoResponse {
     page(
         "text/javascript; charset=utf-8",
         include_str!("../../ui/app.js"),
+    )
+}
+
+pub async fn schedule_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/schedule.js"),
+    )
+}
+
+pub async fn schedule_css() -> impl IntoResponse {
+    page(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/schedule.css"),
     )
 }
 

@@ -1,5 +1,6 @@
-//! Restart policy: exponential backoff with jitter, reset after a healthy run, and an OTP-style
-//! intensity limit. Pure code: time comes in as seconds on any monotonic clock, jitter as a number, so
+//! Restart policy: a worker that ran healthily (at least `reset_after_s`) and then exited is
+//! restarted at once; one that exits sooner waits an exponential backoff with jitter, and an
+//! OTP-style intensity limit marks a crash loop `failed`. Pure code: time comes in as seconds on any monotonic clock, jitter as a number, so
 //! the policy is tested with tables and a simulated clock.
 
 use nvr_config::RestartConfig;
@@ -42,14 +43,19 @@ impl Backoff {
     }
 
     /// Decides the restart of a worker that exited at `now_s` after running for `ran_for_s`.
-    /// `jitter` is a uniform random number in 0..1.
+    /// `jitter` is a uniform random number in 0..1. A healthy run (`reset_after_s` or longer) has
+    /// earned an immediate restart and clears the backoff; the n-th exit in a row before that waits
+    /// `initial_s · 2^(n-1)` (capped at `max_s`).
     pub fn on_exit(&mut self, now_s: f64, ran_for_s: f64, jitter: f64) -> Decision {
         let p = &self.policy;
-        if ran_for_s >= p.reset_after_s {
+        let base = if ran_for_s >= p.reset_after_s {
             self.consecutive = 0;
-        }
-        let base = (p.initial_s * 2f64.powi(self.consecutive.min(30) as i32)).min(p.max_s);
-        self.consecutive = self.consecutive.saturating_add(1);
+            0.0
+        } else {
+            let base = (p.initial_s * 2f64.powi(self.consecutive.min(30) as i32)).min(p.max_s);
+            self.consecutive = self.consecutive.saturating_add(1);
+            base
+        };
 
         self.recent.push_back(now_s);
         while self.recent.front().is_some_and(|t| now_s - t > p.period_s) {
@@ -90,8 +96,11 @@ mod tests {
             (0.1, 32.0),
             (0.1, 60.0),
             (0.1, 60.0),
-            (61.0, 1.0), // healthy run: back to the start
+            (61.0, 0.0), // a healthy run: restarted at once, backoff cleared
+            (0.1, 1.0),  // the next quick exit backs off from the start
             (0.1, 2.0),
+            (60.0, 0.0), // exactly reset_after_s is healthy
+            (59.9, 1.0),
         ];
         for (i, (ran_for, want)) in table.into_iter().enumerate() {
             now += ran_for;

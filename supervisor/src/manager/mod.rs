@@ -18,6 +18,8 @@ mod reload;
 mod report;
 
 use crate::archive::{self, Archive, ArchiveOp};
+use crate::mode::{self, ModeStatus, Override};
+use crate::state::StateStore;
 use crate::status::{
     MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo, WorkerState,
 };
@@ -31,7 +33,7 @@ use nvr_proto::{
 use police::Police;
 use process::StderrTail;
 use report::WallClock;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Child;
@@ -71,6 +73,29 @@ pub enum Command {
     ReloadRejected(String),
     /// Record the settings the last reload changed that wait for a restart, for `/status`.
     RestartNeeded(Vec<String>),
+    /// Set (`Some`) or end (`None`) the mode override of one camera, or of every camera
+    /// (`camera_id: None`). Answers with the affected cameras' modes, or why nothing changed.
+    SetOverride {
+        camera_id: Option<String>,
+        change: Option<Override>,
+        reply: oneshot::Sender<Result<Vec<(String, ModeStatus)>, OverrideError>>,
+    },
+    /// The modes a camera's config gives over `[from_ms, to_ms)` (its schedule's intervals).
+    Schedule {
+        camera_id: String,
+        from_ms: i64,
+        to_ms: i64,
+        reply: oneshot::Sender<Option<serde_json::Value>>,
+    },
+}
+
+/// Why an override was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("no camera with id {0:?}")]
+    UnknownCamera(String),
+    #[error("cannot save the override: {0}")]
+    Store(String),
 }
 
 /// Everything the manager thread reacts to.
@@ -131,6 +156,14 @@ struct Slot {
     stderr_tail: StderrTail,
     motion: MotionStatus,
     recordings: RecordingLog,
+    /// The recording mode in force and why (recomputed at its `recheck_at_ms`, and after a reload
+    /// or an override change).
+    mode: ModeStatus,
+    /// When `mode` was worked out, Unix ms (a wall clock that went back makes it stale).
+    mode_at_ms: i64,
+    /// The settings the running worker has (its `Configure` or last `Update`); `None` until it
+    /// said `Hello`.
+    sent: Option<CameraSettings>,
     /// Changed since the last publish.
     dirty: bool,
 }
@@ -143,6 +176,7 @@ impl Slot {
     }
 
     fn new(cfg: CameraConfig, config: &Config, epoch: Instant, now: Instant) -> Self {
+        let fixed_mode = cfg.recording.mode;
         Slot {
             life: Lifecycle::new(cfg.enabled, config.restart.clone(), epoch, now),
             cfg,
@@ -153,6 +187,15 @@ impl Slot {
             stderr_tail: StderrTail::default(),
             motion: MotionStatus::default(),
             recordings: RecordingLog::default(),
+            mode: ModeStatus {
+                current: fixed_mode,
+                source: "config".into(),
+                override_until_ms: None,
+                next: None,
+                recheck_at_ms: None,
+            },
+            mode_at_ms: i64::MIN,
+            sent: None,
             dirty: true,
         }
     }
@@ -189,6 +232,13 @@ pub struct Manager {
     watchdog: Option<crate::notify::Watchdog>,
     /// Settings a reload changed that take effect only at the next start (`/status`).
     restart_needed: Vec<String>,
+    /// Where overrides are kept across restarts (`None`: the state file could not be opened;
+    /// overrides then fail with a clear error).
+    store: Option<StateStore>,
+    /// The mode overrides in force, by camera id.
+    overrides: BTreeMap<String, Override>,
+    /// Every camera's mode must be worked out again (a reload, an override change).
+    modes_stale: bool,
 }
 
 impl Manager {
@@ -199,7 +249,19 @@ impl Manager {
         worker_bin: PathBuf,
         status: Arc<RwLock<Snapshot>>,
         archive: Archive,
+        store: Option<StateStore>,
     ) -> (Self, Inbox) {
+        let overrides = match store.as_ref().map(StateStore::overrides) {
+            Some(Ok(o)) => o,
+            Some(Err(e)) => {
+                error!(error = %e, "cannot read the stored mode overrides");
+                BTreeMap::new()
+            }
+            None => BTreeMap::new(),
+        };
+        for (camera_id, o) in &overrides {
+            info!(%camera_id, mode = %o.mode, until_ms = o.until_ms, "mode override restored");
+        }
         let (inbox_tx, inbox) = mpsc::channel();
         let clock = WallClock::now();
         let started = clock.started;
@@ -230,7 +292,11 @@ impl Manager {
             next_refresh: started,
             watchdog: crate::notify::Watchdog::from_env(),
             restart_needed: Vec::new(),
+            store,
+            overrides,
+            modes_stale: true,
         };
+        manager.sync_modes(started);
         let _ = manager.archive.send(archive::settings(&manager.config));
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
         manager.publish();
@@ -350,8 +416,10 @@ impl Manager {
                 carry_out(slot, action);
             }
             ToSupervisor::Hello { version, .. } => {
+                let settings = desired_settings(slot);
+                slot.sent = Some(settings.clone());
                 let configure = ToWorker::Configure(Box::new(WorkerConfig {
-                    camera: CameraSettings::from(&slot.cfg),
+                    camera: settings,
                     heartbeat_interval_s: heartbeat_s,
                     output_dir,
                 }));
@@ -367,7 +435,7 @@ impl Manager {
                 }
                 slot.life.hello(now, Duration::from_secs_f64(heartbeat_s));
                 let pid = slot.life.run().map(|r| r.pid);
-                info!(%camera_id, pid, %version, "worker running");
+                info!(%camera_id, pid, %version, mode = %slot.mode.current, "worker running");
             }
             ToSupervisor::Heartbeat(stats) => {
                 slot.life.heartbeat(now);
@@ -414,6 +482,21 @@ impl Manager {
             }
             Command::ReloadRejected(error) => self.last_reload_error = Some(error),
             Command::RestartNeeded(fields) => self.restart_needed = fields,
+            Command::SetOverride {
+                camera_id,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.set_override(camera_id, change));
+            }
+            Command::Schedule {
+                camera_id,
+                from_ms,
+                to_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.schedule_view(&camera_id, from_ms, to_ms));
+            }
             Command::Restart { camera_id, reply } => {
                 let result = match self
                     .slots
@@ -459,9 +542,9 @@ impl Manager {
                 None => slot.life.removed(now),
                 Some(new) if *new == slot.cfg => continue,
                 Some(new) if reload::in_place(&slot.cfg, new) => {
+                    // `sync_modes` sends the new settings, with the mode in force, as an `Update`.
                     slot.cfg = new.clone();
-                    self.next_request_id += 1;
-                    send_update(slot, self.next_request_id);
+                    slot.dirty = true;
                     continue;
                 }
                 Some(new) => {
@@ -491,7 +574,172 @@ impl Manager {
         if output_dir_changed {
             summary.restart_needed.push("output_dir".into());
         }
+        self.modes_stale = true;
+        self.sync_modes(now);
         summary
+    }
+
+    /// Works out every camera's mode where it may have changed (a transition or an override's end
+    /// fell due, a reload, an override change), ends overrides whose time is up, and brings each
+    /// running worker's settings in line: an `Update` when it can take them in place (always, for
+    /// a camera with a schedule: its MAIN stream stays connected), else a restart.
+    fn sync_modes(&mut self, now: Instant) {
+        let now_ms = (nvr_proto::unix_ns() / 1_000_000) as i64;
+        let Manager {
+            slots,
+            config,
+            overrides,
+            store,
+            modes_stale,
+            next_request_id,
+            ..
+        } = self;
+        for slot in slots.iter_mut() {
+            let id = slot.cfg.id.to_string();
+            let id = id.as_str();
+            let mut stale = *modes_stale
+                || now_ms < slot.mode_at_ms
+                || slot.mode.recheck_at_ms.is_some_and(|t| now_ms >= t);
+            if overrides.get(id).is_some_and(|o| !o.active(now_ms)) {
+                overrides.remove(id);
+                if let Some(Err(e)) = store.as_ref().map(|s| s.clear_override(id)) {
+                    warn!(camera_id = %id, error = %e, "cannot remove the ended override from the state file");
+                }
+                info!(camera_id = %id, "mode override ended");
+                stale = true;
+            }
+            if stale {
+                let m = mode::resolve(
+                    &slot.cfg,
+                    config.schedule_of(&slot.cfg),
+                    overrides.get(id),
+                    now_ms,
+                );
+                if m.current != slot.mode.current {
+                    info!(camera_id = %id, from = %slot.mode.current, to = %m.current, source = %m.source, "recording mode changes");
+                }
+                if m != slot.mode {
+                    slot.dirty = true;
+                }
+                slot.mode = m;
+                slot.mode_at_ms = now_ms;
+            }
+            let Some(sent) = &slot.sent else { continue };
+            if slot.life.state() != WorkerState::Running {
+                continue;
+            }
+            let want = desired_settings(slot);
+            if *sent == want {
+                continue;
+            }
+            if sent.live_only_change(&want) {
+                *next_request_id += 1;
+                let update = ToWorker::Update {
+                    request_id: *next_request_id,
+                    settings: Box::new(want.clone()),
+                };
+                if slot.send(&update) {
+                    info!(camera_id = %id, request_id = *next_request_id, mode = %slot.mode.current, "new settings sent to the worker");
+                } else {
+                    // A broken channel means the worker is exiting; its successor is configured afresh.
+                    warn!(camera_id = %id, "could not send the new settings; the next worker takes them");
+                }
+                slot.sent = Some(want);
+            } else {
+                info!(camera_id = %id, mode = %slot.mode.current, "the worker cannot take these settings in place; restarting it");
+                slot.sent = None;
+                let action = slot.life.reconfigured(now, slot.cfg.enabled);
+                carry_out(slot, action);
+            }
+        }
+        *modes_stale = false;
+    }
+
+    /// Sets or ends an override, stored first: nothing changes when it cannot be stored.
+    fn set_override(
+        &mut self,
+        camera_id: Option<String>,
+        change: Option<Override>,
+    ) -> Result<Vec<(String, ModeStatus)>, OverrideError> {
+        let ids: Vec<String> = match &camera_id {
+            Some(id) if self.config.camera(id).is_none() => {
+                return Err(OverrideError::UnknownCamera(id.clone()))
+            }
+            Some(id) => vec![id.clone()],
+            None => self.slots.iter().map(|s| s.cfg.id.to_string()).collect(),
+        };
+        let store = self.store.as_ref().ok_or_else(|| {
+            OverrideError::Store("the state file could not be opened at start".into())
+        })?;
+        for id in &ids {
+            let saved = match &change {
+                Some(o) => store.set_override(id, o),
+                None => store.clear_override(id),
+            };
+            saved.map_err(|e| OverrideError::Store(e.to_string()))?;
+        }
+        for id in &ids {
+            match change {
+                Some(o) => {
+                    info!(camera_id = %id, mode = %o.mode, until_ms = o.until_ms, "mode override set");
+                    self.overrides.insert(id.clone(), o);
+                }
+                None => {
+                    if self.overrides.remove(id).is_some() {
+                        info!(camera_id = %id, "mode override deleted");
+                    }
+                }
+            }
+        }
+        self.modes_stale = true;
+        self.sync_modes(Instant::now());
+        Ok(self
+            .slots
+            .iter()
+            .filter(|s| ids.iter().any(|i| i == s.cfg.id.as_str()))
+            .map(|s| (s.cfg.id.to_string(), s.mode.clone()))
+            .collect())
+    }
+
+    /// A camera's modes over `[from_ms, to_ms)` as its config gives them (schedule or fixed mode),
+    /// with the override in force, for the UI's week strip.
+    fn schedule_view(
+        &self,
+        camera_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Option<serde_json::Value> {
+        let cfg = self.config.camera(camera_id)?;
+        let schedule = self.config.schedule_of(cfg);
+        let intervals: Vec<serde_json::Value> = match schedule {
+            Some(s) => s
+                .intervals(
+                    nvr_schedule::instant_ms(from_ms),
+                    nvr_schedule::instant_ms(to_ms),
+                )
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "from_ms": i.from.as_millisecond(),
+                        "to_ms": i.to.as_millisecond(),
+                        "mode": i.mode,
+                    })
+                })
+                .collect(),
+            None => vec![
+                serde_json::json!({"from_ms": from_ms, "to_ms": to_ms, "mode": cfg.recording.mode}),
+            ],
+        };
+        let ovr = self.overrides.get(camera_id).map(|o| {
+            serde_json::json!({"mode": o.mode, "until_ms": o.until_ms, "set_at_ms": o.set_at_ms})
+        });
+        Some(serde_json::json!({
+            "camera": camera_id,
+            "schedule": schedule.and(cfg.schedule.as_deref()),
+            "timezone": schedule.map(|s| s.zone_name()),
+            "intervals": intervals,
+            "override": ovr,
+        }))
     }
 
     /// How long the manager may sleep: until the next start or forced kill is due, at most [`TICK`],
@@ -501,11 +749,18 @@ impl Manager {
             return REAP_POLL;
         }
         let now = Instant::now();
+        let now_ms = (nvr_proto::unix_ns() / 1_000_000) as i64;
+        let mode_due = self
+            .slots
+            .iter()
+            .filter_map(|s| s.mode.recheck_at_ms)
+            .map(|t| Duration::from_millis(t.saturating_sub(now_ms).max(0) as u64));
         self.slots
             .iter()
             .filter_map(|s| s.life.next_due())
             .chain(self.watchdog.as_ref().map(|w| w.due()))
             .map(|t| t.saturating_duration_since(now))
+            .chain(mode_due)
             .fold(TICK, Duration::min)
     }
 
@@ -534,6 +789,7 @@ impl Manager {
         }
         // A removal changes the count of slots, which makes `publish` rebuild every camera.
         self.slots.retain(|s| !s.life.is_gone());
+        self.sync_modes(now);
         if now.duration_since(self.last_police) >= POLICE_EVERY {
             self.last_police = now;
             self.police(now);
@@ -557,6 +813,7 @@ impl Manager {
         };
         slot.process = None;
         slot.dirty = true;
+        slot.sent = None;
         slot.last_stats = None;
         slot.motion.active = false;
         let exit = match (status.code(), status.signal()) {
@@ -746,22 +1003,11 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
     }
 }
 
-/// Sends the slot's settings to its running worker to apply in place. A worker that has not said
-/// `Hello` yet needs nothing: its `Configure` will carry them.
-fn send_update(slot: &mut Slot, request_id: u64) {
-    if slot.life.state() != WorkerState::Running {
-        return;
-    }
-    let update = ToWorker::Update {
-        request_id,
-        settings: Box::new(CameraSettings::from(&slot.cfg)),
-    };
-    if slot.send(&update) {
-        info!(camera_id = %slot.cfg.id, request_id, "new settings sent to the worker");
-    } else {
-        // A broken channel means the worker is exiting; its successor is configured afresh.
-        warn!(camera_id = %slot.cfg.id, "could not send the new settings; the next worker takes them");
-    }
+/// The settings the slot's worker should run with: its config's, with the mode in force.
+fn desired_settings(slot: &Slot) -> CameraSettings {
+    let mut settings = CameraSettings::from(&slot.cfg);
+    settings.recording.mode = slot.mode.current.into();
+    settings
 }
 
 /// Records a worker's event in the slot and hands it to the archive.

@@ -70,6 +70,7 @@ pub fn camera_status(slot: &Slot, now: Instant, clock: WallClock) -> CameraStatu
             .unwrap_or_default(),
         motion: slot.motion.clone(),
         recordings: slot.recordings.clone(),
+        mode: slot.mode.clone(),
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
     }

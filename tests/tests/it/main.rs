@@ -9,6 +9,7 @@ mod media;
 mod ops;
 mod recording;
 mod reliability;
+mod schedule;
 mod security;
 mod supervisor;
 mod ui;

@@ -221,7 +221,7 @@ fn backoff_doubles_and_the_intensity_limit_trips_to_failed() {
 }
 
 #[test]
-fn a_healthy_minute_resets_the_backoff() {
+fn a_healthy_minute_earns_an_immediate_restart_and_resets_the_backoff() {
     let clock = Clock(Instant::now());
     let mut life = running(&clock, 0.1);
     let r = life
@@ -234,12 +234,18 @@ fn a_healthy_minute_resets_the_backoff() {
         .unwrap();
     assert_eq!(r.next, restart(2.0, false));
     life.spawned(clock.at(5.0), 3, 102, HEARTBEAT);
-    // Ran for 60 s: the next delay is the first one again.
+    // Ran for 60 s (reset_after_s): restarted at once, and the backoff starts over.
     let r = life
         .exited(clock.at(65.0), Exit::Code(1), NO_JITTER)
         .unwrap();
-    assert_eq!(r.next, restart(1.0, false));
+    assert_eq!(r.next, restart(0.0, false));
     assert_eq!(r.ran_for, Duration::from_secs(60));
+    assert_eq!(life.due(clock.at(65.0)), Some(Action::Spawn));
+    life.spawned(clock.at(65.0), 4, 103, HEARTBEAT);
+    let r = life
+        .exited(clock.at(66.0), Exit::Code(1), NO_JITTER)
+        .unwrap();
+    assert_eq!(r.next, restart(1.0, false), "the second failure backs off");
 }
 
 #[test]
