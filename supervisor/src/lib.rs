@@ -8,8 +8,8 @@ pub mod archive;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
-pub mod notify;
 pub mod mode;
+pub mod notify;
 pub mod preview;
 pub mod state;
 pub mod status;
