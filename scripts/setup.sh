@@ -17,6 +17,9 @@ PACKAGES=(
   faketime
   # the benchmark compares the NVR with Motion
   motion
+  # deployment tests: the README's nginx config with TLS, the Debian package and lintian, the
+  # container image (podman with runc on a debootstrap base image), the systemd unit's checks
+  nginx-light openssl lintian podman runc uidmap debootstrap systemd binutils
 )
 
 missing=()

@@ -62,9 +62,9 @@ pub struct ApiConfig {
     /// Extra `Host` names (lower case, without port) the API answers to without a login, besides
     /// loopback names and addresses: a guard against DNS rebinding. Default none.
     pub allowed_hosts: Vec<String>,
-    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed. Default none:
-    /// the client is the TCP peer.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: addresses or
+    /// CIDR ranges. Default none: the client is the TCP peer.
+    pub trusted_proxies: Vec<ProxyNet>,
     /// Longest time a client may take to send a request's headers, and to start the next request
     /// on a kept-alive connection. Default 10 s.
     pub header_read_timeout_s: f64,
@@ -90,6 +90,53 @@ impl Default for ApiConfig {
             idle_timeout_s: 60.0,
             max_connections: 256,
         }
+    }
+}
+
+/// A trusted proxy: one address (`127.0.0.1`, `::1`) or a range in CIDR form (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet(ipnet::IpNet);
+
+impl ProxyNet {
+    /// Whether `ip` is this proxy, or in its range. An IPv4 address seen as IPv4-mapped IPv6
+    /// (`::ffff:a.b.c.d`) counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl From<IpAddr> for ProxyNet {
+    fn from(ip: IpAddr) -> Self {
+        ProxyNet(ipnet::IpNet::from(ip.to_canonical()))
+    }
+}
+
+impl std::str::FromStr for ProxyNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(ip.into());
+        }
+        s.parse::<ipnet::IpNet>()
+            .map(|n| ProxyNet(n.trunc()))
+            .map_err(|_| format!("{s:?} is not an IP address or a CIDR range"))
+    }
+}
+
+impl fmt::Display for ProxyNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -575,10 +622,10 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
             ok.then(|| h.to_ascii_lowercase())
         })
         .collect();
-    let trusted_proxies: Vec<IpAddr> = obj
+    let trusted_proxies: Vec<ProxyNet> = obj
         .get(
             "trusted_proxies",
-            "write a list of IP addresses, e.g. [\"127.0.0.1\"]",
+            "write a list of IP addresses or CIDR ranges, e.g. [\"127.0.0.1\", \"10.0.0.0/8\"]",
             problems,
         )
         .unwrap_or_default();
@@ -688,3 +735,36 @@ fn read_restart(value: &Value, problems: &mut Problems) -> Option<RestartConfig>
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proxy_net_tests {
+    use super::*;
+
+    #[test]
+    fn proxies_are_addresses_or_ranges() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (spec, inside, outside) in [
+            ("127.0.0.1", "127.0.0.1", "127.0.0.2"),
+            ("::1", "::1", "::2"),
+            ("10.0.0.0/8", "10.200.3.4", "11.0.0.1"),
+            // Host bits are dropped: a range is its network.
+            ("192.168.1.77/24", "192.168.1.1", "192.168.2.1"),
+            ("fd00::/8", "fd12::1", "fe80::1"),
+            // An IPv4 proxy seen on a dual-stack socket.
+            ("127.0.0.1", "::ffff:127.0.0.1", "::ffff:127.0.0.2"),
+            ("10.0.0.0/8", "::ffff:10.1.2.3", "::ffff:11.1.2.3"),
+        ] {
+            let net: ProxyNet = spec.parse().unwrap();
+            assert!(net.contains(ip(inside)), "{spec} contains {inside}");
+            assert!(!net.contains(ip(outside)), "{spec} excludes {outside}");
+        }
+        for bad in ["", "localhost", "10.0.0.0/33", "1.2.3.4:80", "10.0.0.0/"] {
+            assert!(bad.parse::<ProxyNet>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "10.1.2.3/8".parse::<ProxyNet>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!("::1".parse::<ProxyNet>().unwrap().to_string(), "::1");
+    }
+}

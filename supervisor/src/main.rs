@@ -2,16 +2,22 @@
 //!
 //! `supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]` loads the config, starts one
 //! `worker` process per enabled camera (see [`manager`]), and serves the HTTP API (see [`api`]).
-//! `supervisor --check-config [PATH]` validates a config and exits 0 (valid) or 2 (invalid).
-//! `supervisor --reindex [--config PATH]` rebuilds the recordings index from the files and exits.
-//! `supervisor --hash-password` reads a password on stdin and prints the hash for `api.auth`.
+//! `supervisor check-config [PATH]` validates a config; `supervisor reindex` rebuilds the recordings
+//! index from the files; `supervisor hash-password` reads a password (without echo on a terminal)
+//! and prints the hash for `api.auth`. `--help` lists every flag, its `NVR_*` variable and the exit
+//! codes ([`nvr_cli::exit`]); the old `--check-config`, `--reindex` and `--hash-password` flags still
+//! work.
 //!
 //! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
-//! the config.
+//! the config. Under systemd (`Type=notify`) it sends `READY=1` once the API is bound, and the
+//! manager's loop sends the watchdog pings (see [`supervisor::notify`]).
 //!
 //! The modules live in the library (`src/lib.rs`), so the fuzz targets can drive the HTTP API in-process.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nvr_cli::exit;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,87 +25,116 @@ use std::sync::{Arc, RwLock};
 use supervisor::api::{self, auth, server};
 use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{preview, state, status};
+use supervisor::{notify, preview, state, status};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-const USAGE: &str = "usage: supervisor [--config PATH] [--listen ADDR:PORT] [--worker-bin PATH]\n       supervisor --check-config [PATH]\n       supervisor --reindex [--config PATH]\n       supervisor --hash-password < password.txt";
-
-/// Exit code for an unusable config or command line.
-const EXIT_CONFIG: u8 = 2;
-
-struct Args {
+/// The NVR supervisor: one worker process per camera, kept alive, and the HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "supervisor", version = nvr_cli::VERSION, after_help = exit::HELP)]
+struct Cli {
+    /// The config file (JSON; every field is in docs/config.md).
+    #[arg(
+        long,
+        short = 'c',
+        env = "NVR_CONFIG",
+        default_value = "config/cameras.json",
+        value_name = "PATH",
+        global = true
+    )]
     config: PathBuf,
+    /// Serve the API here instead of the config's `api.listen` (IP:port).
+    #[arg(long, env = "NVR_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// The worker executable. Default: `worker` beside this executable.
+    #[arg(long, env = "NVR_WORKER_BIN", value_name = "PATH")]
     worker_bin: Option<PathBuf>,
-    check_config: bool,
-    reindex: bool,
+    #[command(flatten)]
+    log: nvr_cli::LogArgs,
+    /// Old spelling of `check-config [PATH]`.
+    #[arg(long = "check-config", hide = true, num_args = 0..=1, value_name = "PATH")]
+    old_check_config: Option<Option<PathBuf>>,
+    /// Old spelling of `reindex`.
+    #[arg(long = "reindex", hide = true)]
+    old_reindex: bool,
+    /// Old spelling of `hash-password`.
+    #[arg(long = "hash-password", hide = true)]
+    old_hash_password: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = std::env::args().skip(1).peekable();
-    let mut out = Args {
-        config: PathBuf::from("config/cameras.json"),
-        listen: None,
-        worker_bin: None,
-        check_config: false,
-        reindex: false,
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => out.config = args.next().context("--config needs a PATH")?.into(),
-            "--listen" => {
-                let addr = args.next().context("--listen needs ADDR:PORT")?;
-                out.listen = Some(addr.parse().with_context(|| {
-                    format!(
-                        "--listen {addr:?} is not an address; write IP:port, e.g. 127.0.0.1:5001"
-                    )
-                })?);
-            }
-            "--worker-bin" => {
-                out.worker_bin = Some(args.next().context("--worker-bin needs a PATH")?.into())
-            }
-            "--check-config" => {
-                out.check_config = true;
-                if let Some(path) = args.next_if(|a| !a.starts_with('-')) {
-                    out.config = path.into();
-                }
-            }
-            "--reindex" => out.reindex = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the NVR (the default).
+    Run,
+    /// Validate the config, print a summary and exit: 0 valid, 2 not.
+    CheckConfig {
+        /// The config file (default: --config).
+        path: Option<PathBuf>,
+    },
+    /// Rebuild the recordings index from the files in the output directory, then exit.
+    Reindex,
+    /// Read a password (without echo on a terminal, else one line of stdin) and print its Argon2id
+    /// hash for `api.auth.password_hash`.
+    HashPassword,
+}
+
+/// Why the supervisor stopped with an error: each has its own exit code.
+#[derive(Debug)]
+enum Failure {
+    Config(anyhow::Error),
+    Bind(anyhow::Error),
+    Storage(anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => exit::BAD_CONFIG,
+            Failure::Bind(_) => exit::CANNOT_BIND,
+            Failure::Storage(_) => exit::CANNOT_OPEN_STORAGE,
+            Failure::Internal(_) => exit::INTERNAL,
         }
     }
-    Ok(out)
+    fn error(&self) -> &anyhow::Error {
+        match self {
+            Failure::Config(e) | Failure::Bind(e) | Failure::Storage(e) | Failure::Internal(e) => e,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Internal(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Internal(e.into())
+    }
 }
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("--hash-password") {
-        let mut password = String::new();
-        if std::io::stdin().read_line(&mut password).is_err() {
-            eprintln!("supervisor: cannot read the password from stdin");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        let password = password.trim_end_matches(['\r', '\n']);
-        return match auth::hash_password(password) {
-            Ok(h) => {
-                println!("{h}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("supervisor: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("supervisor: {e:#}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    // `--help` and `--version` exit 0; a bad command line exits 2 (exit::BAD_CONFIG).
+    let mut cli = Cli::parse();
+    let command = match (cli.command.take(), cli.old_check_config.take()) {
+        (Some(c), _) => c,
+        (None, Some(path)) => Cmd::CheckConfig { path },
+        (None, None) if cli.old_reindex => Cmd::Reindex,
+        (None, None) if cli.old_hash_password => Cmd::HashPassword,
+        (None, None) => Cmd::Run,
     };
-    let config = match nvr_config::load(&args.config) {
+    if let Cmd::HashPassword = command {
+        return hash_password();
+    }
+    let config_path = match &command {
+        Cmd::CheckConfig { path: Some(p) } => p.clone(),
+        _ => cli.config.clone(),
+    };
+    let config = match nvr_config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -107,45 +142,91 @@ fn main() -> ExitCode {
                 "supervisor: {} problem(s) in the config; nothing was started",
                 e.problems.len()
             );
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::BAD_CONFIG);
         }
     };
-    if args.check_config {
-        print_summary(&args.config, &config);
-        return ExitCode::SUCCESS;
-    }
-    if args.reindex {
-        return match std::fs::create_dir_all(&config.output_dir)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(index::Index::rebuild(&config.output_dir)?))
-        {
-            Ok((_, summary)) => {
-                println!(
-                    "{}: index rebuilt: {} recording(s), {} motion event(s)",
-                    config.output_dir.display(),
-                    summary.recordings_added,
-                    summary.events_added
-                );
-                ExitCode::SUCCESS
+    match command {
+        Cmd::CheckConfig { .. } => {
+            print_summary(&config_path, &config);
+            ExitCode::SUCCESS
+        }
+        Cmd::Reindex => reindex(&config),
+        Cmd::HashPassword => unreachable!("handled above"),
+        Cmd::Run => {
+            if let Err(e) = nvr_cli::init(&cli.log, &[]) {
+                eprintln!("supervisor: {e}");
+                return ExitCode::from(exit::BAD_CONFIG);
             }
+            match run(cli, config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => {
+                    error!(
+                        exit_code = f.code(),
+                        error = format!("{:#}", f.error()),
+                        "supervisor failed"
+                    );
+                    if std::io::stderr().is_terminal() {
+                        eprintln!("supervisor: {:#}", f.error());
+                    }
+                    ExitCode::from(f.code())
+                }
+            }
+        }
+    }
+}
+
+/// `hash-password`: without echo when stdin is a terminal, else the first line of stdin.
+fn hash_password() -> ExitCode {
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password("Password (not shown): ") {
+            Ok(p) => p,
             Err(e) => {
-                eprintln!("supervisor: {e:#}");
-                ExitCode::FAILURE
+                eprintln!("supervisor: cannot read the password from the terminal: {e}");
+                return ExitCode::from(exit::INTERNAL);
             }
-        };
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            eprintln!("supervisor: cannot read the password from stdin: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        eprintln!("supervisor: the password is empty");
+        return ExitCode::from(exit::BAD_CONFIG);
     }
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        // A broken stderr (its reader gone) must not panic the thread that logs.
-        .log_internal_errors(false)
-        .init();
-    match run(args, config) {
-        Ok(()) => ExitCode::SUCCESS,
+    match auth::hash_password(&password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            error!("{e:#}");
             eprintln!("supervisor: {e:#}");
-            ExitCode::from(EXIT_CONFIG)
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
+}
+
+/// `reindex`: 0 when rebuilt, 4 when the output directory or the index cannot be opened.
+fn reindex(config: &nvr_config::Config) -> ExitCode {
+    match std::fs::create_dir_all(&config.output_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(index::Index::rebuild(&config.output_dir)?))
+    {
+        Ok((_, summary)) => {
+            println!(
+                "{}: index rebuilt: {} recording(s), {} motion event(s)",
+                config.output_dir.display(),
+                summary.recordings_added,
+                summary.events_added
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("supervisor: {}: {e:#}", config.output_dir.display());
+            ExitCode::from(exit::CANNOT_OPEN_STORAGE)
         }
     }
 }
@@ -178,12 +259,13 @@ fn print_summary(path: &std::path::Path, config: &nvr_config::Config) {
     }
 }
 
-fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
+fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
+    info!(version = nvr_cli::VERSION, config = %args.config.display(), "supervisor starting");
     let listen = args.listen.unwrap_or(config.api.listen);
     if !listen.ip().is_loopback() && config.api.auth.is_none() {
-        bail!(
+        return Err(Failure::Config(anyhow::anyhow!(
             "refusing to serve the API on {listen} without a login: set api.auth in the config (user name and a hash from `supervisor --hash-password`), or listen on 127.0.0.1:PORT"
-        );
+        )));
     }
     for note in &config.notes {
         tracing::warn!(path = %note.path, note = %note.message, "config note");
@@ -192,7 +274,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
     let limits = server::Limits::from_config(&config.api);
     // Connections, workers, the index and the archive all need descriptors: take all we may have.
     match server::raise_fd_limit() {
-        Ok((soft, hard)) => info!(?soft, ?hard, "descriptor limit"),
+        Ok((soft, hard)) => info!(soft, hard, "descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
     }
     let worker_bin = match args.worker_bin {
@@ -202,27 +284,42 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
             .with_file_name("worker"),
     };
     if !worker_bin.is_file() {
-        bail!(
+        return Err(Failure::Config(anyhow::anyhow!(
             "worker executable not found at {}; build it (cargo build --release) or pass --worker-bin PATH",
             worker_bin.display()
-        );
+        )));
     }
-    std::fs::create_dir_all(&config.output_dir).with_context(|| {
-        format!(
-            "cannot create the output directory {}",
-            config.output_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.output_dir)
+        .with_context(|| {
+            format!(
+                "cannot create the output directory {}",
+                config.output_dir.display()
+            )
+        })
+        .map_err(Failure::Storage)?;
     // Bind before starting any worker, so a taken port costs nothing.
     let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {listen}"))
+        .map_err(Failure::Bind)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 
     let output_dir = config.output_dir.clone();
-    let (index, reconciled) =
-        index::Index::open(&output_dir).context("cannot open the recordings index")?;
-    info!(?reconciled, "recordings index reconciled with the files");
+    let (index, reconciled) = index::Index::open(&output_dir)
+        .with_context(|| {
+            format!(
+                "cannot open the recordings index in {}",
+                output_dir.display()
+            )
+        })
+        .map_err(Failure::Storage)?;
+    info!(
+        recordings_added = reconciled.recordings_added,
+        recordings_removed = reconciled.recordings_removed,
+        events_added = reconciled.events_added,
+        events_removed = reconciled.events_removed,
+        "recordings index reconciled with the files"
+    );
     let preview: Arc<preview::PreviewHub> = Arc::default();
     let archive =
         archive::spawn(index, Arc::clone(&preview)).context("cannot start the archive thread")?;
@@ -266,6 +363,7 @@ fn run(args: Args, config: nvr_config::Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         info!(addr = %local, "API listening");
+        notify::ready();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(signals(inbox, args.config, auth_for_reload, stop_tx));
         server::serve(listener, api::app(state), limits, async {
@@ -300,6 +398,7 @@ async fn signals(
         }
     }
     info!("stop signal received");
+    notify::stopping();
     let (reply, done) = tokio::sync::oneshot::channel();
     if inbox
         .send(Msg::Command(Command::Shutdown { reply }))

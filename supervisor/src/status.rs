@@ -26,6 +26,9 @@ pub struct SupervisorInfo {
     pub listen: String,
     /// Set when the last reload was rejected; the running config stays in force.
     pub last_reload_error: Option<String>,
+    /// Settings the last reload changed that take effect only at the next start (`api.listen`,
+    /// `output_dir`, ...); the running values stay in force until then.
+    pub restart_needed: Vec<String>,
 }
 
 /// A worker process's state.

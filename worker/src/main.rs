@@ -23,8 +23,8 @@ mod rtsp;
 mod stream;
 mod sub;
 
-use anyhow::{bail, Context};
 use camera::CameraRuntime;
+use clap::Parser;
 use ffmpeg_next as ffmpeg;
 use nvr_proto::link::{self, LinkError, Sender};
 use nvr_proto::{exit_code, CameraSettings, ToSupervisor, ToWorker, WorkerEvent};
@@ -34,53 +34,38 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{error, info, warn};
 
-const USAGE: &str = "usage: worker <camera_id> [--config PATH] [--ipc NAME]";
-
+/// One camera's worker process. The supervisor starts it with `--ipc`; without it the camera runs
+/// alone for debugging and its heartbeats are printed on stdout as JSON lines.
+#[derive(Debug, Parser)]
+#[command(name = "worker", version = nvr_cli::VERSION)]
 struct Args {
+    /// The camera's id in the config.
     camera_id: String,
+    /// The config file (standalone runs only; under a supervisor the settings come over IPC).
+    #[arg(
+        long,
+        short = 'c',
+        env = "NVR_CONFIG",
+        default_value = "config/cameras.json",
+        value_name = "PATH"
+    )]
     config: PathBuf,
+    /// The supervisor's IPC server name (set by the supervisor).
+    #[arg(long, value_name = "NAME", hide = true)]
     ipc: Option<String>,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = std::env::args().skip(1);
-    let mut camera_id = None;
-    let mut config = PathBuf::from("config/cameras.json");
-    let mut ipc = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => config = args.next().context("--config needs a PATH")?.into(),
-            "--ipc" => ipc = Some(args.next().context("--ipc needs a NAME")?),
-            "-h" | "--help" => bail!("{USAGE}"),
-            s if s.starts_with('-') => bail!("unknown option {s}; {USAGE}"),
-            s if camera_id.is_none() => camera_id = Some(s.to_string()),
-            s => bail!("unexpected argument {s}; {USAGE}"),
-        }
-    }
-    Ok(Args {
-        camera_id: camera_id.context(USAGE)?,
-        config,
-        ipc,
-    })
+    #[command(flatten)]
+    log: nvr_cli::LogArgs,
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("worker: {e:#}");
-            return ExitCode::from(exit_code::BAD_CONFIG as u8);
-        }
-    };
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        // With the supervisor gone, stderr is a broken pipe; the default would report the failed
-        // write with `eprintln!`, which panics, so the worker died before finishing its clip.
-        .log_internal_errors(false)
-        .init();
+    // `--help` and `--version` exit 0; a bad command line exits 2 (BAD_CONFIG).
+    let args = Args::parse();
+    // Every JSON line carries the camera's id as a flat field, as the supervisor's lines do; in
+    // text mode the span shows it.
+    if let Err(e) = nvr_cli::init(&args.log, &[("camera_id", &args.camera_id)]) {
+        eprintln!("worker: {e}");
+        return ExitCode::from(exit_code::BAD_CONFIG as u8);
+    }
     let span = tracing::info_span!("worker", camera_id = %args.camera_id);
     let _entered = span.enter();
     if let Err(e) = ffmpeg::init() {
@@ -153,7 +138,7 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     let hello = ToSupervisor::Hello {
         camera_id: camera_id.to_string(),
         pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: nvr_cli::VERSION.to_string(),
     };
     if up.send(&hello).is_err() {
         return exit_code::LOST_SUPERVISOR;

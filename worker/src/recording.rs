@@ -282,7 +282,7 @@ impl Recorder<'_> {
                     .trigger
                     .motion_end(self.clock.content_of(last_moving_ns)),
                 RecorderSignal::Settings(settings) => {
-                    info!(mode = ?settings.mode, post_roll_s = settings.post_roll_s, max_segment_s = settings.max_segment_s, "recording settings updated");
+                    info!(mode = %format!("{:?}", settings.mode).to_lowercase(), post_roll_s = settings.post_roll_s, max_segment_s = settings.max_segment_s, "recording settings updated");
                     self.trigger.set_settings(&settings);
                 }
             }
@@ -325,7 +325,7 @@ impl Recorder<'_> {
         let open_ms =
             onset.map(|(_, decided_ns)| monotonic_ns().saturating_sub(decided_ns) as f64 / 1e6);
         let rel = rel.display().to_string();
-        info!(path = %rel, ?first_frame_offset_ms, ?open_ms, "recording started");
+        info!(path = %rel, first_frame_offset_ms, open_ms, "recording started");
         p.set_status(|s| {
             s.state = RecorderState::Recording;
             s.current_file = Some(rel.clone());

@@ -27,7 +27,6 @@ use axum::{Extension, Json};
 use nvr_config::{ApiConfig, AuthConfig};
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -54,7 +53,7 @@ struct Session {
 struct Policy {
     login: Option<AuthConfig>,
     allowed_hosts: Vec<String>,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<nvr_config::ProxyNet>,
 }
 
 impl Policy {
@@ -255,6 +254,9 @@ pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Respon
             );
         }
     }
+    if let Some(refused) = forwarded_check(&policy, &req) {
+        return refused;
+    }
     if changes_state || guard::is_websocket_upgrade(req.headers()) {
         let origin = req
             .headers()
@@ -286,6 +288,44 @@ pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Respon
         }
     }
     next.run(req).await
+}
+
+/// Requests that carry `X-Forwarded-For` or `Forwarded` came through a proxy. Without a login they
+/// are refused: a proxy on the same host makes every client look like loopback, which is all the
+/// API trusts without a login. With a login, the headers count only from `api.trusted_proxies`;
+/// from any other peer they are ignored, and the first such request is logged (once per process).
+fn forwarded_check(policy: &Policy, req: &Request) -> Option<Response> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED_NO_LOGIN: AtomicBool = AtomicBool::new(false);
+    static WARNED_UNTRUSTED: AtomicBool = AtomicBool::new(false);
+    let headers = req.headers();
+    if !headers.contains_key("x-forwarded-for") && !headers.contains_key(header::FORWARDED) {
+        return None;
+    }
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map(|Peer(a)| a.ip().to_canonical());
+    if policy.login.is_none() {
+        if !WARNED_NO_LOGIN.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+                "refused a request that came through a proxy (X-Forwarded-For or Forwarded): without api.auth the API trusts loopback only, and a proxy makes everyone loopback; set api.auth and api.trusted_proxies"
+            );
+        }
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "requests through a proxy need a login: set api.auth (and api.trusted_proxies)".into(),
+        ));
+    }
+    let trusted = peer.is_some_and(|p| guard::is_trusted(&policy.trusted_proxies, p));
+    if !trusted && !WARNED_UNTRUSTED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+            "forwarding headers from a peer not in api.trusted_proxies are ignored; the peer counts as the client (add the proxy's address to api.trusted_proxies)"
+        );
+    }
+    None
 }
 
 #[derive(serde::Deserialize)]

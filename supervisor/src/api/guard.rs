@@ -10,6 +10,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use nvr_config::ProxyNet;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A `Host` header or URL authority split into its host (lower case, without IPv6 brackets or a
@@ -99,11 +100,11 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// client cannot slip a chosen address in behind a malformed one). An IPv4 peer on a dual-stack
 /// socket (`::ffff:a.b.c.d`) counts as its IPv4 address. Requests made in-process have no peer:
 /// they count as one client, `0.0.0.0`.
-pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[ProxyNet]) -> IpAddr {
     let Some(peer) = peer.map(|p| p.to_canonical()) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
-    if !trusted.contains(&peer) {
+    if !is_trusted(trusted, peer) {
         return peer;
     }
     let mut client = peer;
@@ -115,7 +116,7 @@ pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]
         .collect();
     for hop in hops.iter().rev() {
         match hop.trim().parse::<IpAddr>().map(|a| a.to_canonical()) {
-            Ok(a) if trusted.contains(&a) => client = a,
+            Ok(a) if is_trusted(trusted, a) => client = a,
             Ok(a) => return a,
             Err(_) => return client,
         }
@@ -123,10 +124,15 @@ pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]
     client
 }
 
+/// Whether `ip` is one of the trusted proxies (an address or in a range).
+pub fn is_trusted(trusted: &[ProxyNet], ip: IpAddr) -> bool {
+    trusted.iter().any(|n| n.contains(ip))
+}
+
 /// Whether the client reached a trusted proxy over HTTPS (`X-Forwarded-Proto: https`), so the
 /// session cookie must be `Secure`.
-pub fn behind_tls(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> bool {
-    peer.is_some_and(|p| trusted.contains(&p.to_canonical()))
+pub fn behind_tls(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[ProxyNet]) -> bool {
+    peer.is_some_and(|p| is_trusted(trusted, p))
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -239,19 +245,30 @@ mod tests {
             "x-forwarded-for",
             "203.0.113.9, 198.51.100.3".parse().unwrap(),
         );
-        assert_eq!(client_addr(Some(peer), &h, &[proxy]), peer);
+        let trusted = [ProxyNet::from(proxy)];
+        assert_eq!(client_addr(Some(peer), &h, &trusted), peer);
         assert_eq!(
-            client_addr(Some(proxy), &h, &[proxy]),
+            client_addr(Some(proxy), &h, &trusted),
             "198.51.100.3".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(client_addr(Some(proxy), &HeaderMap::new(), &[proxy]), proxy);
+        assert_eq!(client_addr(Some(proxy), &HeaderMap::new(), &trusted), proxy);
+        // A range: every hop inside it is a proxy, the first one outside is the client.
+        let range = ["10.0.0.0/8".parse::<ProxyNet>().unwrap()];
+        let mut chain = HeaderMap::new();
+        chain.insert("x-forwarded-for", "203.0.113.9, 10.9.9.9".parse().unwrap());
+        assert_eq!(
+            client_addr(Some(proxy), &chain, &range),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_addr(Some(peer), &chain, &range), peer);
         assert_eq!(
             client_addr(None, &h, &[]),
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         );
         h.insert("x-forwarded-proto", "https".parse().unwrap());
-        assert!(behind_tls(Some(proxy), &h, &[proxy]));
-        assert!(!behind_tls(Some(peer), &h, &[proxy]));
+        assert!(behind_tls(Some(proxy), &h, &trusted));
+        assert!(!behind_tls(Some(peer), &h, &trusted));
+        assert!(behind_tls(Some(proxy), &h, &range));
     }
 
     #[test]
@@ -290,7 +307,7 @@ mod tests {
                 h.append("x-forwarded-for", l.parse().unwrap());
             }
             assert_eq!(
-                client_addr(Some(ip(peer)), &h, &[local]),
+                client_addr(Some(ip(peer)), &h, &[ProxyNet::from(local)]),
                 ip(want),
                 "{lines:?} from {peer}"
             );

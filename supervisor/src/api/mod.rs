@@ -287,8 +287,9 @@ async fn mjpeg(
 pub struct ApiReload {
     /// The login changed (and every session was ended).
     pub login_changed: bool,
-    /// `api` fields that changed but take effect only at the next start.
-    pub restart_needed: Vec<&'static str>,
+    /// Settings that changed but take effect only at the next start (`api.*`, `output_dir`); the
+    /// running values stay in force.
+    pub restart_needed: Vec<String>,
 }
 
 /// Re-reads the config file and hands it to the manager, then applies its login, allowed hosts and
@@ -330,15 +331,24 @@ pub async fn reload_config(
             reply,
         }))
         .map_err(|_| "shutting down".to_string())?;
-    let summary = rx.await.map_err(|_| "shutting down".to_string())?;
+    let mut summary = rx.await.map_err(|_| "shutting down".to_string())?;
     let login_changed = auth.apply(&api);
     if login_changed {
         tracing::warn!("reload: the login changed; every session was ended");
     }
-    let restart_needed = auth.restart_needed(&api);
+    let mut restart_needed: Vec<String> = auth
+        .restart_needed(&api)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    restart_needed.append(&mut summary.restart_needed);
     if !restart_needed.is_empty() {
-        tracing::warn!(fields = ?restart_needed, "reload: these api settings take effect at the next start");
+        tracing::warn!(
+            settings = restart_needed.join(","),
+            "reload: these settings take effect at the next start; their running values stay"
+        );
     }
+    let _ = inbox.send(Msg::Command(Command::RestartNeeded(restart_needed.clone())));
     Ok((
         summary,
         ApiReload {

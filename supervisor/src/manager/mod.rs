@@ -71,6 +71,8 @@ pub enum Command {
     Shutdown { reply: oneshot::Sender<()> },
     /// Record a reload that was rejected, for `/status`.
     ReloadRejected(String),
+    /// Record the settings the last reload changed that wait for a restart, for `/status`.
+    RestartNeeded(Vec<String>),
     /// Set (`Some`) or end (`None`) the mode override of one camera, or of every camera
     /// (`camera_id: None`). Answers with the affected cameras' modes, or why nothing changed.
     SetOverride {
@@ -226,6 +228,10 @@ pub struct Manager {
     archive: Archive,
     /// When every camera's status is next rebuilt, changed or not.
     next_refresh: Instant,
+    /// systemd's watchdog, pinged from this loop when the service has one.
+    watchdog: Option<crate::notify::Watchdog>,
+    /// Settings a reload changed that take effect only at the next start (`/status`).
+    restart_needed: Vec<String>,
     /// Where overrides are kept across restarts (`None`: the state file could not be opened;
     /// overrides then fail with a clear error).
     store: Option<StateStore>,
@@ -254,7 +260,7 @@ impl Manager {
             None => BTreeMap::new(),
         };
         for (camera_id, o) in &overrides {
-            info!(%camera_id, mode = %o.mode, until_ms = ?o.until_ms, "mode override restored");
+            info!(%camera_id, mode = %o.mode, until_ms = o.until_ms, "mode override restored");
         }
         let (inbox_tx, inbox) = mpsc::channel();
         let clock = WallClock::now();
@@ -284,6 +290,8 @@ impl Manager {
             unhealthy: Vec::new(),
             archive,
             next_refresh: started,
+            watchdog: crate::notify::Watchdog::from_env(),
+            restart_needed: Vec::new(),
             store,
             overrides,
             modes_stale: true,
@@ -298,6 +306,9 @@ impl Manager {
     /// Runs until a `Shutdown` command has stopped every worker.
     pub fn run(mut self) {
         loop {
+            if let Some(w) = &mut self.watchdog {
+                w.tick(Instant::now());
+            }
             self.tick();
             self.publish();
             if self.shutdown_reply.is_some() && self.slots.iter().all(|s| s.process.is_none()) {
@@ -424,7 +435,7 @@ impl Manager {
                 }
                 slot.life.hello(now, Duration::from_secs_f64(heartbeat_s));
                 let pid = slot.life.run().map(|r| r.pid);
-                info!(%camera_id, ?pid, %version, mode = %slot.mode.current, "worker running");
+                info!(%camera_id, pid, %version, mode = %slot.mode.current, "worker running");
             }
             ToSupervisor::Heartbeat(stats) => {
                 slot.life.heartbeat(now);
@@ -461,10 +472,16 @@ impl Manager {
         match cmd {
             Command::Reload { config, reply } => {
                 let summary = self.reload(*config, now);
-                info!(?summary, "config reloaded");
+                info!(
+                    added = summary.added.join(","),
+                    removed = summary.removed.join(","),
+                    changed = summary.changed.join(","),
+                    "config reloaded"
+                );
                 let _ = reply.send(summary);
             }
             Command::ReloadRejected(error) => self.last_reload_error = Some(error),
+            Command::RestartNeeded(fields) => self.restart_needed = fields,
             Command::SetOverride {
                 camera_id,
                 change,
@@ -511,7 +528,11 @@ impl Manager {
     }
 
     /// Applies a new config: starts added cameras, stops removed ones, restarts changed ones.
-    fn reload(&mut self, config: Config, now: Instant) -> ReloadSummary {
+    fn reload(&mut self, mut config: Config, now: Instant) -> ReloadSummary {
+        // The archive, the index and the API serve the directory the supervisor started with;
+        // workers must keep writing there until a restart moves everything at once.
+        let output_dir_changed = config.output_dir != self.config.output_dir;
+        config.output_dir = self.config.output_dir.clone();
         let current: Vec<CameraConfig> = self.slots.iter().map(|s| s.cfg.clone()).collect();
         let summary = reload::diff(&current, &config.cameras);
         self.last_reload_error = None;
@@ -549,6 +570,10 @@ impl Manager {
         });
         self.config = config;
         let _ = self.archive.send(archive::settings(&self.config));
+        let mut summary = summary;
+        if output_dir_changed {
+            summary.restart_needed.push("output_dir".into());
+        }
         self.modes_stale = true;
         self.sync_modes(now);
         summary
@@ -656,7 +681,7 @@ impl Manager {
         for id in &ids {
             match change {
                 Some(o) => {
-                    info!(camera_id = %id, mode = %o.mode, until_ms = ?o.until_ms, "mode override set");
+                    info!(camera_id = %id, mode = %o.mode, until_ms = o.until_ms, "mode override set");
                     self.overrides.insert(id.clone(), o);
                 }
                 None => {
@@ -733,6 +758,7 @@ impl Manager {
         self.slots
             .iter()
             .filter_map(|s| s.life.next_due())
+            .chain(self.watchdog.as_ref().map(|w| w.due()))
             .map(|t| t.saturating_duration_since(now))
             .chain(mode_due)
             .fold(TICK, Duration::min)
@@ -802,15 +828,15 @@ impl Manager {
         let (reason, detail) = (report.reason, &report.detail);
         match report.next {
             AfterExit::Stopped => {
-                info!(camera_id = %slot.cfg.id, ?pid, %detail, "worker stopped");
+                info!(camera_id = %slot.cfg.id, pid, %detail, "worker stopped");
                 carry_out(slot, Some(Action::RemoveRing));
             }
             AfterExit::Restart { delay, failed } => {
                 let delay_s = delay.as_secs_f64();
                 if failed {
-                    error!(camera_id = %slot.cfg.id, ?pid, %reason, %detail, delay_s, "worker failed too often; retrying at the longest delay");
+                    error!(camera_id = %slot.cfg.id, pid, %reason, %detail, delay_s, "worker failed too often; retrying at the longest delay");
                 } else {
-                    warn!(camera_id = %slot.cfg.id, ?pid, %reason, %detail, delay_s, ran_for_s = report.ran_for.as_secs_f64(), "worker exited; restarting");
+                    warn!(camera_id = %slot.cfg.id, pid, %reason, %detail, delay_s, ran_for_s = report.ran_for.as_secs_f64(), "worker exited; restarting");
                 }
             }
         }
@@ -930,6 +956,7 @@ impl Manager {
             config_path: self.config_path.clone(),
             listen: self.listen.clone(),
             last_reload_error: self.last_reload_error.clone(),
+            restart_needed: self.restart_needed.clone(),
         };
         let unhealthy = snapshot.unhealthy();
         drop(snapshot);
@@ -1029,7 +1056,7 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
             let _ = archive.send(ArchiveOp::RecordingFinished { camera_id, r });
         }
         WorkerEvent::RecordingError { detail, kind } => {
-            warn!(%camera_id, %detail, ?kind, "recording failed");
+            warn!(%camera_id, %detail, kind = %format!("{kind:?}"), "recording failed");
             if kind == RecordingErrorKind::DiskFull {
                 let _ = archive.send(ArchiveOp::DiskFull);
             }

@@ -18,14 +18,28 @@ pub type StderrTail = Arc<Mutex<VecDeque<String>>>;
 ///
 /// The worker gets its own process group, so a Ctrl-C in the terminal reaches only the supervisor,
 /// which then shuts the workers down in order. Its stderr is passed through to the supervisor's stderr
-/// line by line (one stream holds all logs) and the last lines are kept in `tail`.
+/// line by line (one stream holds all logs) and the last lines are kept in `tail`. The worker logs
+/// with the supervisor's filter and format; in JSON, a line of its that is not JSON (a panic) is
+/// wrapped into one with its `camera_id`, so every line on the supervisor's stderr parses.
 pub fn spawn_worker(
     bin: &Path,
     camera_id: &CameraId,
     ipc_name: &str,
     tail: StderrTail,
 ) -> std::io::Result<Child> {
-    let mut child = Command::new(bin)
+    let mut command = Command::new(bin);
+    let log = nvr_cli::chosen().cloned();
+    if let Some(log) = &log {
+        command
+            .env("NVR_LOG_LEVEL", &log.filter)
+            .env("NVR_LOG_FORMAT", log.format.as_str());
+    }
+    for var in crate::notify::SUPERVISOR_ONLY_ENV {
+        command.env_remove(var);
+    }
+    let json = log.is_none_or(|l| l.format == nvr_cli::LogFormat::Json);
+    let id = camera_id.to_string();
+    let mut child = command
         .arg(camera_id.as_str())
         .arg("--ipc")
         .arg(ipc_name)
@@ -40,7 +54,12 @@ pub fn spawn_worker(
             .spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    let out = if json {
+                        nvr_cli::relay_worker_line(&line, &id)
+                    } else {
+                        line.clone()
+                    };
+                    let _ = writeln!(std::io::stderr().lock(), "{out}");
                     if let Ok(mut t) = tail.lock() {
                         if t.len() == STDERR_TAIL_LINES {
                             t.pop_front();

@@ -20,6 +20,10 @@ pub struct ReloadSummary {
     pub updated: Vec<String>,
     /// Cameras left exactly as they were.
     pub unchanged: usize,
+    /// Settings outside the cameras that changed but wait for a restart (`output_dir`); the
+    /// running values stay. The API adds its own and reports them as `restart_needed`.
+    #[serde(skip)]
+    pub restart_needed: Vec<String>,
 }
 
 /// Compares the cameras in force with the new config's.

@@ -2,10 +2,12 @@
 
 mod archive;
 mod bench;
+mod deploy;
 mod detection;
 mod fakecam;
 mod live;
 mod media;
+mod ops;
 mod packets;
 mod recording;
 mod reliability;

@@ -455,8 +455,8 @@ fn a_mode_change_in_the_dst_gap_flips_at_the_jump_and_keeps_every_clip() {
     let log = nvr.log_text();
     let switched_ms = log
         .lines()
-        .filter(|l| l.contains("recording settings updated") && l.contains("Motion"))
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "recording settings updated" && v["mode"] == "motion")
         .filter_map(|v| v["timestamp"].as_str()?.parse::<Timestamp>().ok())
         .map(|t| t.as_millisecond())
         .next()
