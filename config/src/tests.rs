@@ -306,7 +306,7 @@ fn every_schedule_problem_is_reported_at_once_with_its_path() {
               ]},
         "o": {"timezone": "UTC", "rules": [
                 {"days": ["fri"], "from": "22:00", "to": "06:30", "mode": "continuous"},
-                {"days": ["sat"], "from": "00:00", "to": "24:00", "mode": "continuous"}]}
+                {"days": ["sat"], "from": "00:00", "to": "24:00", "mode": "off"}]}
       },
       "defaults": {"schedule": "o", "recording": {"post_roll_s": 3}},
       "cameras": [
@@ -317,7 +317,7 @@ fn every_schedule_problem_is_reported_at_once_with_its_path() {
     let e = errors(text);
     let want = [
         "schedules.bad zone: \"bad zone\" is not a valid schedule name",
-        "schedules.o.rules[1]: rules[1] (sat 00:00-24:00) overlaps rules[0] (fri 22:00-06:30)",
+        "schedules.o.rules[1]: rules[1] (sat 00:00-24:00) overlaps rules[0] (fri 22:00-06:30) with another mode",
         "schedules.w.default: \"sometimes\" is not a mode",
         "schedules.w.rules[0].days[1]: \"funday\" is not a day",
         "schedules.w.rules[0].from: \"25:00\" is not a time of day",

@@ -162,7 +162,7 @@ pub enum ScheduleError {
     DuplicateDay { rule: usize, day: &'static str },
     #[error("rules[{rule}] runs from {from} to {from}, which is empty; for a whole day write \"from\": \"00:00\", \"to\": \"24:00\"")]
     Empty { rule: usize, from: TimeOfDay },
-    #[error("rules[{rule}] ({day} {from}-{to}) overlaps rules[{other}] ({other_day} {other_from}-{other_to}); a moment may belong to one rule only")]
+    #[error("rules[{rule}] ({day} {from}-{to}) overlaps rules[{other}] ({other_day} {other_from}-{other_to}) with another mode; a moment may have one mode only")]
     Overlap {
         rule: usize,
         day: &'static str,
@@ -451,7 +451,9 @@ fn at(day: Date, t: TimeOfDay) -> DateTime {
     }
 }
 
-/// Every pair of rule stretches that share a minute of the local week.
+/// Every pair of rule stretches with different modes that share a minute of the local week. Rules
+/// of one mode may overlap (a weeknight rule running into an all-day weekend rule): they say the
+/// same thing, and the engine takes their union.
 fn overlaps(rules: &[Rule]) -> Vec<ScheduleError> {
     let stretches: Vec<(usize, Weekday, i32, i32)> = rules
         .iter()
@@ -464,7 +466,7 @@ fn overlaps(rules: &[Rule]) -> Vec<ScheduleError> {
             let shared = [-WEEK_MIN, 0, WEEK_MIN]
                 .iter()
                 .any(|shift| si < ej + shift && sj + shift < ei);
-            if shared {
+            if shared && rules[i].mode != rules[j].mode {
                 errors.push(ScheduleError::Overlap {
                     rule: i,
                     day: day_name(di),

@@ -359,7 +359,7 @@ fn a_schedule_without_changes_has_no_transition() {
 fn bad_schedules_report_every_problem() {
     // The literal example of the feature request: Friday night reaches into Saturday's all-day rule.
     let errors = Schedule::new(
-        Some("Europe/Berlin"),
+        Some("UTC"),
         Mode::Motion,
         vec![
             rule(
@@ -368,7 +368,7 @@ fn bad_schedules_report_every_problem() {
                 "06:30",
                 Mode::Continuous,
             ),
-            rule(&["sat", "sun"], "00:00", "24:00", Mode::Continuous),
+            rule(&["sat", "sun"], "00:00", "24:00", Mode::Off),
         ],
     )
     .unwrap_err();
@@ -376,7 +376,7 @@ fn bad_schedules_report_every_problem() {
     assert_eq!(
         text,
         vec![
-            "rules[1] (sat 00:00-24:00) overlaps rules[0] (fri 22:00-06:30); a moment may belong to one rule only",
+            "rules[1] (sat 00:00-24:00) overlaps rules[0] (fri 22:00-06:30) with another mode; a moment may have one mode only",
         ]
     );
     // Sunday night into Monday overlaps across the week's end.
@@ -385,7 +385,7 @@ fn bad_schedules_report_every_problem() {
         Mode::Motion,
         vec![
             rule(&["sun"], "23:00", "01:00", Mode::Off),
-            rule(&["mon"], "00:30", "02:00", Mode::Off),
+            rule(&["mon"], "00:30", "02:00", Mode::Continuous),
         ],
     )
     .unwrap_err();
@@ -464,4 +464,39 @@ fn times_days_and_modes_parse_strictly() {
     assert!(parse_day("sunday").is_err());
     assert_eq!(Mode::parse("continuous"), Ok(Mode::Continuous));
     assert!(Mode::parse("always").is_err());
+}
+
+#[test]
+fn rules_of_one_mode_may_overlap_and_the_engine_takes_their_union() {
+    // The feature request's own example: weeknights into the morning, and all weekend. Friday
+    // night runs into Saturday, which the weekend rule covers with the same mode.
+    let s = Schedule::new(
+        Some("Europe/Berlin"),
+        Mode::Motion,
+        vec![
+            rule(
+                &["mon", "tue", "wed", "thu", "fri"],
+                "22:00",
+                "06:30",
+                Mode::Continuous,
+            ),
+            rule(&["sat", "sun"], "00:00", "24:00", Mode::Continuous),
+        ],
+    )
+    .unwrap();
+    // Friday 2026-06-05 12:00 local to Monday 2026-06-08 12:00: motion until Friday 22:00, then
+    // continuous without a break until Monday 06:30 (the Sunday 22:00 rule does not exist, but
+    // Sunday's all-day rule ends at 24:00 and Monday's night rule is Monday 22:00).
+    let t = |s: &str| s.parse::<jiff::Zoned>().unwrap().timestamp();
+    let got = s.intervals(
+        t("2026-06-05T12:00[Europe/Berlin]"),
+        t("2026-06-08T12:00[Europe/Berlin]"),
+    );
+    let want = [
+        (t("2026-06-05T12:00[Europe/Berlin]"), Mode::Motion),
+        (t("2026-06-05T22:00[Europe/Berlin]"), Mode::Continuous),
+        (t("2026-06-08T00:00[Europe/Berlin]"), Mode::Motion),
+    ];
+    let got: Vec<_> = got.iter().map(|i| (i.from, i.mode)).collect();
+    assert_eq!(got, want);
 }

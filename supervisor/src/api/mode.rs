@@ -112,8 +112,10 @@ async fn send_override(
                 .collect();
             (StatusCode::OK, Json(json!({"cameras": cameras}))).into_response()
         }
+        // Bad input like any other (the rule for overrides), though a restart of an
+        // unknown camera is a 404.
         Some(Err(e @ OverrideError::UnknownCamera(_))) => {
-            (StatusCode::NOT_FOUND, Json(json!({"error": e.to_string()}))).into_response()
+            (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response()
         }
         Some(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,

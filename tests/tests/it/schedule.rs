@@ -233,7 +233,7 @@ fn mode_switches_keep_footage_overrides_expire_survive_a_restart_and_bad_input_c
         !recording(c)
     });
 
-    // Bad input: 400 (404 for an unknown camera) with a JSON error, and nothing changes.
+    // Bad input, an unknown camera included: 400 with a JSON error, and nothing changes.
     let before = nvr.camera("cam")["mode"].clone();
     for (method, path, body, want) in [
         (
@@ -277,9 +277,9 @@ fn mode_switches_keep_footage_overrides_expire_survive_a_restart_and_bad_input_c
             "POST",
             "/api/cameras/nope/mode",
             r#"{"mode": "motion"}"#,
-            404,
+            400,
         ),
-        ("DELETE", "/api/cameras/nope/mode", "", 404),
+        ("DELETE", "/api/cameras/nope/mode", "", 400),
         ("GET", "/api/cameras/cam/schedule?from=10&to=5", "", 400),
         ("GET", "/api/cameras/cam/schedule?from=x", "", 400),
     ] {
