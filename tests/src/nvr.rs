@@ -55,7 +55,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // `NVR_TEST_KEEP=1` keeps it (and the supervisor's log in it) to look into a failure.
+        if std::env::var_os("NVR_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -389,6 +392,9 @@ impl Drop for Nvr {
     fn drop(&mut self) {
         if self.child.is_some() && self.terminate().is_err() {
             self.kill();
+        }
+        if std::env::var_os("NVR_TEST_KEEP").is_some() {
+            let _ = std::fs::write(self.dir.path().join("supervisor.log"), self.log_text());
         }
     }
 }

@@ -52,10 +52,14 @@ pub struct StreamClock {
     first_content_ns: u64,
     /// `capture - content`, ns: the smallest `arrival - content` seen (with drift allowed).
     offset_ns: i64,
-    /// The last timestamp step that was time passing: the frame duration the parser held the
-    /// next packet for.
-    frame_ns: u64,
+    /// The last few timestamp steps that were time passing; their median is the frame duration
+    /// the parser holds each packet for (a gap in the stream is not a frame duration).
+    steps: [u64; STEPS],
+    n_steps: usize,
 }
+
+/// How many recent timestamp steps the frame duration is the median of.
+const STEPS: usize = 5;
 
 impl StreamClock {
     /// A clock for timestamps in `time_base`.
@@ -65,8 +69,21 @@ impl StreamClock {
             last: None,
             first_content_ns: 0,
             offset_ns: 0,
-            frame_ns: 0,
+            steps: [0; STEPS],
+            n_steps: 0,
         }
+    }
+
+    /// The frame duration: the median of the recent timestamp steps (0 until there is one).
+    fn frame_ns(&self) -> u64 {
+        let n = self.n_steps.min(STEPS);
+        if n == 0 {
+            return 0;
+        }
+        let mut recent = self.steps;
+        let recent = &mut recent[..n];
+        recent.sort_unstable();
+        recent[(n - 1) / 2]
     }
 
     /// Stamps a packet (pass its DTS, or PTS when it has none) or a decoded frame (its PTS) that
@@ -82,7 +99,7 @@ impl StreamClock {
             };
         };
         // The parser's one-frame hold: this packet's first bytes came a frame duration earlier.
-        let arrival_ns = arrival_ns.saturating_sub(self.frame_ns);
+        let arrival_ns = arrival_ns.saturating_sub(self.frame_ns());
         let by_arrival = || {
             let capture_now = i128::from(last_content) + i128::from(self.offset_ns);
             // The arrival clock's step since the previous packet's (estimated) capture.
@@ -122,7 +139,8 @@ impl StreamClock {
         }
         self.last = Some((ts, content));
         if let Some(f) = from_ts.filter(|&f| f > 0) {
-            self.frame_ns = f;
+            self.steps[self.n_steps % STEPS] = f;
+            self.n_steps += 1;
         }
         Stamp {
             content_ns: content,
@@ -283,6 +301,35 @@ mod tests {
         }
         let last = c.stamp(Some(ticks(600 * 40 + 300)), frame(601));
         assert_eq!(c.capture_of(last.content_ns), frame(600));
+    }
+
+    #[test]
+    fn a_stall_and_a_skip_ahead_while_settling_do_not_move_the_offset() {
+        // 30 fps. Two seconds in, the camera stalls for 3.7 s: the frame it was sending arrives
+        // late, then it skips ahead to the live position (a timestamp step of 3.73 s, under
+        // MAX_STEP_S, so taken as time passing). Neither is a frame duration, and neither makes
+        // the frames before or after look filmed earlier than they were.
+        let mut c = StreamClock::new(TB);
+        let frame = 100 * MS / 3;
+        let mut stamps = Vec::new();
+        for k in 0..60u64 {
+            let filmed = 1_000 * MS + k * frame;
+            stamps.push((filmed, c.stamp(Some(ticks(k * 100 / 3)), filmed + frame)));
+        }
+        // The stalled frame 60, then frames 172.. (3.73 s later), each handed over a frame later.
+        let late = 1_000 * MS + 60 * frame + 3_700 * MS;
+        stamps.push((1_000 * MS + 60 * frame, c.stamp(Some(ticks(2_000)), late)));
+        for k in 172..260u64 {
+            let filmed = 1_000 * MS + k * frame;
+            stamps.push((filmed, c.stamp(Some(ticks(k * 100 / 3)), filmed + frame)));
+        }
+        for (i, (filmed, s)) in stamps.iter().enumerate() {
+            let got = c.capture_of(s.content_ns);
+            assert!(
+                got.abs_diff(*filmed) <= 2 * MS,
+                "{i}: {got} vs filmed {filmed}"
+            );
+        }
     }
 
     #[test]

@@ -150,7 +150,15 @@ impl SubPipeline {
                         &*out
                     }
                 };
-                let stamp = clock.stamp(frame.timestamp().or(frame.pts()), arrival_ns);
+                let ts = frame.timestamp().or(frame.pts());
+                let stamp = clock.stamp(ts, arrival_ns);
+                tracing::debug!(
+                    ts,
+                    arrival_ns,
+                    content_ns = stamp.content_ns,
+                    capture_ns = stamp.capture_ns,
+                    "frame stamped"
+                );
                 let at = FrameTimes {
                     stamp,
                     arrival_ns,

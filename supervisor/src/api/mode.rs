@@ -114,9 +114,11 @@ async fn send_override(
         }
         // Bad input like any other (the rule for overrides), though a restart of an
         // unknown camera is a 404.
-        Some(Err(e @ OverrideError::UnknownCamera(_))) => {
-            (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response()
-        }
+        Some(Err(e @ OverrideError::UnknownCamera(_))) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
         Some(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": e.to_string()})),
