@@ -150,6 +150,7 @@ fn check_video(id: &str, kind: StreamKind, seen: &Seen, gop_frames: u32) {
         "{id} {kind}: {media_s:.2} s of video in {:?} of reading",
         seen.elapsed
     );
+    let mut off = 0;
     for pair in v.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         assert!(
@@ -157,13 +158,17 @@ fn check_video(id: &str, kind: StreamKind, seen: &Seen, gop_frames: u32) {
             "{id} {kind}: timestamps go back: {a:?} then {b:?}"
         );
         // 30 fps at 90 kHz is 3000 ticks; the fake camera's RTP clock truncates, so 2999 happens.
+        // With audio on the stream, FFmpeg's RTSP reader moves the timestamps a little once, when
+        // the first RTCP sender report syncs the tracks (3002 was seen): allow one or two such.
+        let step = b.dts - a.dts;
         assert!(
-            (b.dts - a.dts - 3000).abs() <= 1,
-            "{id} {kind}: {} ticks between frames",
-            b.dts - a.dts
+            (step - 3000).abs() <= 90,
+            "{id} {kind}: {step} ticks between frames"
         );
+        off += usize::from((step - 3000).abs() > 1);
         assert!(b.arrival_ns >= a.arrival_ns);
     }
+    assert!(off <= 2, "{id} {kind}: {off} frame steps off 3000 ticks");
     let keys: Vec<usize> = (0..v.len()).filter(|&i| v[i].keyframe).collect();
     assert!(keys.len() >= 2, "{id} {kind}: keyframes at {keys:?}");
     for k in keys.windows(2) {
@@ -218,13 +223,24 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
         a.len(),
         main.elapsed
     );
-    for pair in a.windows(2) {
-        let step = pair[1].pts - pair[0].pts;
+    // Every step is one packet of 1024 samples, give or take the one small adjustment FFmpeg's
+    // RTSP reader makes when the first RTCP sender report syncs audio to video (a step of 1022
+    // was seen); on average exactly 1024.
+    let steps: Vec<i64> = a.windows(2).map(|p| p[1].pts - p[0].pts).collect();
+    for step in &steps {
         assert!(
-            (step - 1024).abs() <= 1,
+            (step - 1024).abs() <= 48,
             "AAC timestamps in samples: {step}"
         );
     }
+    let off = steps.iter().filter(|s| (**s - 1024).abs() > 1).count();
+    assert!(
+        off <= 2,
+        "AAC steps off 1024: {off} of {}: {steps:?}",
+        steps.len()
+    );
+    let mean = (a[a.len() - 1].pts - a[0].pts) as f64 / steps.len() as f64;
+    assert!((mean - 1024.0).abs() < 1.0, "AAC mean step {mean}");
     let sub265 = read_stream("ring265", StreamKind::Sub, Codec::H265);
     check_video("ring265", StreamKind::Sub, &sub265, SUB_GOP_FRAMES);
     let main265 = read_stream("ring265", StreamKind::Main, Codec::H265);
