@@ -196,15 +196,14 @@ fn mode_switches_keep_footage_overrides_expire_survive_a_restart_and_bad_input_c
         "{until} vs {t1}"
     );
     assert_eq!(m["next"], json!({"at_ms": until, "mode": "motion"}));
-    let metrics = http(nvr.port, "GET", "/metrics").unwrap().1;
-    assert!(
-        metrics.contains("nvr_recording_mode{camera=\"cam\",mode=\"continuous\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("nvr_recording_mode_override{camera=\"cam\"} 1"),
-        "{metrics}"
-    );
+    // `/metrics` reads the status snapshot, which the manager publishes a moment after the
+    // override's answer: wait for it (the 5 s override gives room).
+    wait_until(Duration::from_secs(3), "the override in /metrics", || {
+        let metrics = http(nvr.port, "GET", "/metrics").ok()?.1;
+        (metrics.contains("nvr_recording_mode{camera=\"cam\",mode=\"continuous\"} 1")
+            && metrics.contains("nvr_recording_mode_override{camera=\"cam\"} 1"))
+        .then_some(())
+    });
 
     // The override ends by itself; the schedule's mode comes back.
     let c = nvr.wait_camera("cam", Duration::from_secs(15), "the override to end", |c| {
