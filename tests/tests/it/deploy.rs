@@ -315,27 +315,30 @@ fn behind_nginx_with_tls_login_live_view_seeking_and_metrics_work_and_logs_name_
     // Live view as the web UI plays it: the fMP4 WebSocket upgrades through the proxy (the
     // README's `Upgrade` lines, `Host` with its port for the Origin check) and brings the init
     // segment and fragments.
-    let (code, head, body) = curl(
-        &nginx,
-        &jar,
-        client,
-        "/api/cameras/door/live?stream=sub",
-        &[
-            "--http1.1",
-            "--max-time",
-            "4",
-            "-H",
-            "Connection: Upgrade",
-            "-H",
-            "Upgrade: websocket",
-            "-H",
-            "Sec-WebSocket-Version: 13",
-            "-H",
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-            "-H",
-            &origin,
-        ],
-    );
+    let upgrade = |origin: &str| {
+        curl(
+            &nginx,
+            &jar,
+            client,
+            "/api/cameras/door/live?stream=sub",
+            &[
+                "--http1.1",
+                "--max-time",
+                "4",
+                "-H",
+                "Connection: Upgrade",
+                "-H",
+                "Upgrade: websocket",
+                "-H",
+                "Sec-WebSocket-Version: 13",
+                "-H",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "-H",
+                origin,
+            ],
+        )
+    };
+    let (code, head, body) = upgrade(&origin);
     assert_eq!(code, 101, "{head}");
     let has = |what: &[u8]| body.windows(what.len()).any(|w| w == what);
     assert!(
@@ -344,27 +347,7 @@ fn behind_nginx_with_tls_login_live_view_seeking_and_metrics_work_and_logs_name_
         body.len()
     );
     // The same upgrade from another site's page is refused before it happens.
-    let (code, head, _) = curl(
-        &nginx,
-        &jar,
-        client,
-        "/api/cameras/door/live?stream=sub",
-        &[
-            "--http1.1",
-            "--max-time",
-            "4",
-            "-H",
-            "Connection: Upgrade",
-            "-H",
-            "Upgrade: websocket",
-            "-H",
-            "Sec-WebSocket-Version: 13",
-            "-H",
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-            "-H",
-            "Origin: https://evil.example",
-        ],
-    );
+    let (code, head, _) = upgrade("Origin: https://evil.example");
     assert_eq!(code, 403, "{head}");
 
     // Playback with seeking: Range requests of a finished recording, through the proxy.
