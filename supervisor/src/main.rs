@@ -10,7 +10,7 @@
 //!
 //! Signals: SIGTERM and SIGINT stop every worker (gracefully, then by force) and exit 0; SIGHUP reloads
 //! the config. Under systemd (`Type=notify`) it sends `READY=1` once the API is bound, and the
-//! manager's loop sends the watchdog pings (see [`supervisor::notify`]).
+//! manager's loop sends the watchdog pings (see [`supervisor::systemd`]).
 //!
 //! The modules live in the library (`src/lib.rs`), so the fuzz targets can drive the HTTP API in-process.
 
@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 use supervisor::api::{self, auth, server};
 use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{notify, preview, state, status};
+use supervisor::{preview, state, status, systemd};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
@@ -363,7 +363,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         info!(addr = %local, "API listening");
-        notify::ready();
+        systemd::ready();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(signals(inbox, args.config, auth_for_reload, stop_tx));
         server::serve(listener, api::app(state), limits, async {
@@ -398,7 +398,7 @@ async fn signals(
         }
     }
     info!("stop signal received");
-    notify::stopping();
+    systemd::stopping();
     let (reply, done) = tokio::sync::oneshot::channel();
     if inbox
         .send(Msg::Command(Command::Shutdown { reply }))

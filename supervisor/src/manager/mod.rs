@@ -229,7 +229,7 @@ pub struct Manager {
     /// When every camera's status is next rebuilt, changed or not.
     next_refresh: Instant,
     /// systemd's watchdog, pinged from this loop when the service has one.
-    watchdog: Option<crate::notify::Watchdog>,
+    watchdog: Option<crate::systemd::Watchdog>,
     /// Settings a reload changed that take effect only at the next start (`/status`).
     restart_needed: Vec<String>,
     /// Where overrides are kept across restarts (`None`: the state file could not be opened;
@@ -290,7 +290,7 @@ impl Manager {
             unhealthy: Vec::new(),
             archive,
             next_refresh: started,
-            watchdog: crate::notify::Watchdog::from_env(),
+            watchdog: crate::systemd::Watchdog::from_env(),
             restart_needed: Vec::new(),
             store,
             overrides,

@@ -34,7 +34,7 @@ pub fn spawn_worker(
             .env("NVR_LOG_LEVEL", &log.filter)
             .env("NVR_LOG_FORMAT", log.format.as_str());
     }
-    for var in crate::notify::SUPERVISOR_ONLY_ENV {
+    for var in crate::systemd::SUPERVISOR_ONLY_ENV {
         command.env_remove(var);
     }
     let json = log.is_none_or(|l| l.format == nvr_cli::LogFormat::Json);
