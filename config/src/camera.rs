@@ -4,8 +4,9 @@
 use crate::reader::{kind, ObjReader, Problems};
 use crate::{
     redact_url, url_has_credentials, CameraConfig, CameraId, LimitsConfig, LiveConfig,
-    MotionConfig, Password, Polygon, RecordingConfig, Transport, MAX_RING_MB,
+    MotionConfig, Password, Polygon, RecordingConfig, Transport, Zone, MAX_RING_MB, MAX_ZONES,
 };
+use serde::Deserialize;
 use serde_json::Value;
 
 /// `camera` with the `defaults` object underneath it: sections merge field by field, the camera wins.
@@ -235,8 +236,11 @@ fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<Mot
         post_motion_s: obj
             .seconds("post_motion_s", problems)
             .unwrap_or(d.post_motion_s),
-        zones: read_polygons(&mut obj, "zones", problems),
-        masks: read_polygons(&mut obj, "masks", problems),
+        zones: read_zones(&mut obj, problems),
+        masks: read_areas(&mut obj, "masks", problems)
+            .into_iter()
+            .map(|(_, points)| points)
+            .collect(),
     };
     obj.finish(problems);
     Some(m)
@@ -275,17 +279,44 @@ fn read_min_motion(obj: &mut ObjReader<'_>, problems: &mut Problems) -> Option<f
     }
 }
 
-fn read_polygons(
+/// An item of `zones` or `masks` written as an object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedArea {
+    #[serde(default)]
+    name: Option<String>,
+    points: Polygon,
+}
+
+/// `key`'s areas with their names as written (`None` for a bare polygon), each checked; an item is
+/// a bare polygon or `{"name": ..., "points": ...}`.
+fn read_areas(
     obj: &mut ObjReader<'_>,
     key: &'static str,
     problems: &mut Problems,
-) -> Vec<Polygon> {
-    let hint = "write a list of polygons, each a list of [x, y] points from 0 to 1, e.g. [[[0,0],[0.5,0],[0.5,1]]]";
-    let Some(polys) = obj.get::<Vec<Polygon>>(key, hint, problems) else {
+) -> Vec<(Option<String>, Polygon)> {
+    let hint =
+        "write a polygon (a list of [x, y] points from 0 to 1, e.g. [[0,0],[0.5,0],[0.5,1]]) \
+                or {\"name\": \"driveway\", \"points\": [[0,0],[0.5,0],[0.5,1]]}";
+    let Some(items) = obj.get::<Vec<Value>>(key, hint, problems) else {
         return Vec::new();
     };
-    for (i, poly) in polys.iter().enumerate() {
+    let mut areas = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
         let at = format!("{}[{i}]", obj.field_path(key));
+        let area = match item {
+            Value::Object(_) => {
+                serde_json::from_value::<NamedArea>(item).map(|n| (n.name, n.points))
+            }
+            other => serde_json::from_value::<Polygon>(other).map(|p| (None, p)),
+        };
+        let (name, poly) = match area {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(&at, format!("{e}; {hint}"));
+                continue;
+            }
+        };
         if poly.len() < 3 {
             problems.push(
                 &at,
@@ -295,8 +326,43 @@ fn read_polygons(
         if poly.iter().flatten().any(|c| !(0.0..=1.0).contains(c)) {
             problems.push(&at, "has a coordinate outside 0..1; coordinates are fractions of the frame width and height");
         }
+        areas.push((name, poly));
     }
-    polys
+    areas
+}
+
+/// `zones`, each named (by its position when the config gives no name), names unique.
+fn read_zones(obj: &mut ObjReader<'_>, problems: &mut Problems) -> Vec<Zone> {
+    let areas = read_areas(obj, "zones", problems);
+    if areas.len() > MAX_ZONES {
+        problems.push(
+            obj.field_path("zones"),
+            format!(
+                "has {} zones; a camera may have at most {MAX_ZONES} (merge some, or use masks to leave areas out)",
+                areas.len()
+            ),
+        );
+    }
+    let mut zones: Vec<Zone> = Vec::with_capacity(areas.len());
+    for (i, (name, points)) in areas.into_iter().enumerate() {
+        let at = format!("{}[{i}].name", obj.field_path("zones"));
+        let name = name.unwrap_or_else(|| format!("zone{}", i + 1));
+        let trimmed = name.trim();
+        if trimmed.is_empty() || trimmed.chars().count() > 64 || name.chars().any(char::is_control)
+        {
+            problems.push(
+                &at,
+                "a zone name is 1 to 64 printable characters, e.g. \"driveway\"",
+            );
+        } else if zones.iter().any(|z| z.name == name) {
+            problems.push(
+                &at,
+                format!("\"{name}\" names another zone of this camera too; give each zone its own name (a zone without a name is called zone<N> by its position)"),
+            );
+        }
+        zones.push(Zone { name, points });
+    }
+    zones
 }
 
 fn read_recording(value: &Value, path: &str, problems: &mut Problems) -> Option<RecordingConfig> {

@@ -250,6 +250,18 @@ pub use nvr_schedule::Schedule;
 /// A polygon in coordinates normalised to 0..1 (x right, y down), so it survives a resolution change.
 pub type Polygon = Vec<[f64; 2]>;
 
+/// Most zones one camera may have (the detector keeps a zone set per pixel as a 32-bit mask).
+pub const MAX_ZONES: usize = 32;
+
+/// A watched area. Its name goes into motion events (which zones the moving object touched) and
+/// the per-zone motion level; a zone written as a bare polygon is named `zone<N>` by its 1-based
+/// position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Zone {
+    pub name: String,
+    pub points: Polygon,
+}
+
 /// One camera, with `defaults` already applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraConfig {
@@ -289,8 +301,8 @@ pub struct MotionConfig {
     pub min_motion_s: f64,
     /// Seconds without a moving frame before motion ends. Default 5.
     pub post_motion_s: f64,
-    /// Areas to watch (none = the whole frame).
-    pub zones: Vec<Polygon>,
+    /// Areas to watch (none = the whole frame), each with a unique name.
+    pub zones: Vec<Zone>,
     /// Areas to ignore, subtracted from the zones.
     pub masks: Vec<Polygon>,
 }

@@ -379,3 +379,52 @@ fn packet_ring_sizes_are_whole_mib_from_0_to_1024() {
     let e = errors(&cam(r#"{"main_ring": 8}"#));
     assert!(e.contains("cameras[0].live.main_ring"), "{e}");
 }
+
+#[test]
+fn zones_may_be_named_and_names_are_unique() {
+    let c = parse_with_env(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "motion": {
+            "zones": [{"name": "drive way", "points": [[0,0],[0.5,0],[0.5,1]]}, [[0.5,0],[1,0],[1,1]]],
+            "masks": [{"name": "tree", "points": [[0,0],[0.1,0],[0.1,0.1]]}, [[0.9,0.9],[1,0.9],[1,1]]]}}]}"#,
+        &[],
+    )
+    .unwrap();
+    let m = &c.cameras[0].motion;
+    let names: Vec<_> = m.zones.iter().map(|z| z.name.as_str()).collect();
+    assert_eq!(names, ["drive way", "zone2"]);
+    assert_eq!(m.zones[1].points, vec![[0.5, 0.0], [1.0, 0.0], [1.0, 1.0]]);
+    assert_eq!(m.masks.len(), 2);
+
+    for (text, wanted) in [
+        (
+            r#"[{"name": "zone2", "points": [[0,0],[1,0],[1,1]]}, [[0,0],[1,0],[1,1]]]"#,
+            "cameras[0].motion.zones[1].name: \"zone2\" names another zone",
+        ),
+        (
+            r#"[{"name": "", "points": [[0,0],[1,0],[1,1]]}]"#,
+            "cameras[0].motion.zones[0].name: a zone name is 1 to 64 printable characters",
+        ),
+        (
+            r#"[{"name": "a", "points": [[0,0],[1,0],[1,1]], "colour": "red"}]"#,
+            "cameras[0].motion.zones[0]: unknown field `colour`, expected `name` or `points`",
+        ),
+        (
+            r#"[{"name": "a", "points": [[0,0],[1,0]]}]"#,
+            "cameras[0].motion.zones[0]: has 2 points",
+        ),
+    ] {
+        let text = format!(
+            r#"{{"cameras": [{{"id": "a", "main_url": "rtsp://h/1", "motion": {{"zones": {text}}}}}]}}"#
+        );
+        let e = errors(&text);
+        assert!(e.contains(wanted), "{e}\n  should contain: {wanted}");
+    }
+    let many = vec!["[[0,0],[1,0],[1,1]]"; MAX_ZONES + 1].join(",");
+    let e = errors(&format!(
+        r#"{{"cameras": [{{"id": "a", "main_url": "rtsp://h/1", "motion": {{"zones": [{many}]}}}}]}}"#
+    ));
+    assert!(
+        e.contains("has 33 zones; a camera may have at most 32"),
+        "{e}"
+    );
+}

@@ -133,6 +133,27 @@ pub struct WorkerStats {
     /// The recorder; `None` when the camera does not record (since 2).
     #[serde(default)]
     pub recording: Option<RecordingStatus>,
+    /// The motion level of the latest frame; `None` before the detector has seen one, or with
+    /// motion detection off (added within schema 4 under the compatibility rule).
+    #[serde(default)]
+    pub motion: Option<MotionLevel>,
+}
+
+/// How much of the picture changed in the latest frame: the zone editor's live readout.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MotionLevel {
+    /// Percent of the watched area (zones minus masks) that changed.
+    pub score: f64,
+    /// The same per named zone (empty without zones).
+    pub zones: Vec<ZoneLevel>,
+}
+
+/// One zone's share of [`MotionLevel`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneLevel {
+    pub name: String,
+    /// Percent of the zone's watched pixels that changed.
+    pub score: f64,
 }
 
 /// What the recorder is doing.
@@ -263,7 +284,14 @@ pub enum WorkerEvent {
     /// Motion started (since 1).
     MotionStart(MotionStart),
     /// Motion ended (since 1).
-    MotionEnd { duration_s: f64, peak_score: f64 },
+    MotionEnd {
+        duration_s: f64,
+        peak_score: f64,
+        /// The named zones a moving object touched during the event; empty without zones (added
+        /// within schema 4 under the compatibility rule).
+        #[serde(default)]
+        zones: Vec<String>,
+    },
     /// A recording file was opened and its pre-roll written (since 2).
     RecordingStarted(RecordingStarted),
     /// A recording file was finished: fsynced and renamed to its final name (since 2).
@@ -344,6 +372,10 @@ pub struct MotionStart {
     pub decode_latency_ms: f64,
     /// Arrival of the first moving frame → decision, ms: includes waiting for `min_frames` frames.
     pub onset_delay_ms: f64,
+    /// The named zones the deciding frame's moving objects touch; empty without zones (added within
+    /// schema 4 under the compatibility rule).
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// Why a received message was rejected. Never a panic: the caller logs it and shows it in `/status`.

@@ -86,6 +86,20 @@ pub struct MotionSettings {
     pub zones: Vec<Polygon>,
     /// Areas to ignore, subtracted from the zones.
     pub masks: Vec<Polygon>,
+    /// The zones' names, in the order of `zones` (added within schema 4 under the compatibility
+    /// rule: an older peer sends none, and a zone without a name is called `zone<N>`).
+    #[serde(default)]
+    pub zone_names: Vec<String>,
+}
+
+impl MotionSettings {
+    /// The name of zone `i` (0-based).
+    pub fn zone_name(&self, i: usize) -> String {
+        self.zone_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("zone{}", i + 1))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,8 +197,9 @@ impl From<&MotionConfig> for MotionSettings {
             min_object: m.min_object,
             min_motion_s: m.min_motion_s,
             post_motion_s: m.post_motion_s,
-            zones: m.zones.clone(),
+            zones: m.zones.iter().map(|z| z.points.clone()).collect(),
             masks: m.masks.clone(),
+            zone_names: m.zones.iter().map(|z| z.name.clone()).collect(),
         }
     }
 }

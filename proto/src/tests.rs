@@ -58,6 +58,13 @@ fn every_message_round_trips() {
                 current_file: Some("a/2026-12-01/a_20261201T000000Z.mp4".into()),
                 ..Default::default()
             }),
+            motion: Some(crate::MotionLevel {
+                score: 1.5,
+                zones: vec![crate::ZoneLevel {
+                    name: "drive way".into(),
+                    score: 4.0,
+                }],
+            }),
         }),
         ToSupervisor::Event(WorkerEvent::ProtocolError { detail: "d".into() }),
         ToSupervisor::Reply {

@@ -105,6 +105,7 @@ impl Fixture {
                 start,
                 end: Some(start + 1000),
                 score: 5.0,
+                zones: Vec::new(),
             };
             write(&name(stamp, EVENT_SUFFIX), &serde_json::to_vec(&facts)?)?;
         }

@@ -8,7 +8,7 @@ use crate::stream::{SharedStatus, StateChange, StreamRunner};
 use crate::sub::{FrameSink, FrameTimes, SubPipeline};
 use ffmpeg_next as ffmpeg;
 use nvr_proto::settings::{CameraSettings, MotionSettings};
-use nvr_proto::{MotionStart, WorkerEvent, WorkerStats};
+use nvr_proto::{MotionLevel, MotionStart, WorkerEvent, WorkerStats, ZoneLevel};
 use shm_bus::monotonic_ns;
 use shm_bus::{Geometry, PixelFormat, Writer};
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 use worker::clock::StreamClock;
-use worker::motion::{Detector, Event, Luma};
+use worker::motion::{zone_names, Detector, Event, Luma};
 
 /// Where the runtime's events go: the supervisor link, or stdout when standalone.
 pub type EventSink = recording::Events;
@@ -42,7 +42,12 @@ pub struct CameraRuntime {
     recorder: Option<Sender<RecorderSignal>>,
     /// The settings in force, to check that an update changes only what can change in place.
     settings: Mutex<CameraSettings>,
+    /// The latest frame's motion level, written by the SUB thread, read by heartbeats.
+    motion_level: SharedLevel,
 }
+
+/// The latest frame's motion level (`None`: no frame judged yet, or detection off).
+type SharedLevel = Arc<Mutex<Option<MotionLevel>>>;
 
 impl CameraRuntime {
     pub fn start(camera: CameraSettings, output_dir: PathBuf, events: EventSink) -> Self {
@@ -97,6 +102,8 @@ impl CameraRuntime {
         let (motion_settings, new_motion) = std::sync::mpsc::channel();
         let recorder = motion_tx.clone();
         let sub_status = Arc::clone(&sub.runner.status);
+        let motion_level = SharedLevel::default();
+        let level = Arc::clone(&motion_level);
         threads.extend(spawn(
             "sub",
             Box::new(move || {
@@ -107,6 +114,7 @@ impl CameraRuntime {
                     motion: sub.camera.motion.clone(),
                     new_motion,
                     detector: None,
+                    level,
                     events,
                     recorder: motion_tx,
                 };
@@ -123,6 +131,7 @@ impl CameraRuntime {
             motion_settings,
             recorder,
             settings,
+            motion_level,
         }
     }
 
@@ -159,6 +168,7 @@ impl CameraRuntime {
                 .main_status
                 .as_ref()
                 .and_then(|(_, r)| r.lock().ok().map(|s| s.clone())),
+            motion: self.motion_level.lock().ok().and_then(|l| l.clone()),
         }
     }
 
@@ -204,6 +214,8 @@ struct BusSink {
     /// New motion settings (`Update`), taken before the next frame.
     new_motion: Receiver<MotionSettings>,
     detector: Option<Detector>,
+    /// Where the latest frame's motion level goes (for heartbeats).
+    level: SharedLevel,
     events: EventSink,
     /// The MAIN pipeline's ear for motion decisions (`None` when not recording).
     recorder: Option<Sender<RecorderSignal>>,
@@ -270,8 +282,15 @@ impl FrameSink for BusSink {
                 d.set_settings(motion.clone());
             }
             self.motion = motion;
+            // Zone names may have changed: the next frame writes the level afresh.
+            if let Ok(mut level) = self.level.lock() {
+                *level = None;
+            }
         }
         if !self.motion.enabled {
+            if let Ok(mut level) = self.level.lock() {
+                *level = None;
+            }
             return;
         }
         let Some(view) = writer.last_frame() else {
@@ -291,7 +310,24 @@ impl FrameSink for BusSink {
         };
         // The detector runs on the stream's own time; its decisions are turned into capture times
         // (the monotonic instant a frame was filmed) as they come out.
-        let Some(event) = detector.process(luma, stamp.content_ns, pts).event else {
+        let result = detector.process(luma, stamp.content_ns, pts);
+        if let Ok(mut level) = self.level.lock() {
+            let level = level.get_or_insert_with(MotionLevel::default);
+            level.score = result.score;
+            let zones = detector.zone_levels();
+            if level.zones.len() != zones.len() {
+                level.zones = (0..zones.len())
+                    .map(|z| ZoneLevel {
+                        name: self.motion.zone_name(z),
+                        score: 0.0,
+                    })
+                    .collect();
+            }
+            for (l, &score) in level.zones.iter_mut().zip(zones) {
+                l.score = score;
+            }
+        }
+        let Some(event) = result.event else {
             return;
         };
         let decided_ns = monotonic_ns();
@@ -302,6 +338,7 @@ impl FrameSink for BusSink {
                 first_pts,
                 score,
                 bbox,
+                zones,
             } => {
                 let first_frame_ns = clock.capture_of(first_frame_ns).min(arrival_ns);
                 if let Some(r) = &self.recorder {
@@ -328,12 +365,14 @@ impl FrameSink for BusSink {
                     latency_ms: ms(arrival_ns),
                     decode_latency_ms: ms(decoded_ns),
                     onset_delay_ms,
+                    zones: zone_names(&self.motion, zones),
                 })
             }
             Event::End {
                 duration_s,
                 peak_score,
                 last_moving_ns,
+                zones,
             } => {
                 let last_moving_ns = clock.capture_of(last_moving_ns).min(arrival_ns);
                 if let Some(r) = &self.recorder {
@@ -343,6 +382,7 @@ impl FrameSink for BusSink {
                 WorkerEvent::MotionEnd {
                     duration_s,
                     peak_score,
+                    zones: zone_names(&self.motion, zones),
                 }
             }
         };

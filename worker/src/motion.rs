@@ -79,6 +79,8 @@ pub struct FrameResult {
     /// The frame changed as a whole and re-seeded the background.
     pub reseeded: bool,
     pub bbox: Option<BoundingBox>,
+    /// The zones (bit `i`: zone `i`) that this frame's objects touch.
+    pub zones: u32,
     pub event: Option<Event>,
 }
 
@@ -91,12 +93,16 @@ pub enum Event {
         first_pts: i64,
         score: f64,
         bbox: Option<BoundingBox>,
+        /// The zones (bit `i`: zone `i`) the deciding frame's objects touch.
+        zones: u32,
     },
     End {
         duration_s: f64,
         peak_score: f64,
         /// Timestamp (the caller's clock, ns) of the last moving frame.
         last_moving_ns: u64,
+        /// Every zone (bit `i`: zone `i`) an object touched during the event.
+        zones: u32,
     },
 }
 
@@ -110,6 +116,13 @@ pub struct Detector {
     /// Working-image pixels that are watched (zones minus masks).
     watched: Vec<bool>,
     n_watched: usize,
+    /// Per working pixel, the zones it is watched in (bit `i`: zone `i`); empty without zones.
+    zone_of: Vec<u32>,
+    /// Watched pixels per zone, changed pixels per zone in the latest frame, and the latter as a
+    /// percentage of the former.
+    zone_px: Vec<usize>,
+    zone_changed: Vec<usize>,
+    zone_levels: Vec<f64>,
     /// Working pixels a changed region needs to count as an object (from `min_object`).
     min_region: usize,
     background: Option<Vec<f32>>,
@@ -126,8 +139,8 @@ pub struct Detector {
     stack: Vec<u32>,
     /// The current run of moving frames: (frames, first frame ns, first pts).
     run: (u32, u64, i64),
-    /// While in motion: start ns, last moving frame ns, peak score.
-    active: Option<(u64, u64, f64)>,
+    /// While in motion: start ns, last moving frame ns, peak score, zones touched.
+    active: Option<(u64, u64, f64, u32)>,
 }
 
 impl Detector {
@@ -155,6 +168,10 @@ impl Detector {
             src_h,
             watched: Vec::new(),
             n_watched: 0,
+            zone_of: Vec::new(),
+            zone_px: Vec::new(),
+            zone_changed: Vec::new(),
+            zone_levels: Vec::new(),
             min_region: 1,
             background: None,
             last_frame_ns: None,
@@ -175,8 +192,16 @@ impl Detector {
     /// Takes new settings in place (thresholds, zones, masks): the background and an event in
     /// progress are kept, so a zone edit neither re-learns the scene nor cuts an event short.
     pub fn set_settings(&mut self, cfg: MotionSettings) {
-        self.watched = watched_mask(&cfg.zones, &cfg.masks, self.work_w, self.work_h);
+        (self.watched, self.zone_of) =
+            watched_mask(&cfg.zones, &cfg.masks, self.work_w, self.work_h);
         self.n_watched = self.watched.iter().filter(|w| **w).count();
+        let n_zones = cfg.zones.len().min(32);
+        self.zone_px = vec![0; n_zones];
+        for bits in &self.zone_of {
+            for_each_bit(*bits, |z| self.zone_px[z] += 1);
+        }
+        self.zone_changed = vec![0; n_zones];
+        self.zone_levels = vec![0.0; n_zones];
         let side = cfg.min_object.max(0.0) * self.work_w as f64;
         self.min_region = ((side * side * OBJECT_FILL).ceil() as usize).max(1);
         self.cfg = cfg;
@@ -190,6 +215,12 @@ impl Detector {
     /// The working image's size.
     pub fn working_size(&self) -> (usize, usize) {
         (self.work_w, self.work_h)
+    }
+
+    /// Per zone (in the settings' order), the percent of its watched pixels that changed in the
+    /// latest frame.
+    pub fn zone_levels(&self) -> &[f64] {
+        &self.zone_levels
     }
 
     /// Processes one frame filmed at `t_ns` (any clock that follows the stream's time) with
@@ -262,6 +293,7 @@ impl Detector {
                 *b += alpha * (f32::from(cur) - *b);
             }
         }
+        self.count_zone_levels();
         let score = fraction * 100.0;
         let regions = if n_changed >= self.min_region {
             self.regions()
@@ -275,13 +307,36 @@ impl Detector {
             y1: (y1 + 1) as f64 / self.work_h as f64,
         });
         let moving = !warming && regions.largest >= self.min_region && score >= self.cfg.min_area;
-        let event = self.advance(moving, score, bbox, t_ns, pts);
+        let zones = if moving { regions.zones } else { 0 };
+        let event = self.advance(moving, score, bbox, zones, t_ns, pts);
         FrameResult {
             score,
             object: regions.largest as f64 / (self.work_w * self.work_w) as f64,
             reseeded: false,
             bbox,
+            zones,
             event,
+        }
+    }
+
+    /// Counts this frame's changed pixels per zone (nothing to do without zones).
+    fn count_zone_levels(&mut self) {
+        if self.zone_of.is_empty() {
+            return;
+        }
+        self.zone_changed.fill(0);
+        for (&changed, &bits) in self.changed.iter().zip(&self.zone_of) {
+            if changed != 0 {
+                for_each_bit(bits, |z| self.zone_changed[z] += 1);
+            }
+        }
+        for ((level, &n), &px) in self
+            .zone_levels
+            .iter_mut()
+            .zip(&self.zone_changed)
+            .zip(&self.zone_px)
+        {
+            *level = n as f64 * 100.0 / px.max(1) as f64;
         }
     }
 
@@ -299,10 +354,12 @@ impl Detector {
             self.stack.clear();
             self.stack.push(start as u32);
             let (mut size, mut bb) = (0usize, (usize::MAX, usize::MAX, 0usize, 0usize));
+            let mut zones = 0u32;
             while let Some(i) = self.stack.pop() {
                 let i = i as usize;
                 let (x, y) = (i % w, i / w);
                 size += 1;
+                zones |= self.zone_of.get(i).copied().unwrap_or(0);
                 bb = (bb.0.min(x), bb.1.min(y), bb.2.max(x), bb.3.max(y));
                 for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
                     for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
@@ -316,6 +373,7 @@ impl Detector {
             }
             out.largest = out.largest.max(size);
             if size >= self.min_region {
+                out.zones |= zones;
                 out.bbox = Some(match out.bbox {
                     None => bb,
                     Some(o) => (o.0.min(bb.0), o.1.min(bb.1), o.2.max(bb.2), o.3.max(bb.3)),
@@ -333,6 +391,7 @@ impl Detector {
             }
         }
         self.reseed_stillness();
+        self.zone_levels.fill(0.0);
         self.run.0 = 0;
         self.warm_until_ns = t_ns.saturating_add((WARMUP_S * 1e9) as u64);
         self.quiet_frame(score, t_ns, pts)
@@ -349,7 +408,8 @@ impl Detector {
             object: 0.0,
             reseeded: true,
             bbox: None,
-            event: self.advance(false, 0.0, None, t_ns, pts),
+            zones: 0,
+            event: self.advance(false, 0.0, None, 0, t_ns, pts),
         }
     }
 
@@ -359,6 +419,7 @@ impl Detector {
         moving: bool,
         score: f64,
         bbox: Option<BoundingBox>,
+        zones: u32,
         t_ns: u64,
         pts: i64,
     ) -> Option<Event> {
@@ -372,12 +433,13 @@ impl Detector {
         }
         let long_enough = moving && self.run_long_enough(t_ns);
         match &mut self.active {
-            Some((_, last_moving, peak)) if moving => {
+            Some((_, last_moving, peak, touched)) if moving => {
                 *last_moving = t_ns;
                 *peak = peak.max(score);
+                *touched |= zones;
                 None
             }
-            Some((start, last_moving, peak)) => {
+            Some((start, last_moving, peak, touched)) => {
                 let quiet_s = t_ns.saturating_sub(*last_moving) as f64 / 1e9;
                 if quiet_s < self.cfg.post_motion_s {
                     return None;
@@ -386,17 +448,19 @@ impl Detector {
                     duration_s: t_ns.saturating_sub(*start) as f64 / 1e9,
                     peak_score: *peak,
                     last_moving_ns: *last_moving,
+                    zones: *touched,
                 };
                 self.active = None;
                 Some(end)
             }
             None if long_enough => {
-                self.active = Some((self.run.1, t_ns, score));
+                self.active = Some((self.run.1, t_ns, score, zones));
                 Some(Event::Start {
                     first_frame_ns: self.run.1,
                     first_pts: self.run.2,
                     score,
                     bbox,
+                    zones,
                 })
             }
             None => None,
@@ -421,6 +485,8 @@ struct Regions {
     largest: usize,
     /// `(x0, y0, x1, y1)` (inclusive) around the regions that count as objects.
     bbox: Option<(usize, usize, usize, usize)>,
+    /// The zones (bit `i`: zone `i`) the regions that count as objects touch.
+    zones: u32,
 }
 
 /// The median of `frame - background` over the watched pixels, to a whole level (a histogram of the
@@ -526,18 +592,45 @@ fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
     }
 }
 
-/// Which working-image pixels are watched: inside a zone (or anywhere, without zones) and in no mask.
-fn watched_mask(zones: &[Polygon], masks: &[Polygon], w: usize, h: usize) -> Vec<bool> {
-    (0..w * h)
+/// Which working-image pixels are watched (inside a zone, or anywhere without zones, and in no
+/// mask), and per pixel the zones it is watched in (bit `i`: zone `i`; empty without zones).
+fn watched_mask(zones: &[Polygon], masks: &[Polygon], w: usize, h: usize) -> (Vec<bool>, Vec<u32>) {
+    let zones = &zones[..zones.len().min(32)];
+    let mut zone_of = Vec::new();
+    let watched = (0..w * h)
         .map(|i| {
             let (x, y) = (
                 ((i % w) as f64 + 0.5) / w as f64,
                 ((i / w) as f64 + 0.5) / h as f64,
             );
-            let in_zone = zones.is_empty() || zones.iter().any(|z| inside(z, x, y));
-            in_zone && !masks.iter().any(|m| inside(m, x, y))
+            let masked = masks.iter().any(|m| inside(m, x, y));
+            let bits = zones
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| !masked && inside(z, x, y))
+                .fold(0u32, |bits, (k, _)| bits | 1 << k);
+            if !zones.is_empty() {
+                zone_of.push(bits);
+            }
+            !masked && (zones.is_empty() || bits != 0)
         })
-        .collect()
+        .collect();
+    (watched, zone_of)
+}
+
+/// Calls `f` with the index of each set bit of `bits`.
+fn for_each_bit(mut bits: u32, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+}
+
+/// The names of the zones in `bits`, in the settings' order.
+pub fn zone_names(cfg: &MotionSettings, bits: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    for_each_bit(bits, |z| names.push(cfg.zone_name(z)));
+    names
 }
 
 /// Even-odd point-in-polygon test.

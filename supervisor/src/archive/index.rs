@@ -96,6 +96,9 @@ pub struct EventFacts {
     pub end: Option<i64>,
     /// Peak percentage of the watched area that changed.
     pub score: f64,
+    /// The named zones a moving object touched (empty for a camera without zones).
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// One motion event, with the clip that covers its start.
@@ -107,6 +110,8 @@ pub struct Event {
     pub start: i64,
     pub end: Option<i64>,
     pub score: f64,
+    /// The named zones a moving object touched (empty for a camera without zones).
+    pub zones: Vec<String>,
     /// The API path of its thumbnail, if one was saved.
     pub thumbnail_url: Option<String>,
     pub recording_id: Option<String>,
@@ -151,7 +156,8 @@ CREATE TABLE IF NOT EXISTS events (
     end_ms INTEGER,
     score REAL NOT NULL,
     thumbnail TEXT,
-    sidecar TEXT NOT NULL
+    sidecar TEXT NOT NULL,
+    zones TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (camera_id, start_ms);
 ";
@@ -202,6 +208,18 @@ impl Index {
             return Err(db(rusqlite::Error::InvalidQuery));
         }
         conn.execute_batch(SCHEMA).map_err(db)?;
+        // An index made before events had zones gets the column (NULL: no zones).
+        let has_zones: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'zones'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(db)?;
+        if !has_zones {
+            conn.execute_batch("ALTER TABLE events ADD COLUMN zones TEXT")
+                .map_err(db)?;
+        }
         Ok(Index {
             conn,
             db_path: db_path.to_path_buf(),
@@ -420,8 +438,14 @@ impl Index {
         Ok(id)
     }
 
-    /// The motion event `id` ended.
-    pub fn motion_ended(&self, id: &str, end_ms: i64, peak_score: f64) -> Result<(), IndexError> {
+    /// The motion event `id` ended; `zones` are every zone touched during it.
+    pub fn motion_ended(
+        &self,
+        id: &str,
+        end_ms: i64,
+        peak_score: f64,
+        zones: &[String],
+    ) -> Result<(), IndexError> {
         let sidecar: Option<(String, String, i64)> = self
             .conn
             .query_row(
@@ -439,12 +463,13 @@ impl Index {
             start,
             end: Some(end_ms),
             score: peak_score,
+            zones: zones.to_vec(),
         };
         self.write_sidecar(Path::new(&sidecar), &facts)?;
         self.conn
             .execute(
-                "UPDATE events SET end_ms = ?2, score = ?3 WHERE id = ?1",
-                params![id, end_ms, peak_score],
+                "UPDATE events SET end_ms = ?2, score = ?3, zones = ?4 WHERE id = ?1",
+                params![id, end_ms, peak_score, zones_json(zones)],
             )
             .map(drop)
             .map_err(|e| self.db(e))
@@ -528,7 +553,7 @@ impl Index {
         let mut q = self
             .conn
             .prepare(
-                "SELECT e.id, e.camera_id, e.start_ms, e.end_ms, e.score, e.thumbnail,
+                "SELECT e.id, e.camera_id, e.start_ms, e.end_ms, e.score, e.thumbnail, e.zones,
                    (SELECT r.id FROM recordings r WHERE r.camera_id = e.camera_id
                       AND r.start_ms <= e.start_ms + 1000
                       AND COALESCE(r.end_ms, 9223372036854775807) >= e.start_ms
@@ -555,8 +580,12 @@ impl Index {
                     start: r.get(2)?,
                     end: r.get(3)?,
                     score: r.get(4)?,
+                    zones: r
+                        .get::<_, Option<String>>(6)?
+                        .and_then(|z| serde_json::from_str(&z).ok())
+                        .unwrap_or_default(),
                     thumbnail_path,
-                    recording_id: r.get(6)?,
+                    recording_id: r.get(7)?,
                 })
             })
             .map_err(|e| self.db(e))?;
@@ -647,11 +676,25 @@ fn insert_event(
     thumbnail: Option<&str>,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO events (id, camera_id, start_ms, end_ms, score, thumbnail, sidecar)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, f.camera_id, f.start, f.end, f.score, thumbnail, sidecar],
+        "INSERT OR REPLACE INTO events (id, camera_id, start_ms, end_ms, score, thumbnail, sidecar, zones)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            f.camera_id,
+            f.start,
+            f.end,
+            f.score,
+            thumbnail,
+            sidecar,
+            zones_json(&f.zones)
+        ],
     )
     .map(drop)
+}
+
+/// Zone names as stored in the index: a JSON array, or NULL for none.
+fn zones_json(zones: &[String]) -> Option<String> {
+    (!zones.is_empty()).then(|| serde_json::to_string(zones).unwrap_or_default())
 }
 
 /// The id of a clip or event: its file name up to the first `.`.

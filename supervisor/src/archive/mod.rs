@@ -43,6 +43,7 @@ pub enum ArchiveOp {
         camera_id: String,
         duration_s: f64,
         peak_score: f64,
+        zones: Vec<String>,
     },
     /// A worker could not write: make room now.
     DiskFull,
@@ -273,6 +274,7 @@ fn write(
                 start: m.wall_unix_ms as i64,
                 end: None,
                 score: m.score,
+                zones: m.zones.clone(),
             };
             match index.motion_started(&facts, thumb.as_ref().map(|p| p.jpeg.as_slice())) {
                 Ok(id) => {
@@ -289,10 +291,11 @@ fn write(
             camera_id,
             duration_s,
             peak_score,
+            zones,
         } => match open_events.get(camera_id) {
             Some((id, start)) => {
                 let end = start + (duration_s * 1000.0) as i64;
-                index.motion_ended(id, end, *peak_score)?;
+                index.motion_ended(id, end, *peak_score, zones)?;
                 open_events.remove(camera_id);
                 Ok(())
             }

@@ -1022,7 +1022,7 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
             slot.last_error = Some(format!("worker could not understand us: {detail}"));
         }
         WorkerEvent::MotionStart(m) => {
-            info!(%camera_id, score = m.score, latency_ms = m.latency_ms, onset_delay_ms = m.onset_delay_ms, "motion started");
+            info!(%camera_id, score = m.score, latency_ms = m.latency_ms, onset_delay_ms = m.onset_delay_ms, zones = ?m.zones, "motion started");
             slot.motion.active = true;
             slot.motion.events += 1;
             slot.motion.last_start = Some(m.clone());
@@ -1031,8 +1031,9 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
         WorkerEvent::MotionEnd {
             duration_s,
             peak_score,
+            zones,
         } => {
-            info!(%camera_id, duration_s, peak_score, "motion ended");
+            info!(%camera_id, duration_s, peak_score, ?zones, "motion ended");
             slot.motion.active = false;
             slot.motion.last_end = Some(MotionEnd {
                 duration_s,
@@ -1042,6 +1043,7 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
                 camera_id,
                 duration_s,
                 peak_score,
+                zones,
             });
         }
         WorkerEvent::RecordingStarted(r) => {

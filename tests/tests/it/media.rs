@@ -419,7 +419,10 @@ fn zones_and_masks_decide_where_the_box_counts() {
         c
     };
     let nvr = nvr_with(vec![
-        with("zone_on_path", json!({"zones": [band(0.3, 0.7)]})),
+        with(
+            "zone_on_path",
+            json!({"zones": [{"name": "path", "points": band(0.3, 0.7)}, band(0.0, 0.1)]}),
+        ),
         with("zone_off_path", json!({"zones": [band(0.0, 0.25)]})),
         with("path_masked", json!({"masks": [band(0.25, 0.75)]})),
     ]);
@@ -433,6 +436,17 @@ fn zones_and_masks_decide_where_the_box_counts() {
         c["motion"]["events"].as_u64() >= Some(1)
     });
     assert!(on["motion"]["last_start"]["score"].as_f64().unwrap() > 2.0);
+    // The event names the zone the box touched, not the other one (unnamed: `zone2`).
+    assert_eq!(on["motion"]["last_start"]["zones"], json!(["path"]), "{on}");
+    let levels: Vec<&str> = on["worker"]["motion"]["zones"]
+        .as_array()
+        .map(|z| z.iter().filter_map(|l| l["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(levels, ["path", "zone2"], "{on}");
+    let (code, body) = get_bytes(nvr.port, "/api/events?camera=zone_on_path");
+    let events: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(events[0]["zones"], json!(["path"]), "{events}");
     std::thread::sleep(Duration::from_secs(9));
     for id in ["zone_off_path", "path_masked"] {
         assert_eq!(

@@ -577,3 +577,55 @@ fn min_object_is_a_share_of_the_width_at_every_size() {
         }
     }
 }
+
+#[test]
+fn events_name_the_zones_their_objects_touch() {
+    let right = vec![vec![[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]];
+    let settings = MotionSettings {
+        zones: [left_half(), right].concat(),
+        zone_names: vec!["drive way".into(), "porch".into()],
+        post_motion_s: 1.0,
+        ..cfg()
+    };
+    let mut det = Detector::new(settings.clone(), W, H);
+    // A box in the left half from frame 30; a second one joins in the right half from frame 60.
+    let boxes = |i: usize| {
+        let mut b = Vec::new();
+        if (30..90).contains(&i) {
+            b.push((50 + i, 100, 80, 80));
+        }
+        if (60..90).contains(&i) {
+            b.push((400 + i, 200, 80, 80));
+        }
+        b
+    };
+    let mut events = Vec::new();
+    let mut levels_at_45 = Vec::new();
+    for i in 0..150 {
+        let f = frame(i as u64, 4, 100, &boxes(i));
+        let r = det.process(luma(&f), i as u64 * FRAME_NS, i as i64);
+        if i == 45 {
+            levels_at_45 = det.zone_levels().to_vec();
+            assert_eq!(r.zones, 0b01, "frame 45's object is in the left zone only");
+        }
+        events.extend(r.event);
+    }
+    assert!(
+        levels_at_45[0] > 0.5 && levels_at_45[1] == 0.0,
+        "{levels_at_45:?}"
+    );
+    match events.as_slice() {
+        [Event::Start { zones: start, .. }, Event::End { zones: end, .. }] => {
+            assert_eq!(zone_names(&settings, *start), ["drive way"]);
+            assert_eq!(zone_names(&settings, *end), ["drive way", "porch"]);
+        }
+        other => panic!("expected one event, got {other:?}"),
+    }
+    // Unnamed zones are called by their position; no zones, no names.
+    let unnamed = MotionSettings {
+        zone_names: Vec::new(),
+        ..settings
+    };
+    assert_eq!(zone_names(&unnamed, 0b10), ["zone2"]);
+    assert!(zone_names(&cfg(), 0).is_empty());
+}

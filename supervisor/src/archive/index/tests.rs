@@ -43,9 +43,17 @@ fn the_index_is_rebuilt_from_the_files_with_the_same_ids() {
         start: 1_700_000_000_500,
         end: None,
         score: 7.5,
+        zones: vec!["drive way".into()],
     };
     let ev = index.motion_started(&facts, Some(b"\xff\xd8jpeg")).unwrap();
-    index.motion_ended(&ev, 1_700_000_004_000, 9.0).unwrap();
+    index
+        .motion_ended(
+            &ev,
+            1_700_000_004_000,
+            9.0,
+            &["drive way".into(), "porch".into()],
+        )
+        .unwrap();
     let before = (
         index.recordings(None, None, None).unwrap(),
         index.events(None, None, None).unwrap(),
@@ -63,6 +71,7 @@ fn the_index_is_rebuilt_from_the_files_with_the_same_ids() {
     assert_eq!(before.1.len(), 1);
     assert_eq!(before.1[0].end, Some(1_700_000_004_000));
     assert_eq!(before.1[0].score, 9.0);
+    assert_eq!(before.1[0].zones, ["drive way", "porch"]);
     assert!(before.1[0].recording_id.is_some(), "{:?}", before.1[0]);
     assert!(before.1[0].thumbnail_url.is_some());
     drop(index);
@@ -143,6 +152,7 @@ fn deleting_a_clip_takes_its_events_and_never_a_clip_in_progress() {
                 start: 1_700_000_000_000,
                 end: Some(1_700_000_000_300),
                 score: 3.0,
+                zones: Vec::new(),
             },
             None,
         )
@@ -201,4 +211,29 @@ fn a_finished_clip_takes_the_start_its_worker_knows_at_the_end() {
     let r = index.recording(&stem(A)).unwrap().unwrap();
     assert_eq!(r.start, 1_700_000_000_758);
     assert_eq!(r.end, Some(1_700_000_004_724));
+}
+
+#[test]
+fn an_index_from_before_zones_gains_the_column() {
+    let d = dir("zones-column");
+    let conn = Connection::open(d.0.join(INDEX_FILE)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, start_ms INTEGER NOT NULL,
+           end_ms INTEGER, score REAL NOT NULL, thumbnail TEXT, sidecar TEXT NOT NULL);",
+    )
+    .unwrap();
+    drop(conn);
+    let (index, _) = Index::open(&d.0).unwrap();
+    let facts = EventFacts {
+        camera_id: "cam".into(),
+        start: 1_700_000_000_500,
+        end: None,
+        score: 2.0,
+        zones: vec!["porch".into()],
+    };
+    let ev = index.motion_started(&facts, None).unwrap();
+    assert_eq!(
+        index.event(&ev).unwrap().map(|e| e.zones),
+        Some(vec!["porch".to_string()])
+    );
 }
