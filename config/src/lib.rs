@@ -376,9 +376,9 @@ impl Default for LimitsConfig {
 /// The camera's shared-memory packet rings (encoded SUB and MAIN packets for live view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveConfig {
-    /// MiB of MAIN packets kept (0 = no MAIN ring, so no full-resolution live view). Default 16.
+    /// MiB of MAIN packets kept (0 = no MAIN ring, so no full-resolution live view). Default 8.
     pub main_ring_mb: u32,
-    /// MiB of SUB packets kept (0 = no SUB ring, so no MSE live view). Default 4.
+    /// MiB of SUB packets kept (0 = no SUB ring, so no MSE live view). Default 2.
     pub sub_ring_mb: u32,
 }
 
@@ -388,8 +388,8 @@ pub const MAX_RING_MB: u32 = 1024;
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
-            main_ring_mb: 16,
-            sub_ring_mb: 4,
+            main_ring_mb: 8,
+            sub_ring_mb: 2,
         }
     }
 }

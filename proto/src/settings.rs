@@ -268,7 +268,8 @@ mod tests {
             (r#", "sub_url": "rtsp://h/2""#, false),
             (r#", "transport": "udp""#, false),
             (r#", "live": {"main_ring_mb": 32}"#, false),
-            (r#", "live": {"sub_ring_mb": 4}"#, true),
+            (r#", "live": {"sub_ring_mb": 2}"#, true),
+            (r#", "live": {"sub_ring_mb": 4}"#, false),
             (r#", "username": "admin""#, false),
         ];
         for (extra, live) in table {

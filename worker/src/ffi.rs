@@ -1,5 +1,6 @@
 //! The worker's FFI edge: the fields of FFmpeg's codec parameters that ffmpeg-next has no accessor
 //! for (decision 11): codec tag, video size, extradata, audio sample rate and channels. Everything else stays on ffmpeg-next's safe API.
+//! Also the one allocator setting the worker makes ([`release_large_buffers_at_once`]).
 #![allow(unsafe_code)]
 
 use ffmpeg_next::codec;
@@ -52,4 +53,23 @@ pub fn audio_format(params: &codec::Parameters) -> (u32, u32) {
         ((*p).sample_rate, (*p).ch_layout.nb_channels)
     };
     (rate.max(0) as u32, channels.max(0) as u32)
+}
+
+/// Packets and frames from this size up get their own mapping, returned to the system when freed.
+const MMAP_THRESHOLD: i32 = 32 * 1024;
+
+/// Makes glibc's allocator give every buffer of [`MMAP_THRESHOLD`] bytes or more its own mapping,
+/// unmapped when it is freed, instead of carving it from a per-thread arena that keeps its
+/// high-water mark. The recorder's pre-roll frees its oldest packets as new ones come, and the
+/// arenas otherwise held about 3 MB per worker more than the packets alive (decision 66). Call
+/// once at start-up, before the pipeline threads exist.
+pub fn release_large_buffers_at_once() {
+    // SAFETY: `mallopt` only changes the allocator's tuning parameters; it is called from the
+    // main thread before any other thread of ours runs, and its arguments are valid glibc
+    // parameter numbers with values in range. Its result (1 on success) only says whether the
+    // setting took; without it the allocator works as before.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD);
+    }
 }

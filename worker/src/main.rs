@@ -60,6 +60,7 @@ struct Args {
 fn main() -> ExitCode {
     // `--help` and `--version` exit 0; a bad command line exits 2 (BAD_CONFIG).
     let args = Args::parse();
+    ffi::release_large_buffers_at_once();
     // Every JSON line carries the camera's id as a flat field, as the supervisor's lines do; in
     // text mode the span shows it.
     if let Err(e) = nvr_cli::init(&args.log, &[("camera_id", &args.camera_id)]) {

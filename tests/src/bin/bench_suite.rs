@@ -11,7 +11,7 @@
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_config, signal, Nvr, TempDir};
 use nvr_tests::procstat::{
-    clk_tck, cpu_model, cpu_ticks, machine_ticks, median, percentile, rss_mb,
+    clk_tck, cpu_model, cpu_ticks, machine_ticks, median, percentile, pss_mb, rss_mb,
 };
 use nvr_tests::status::camera_in;
 use serde_json::{json, Value};
@@ -80,6 +80,9 @@ struct Window {
     supervisor_cpu: f64,
     /// RssAnon+RssFile per camera, MB.
     rss_per_camera_mb: f64,
+    /// PSS (shared pages divided among the processes that map them; shared memory included) per
+    /// camera, MB.
+    pss_per_camera_mb: f64,
     fakecam_cpu: f64,
     machine_cpu: f64,
     /// Detection delay per onset vs the fake camera's send time, ms.
@@ -106,7 +109,7 @@ fn measure(
     let before: Vec<(u32, u64)> = pids().into_iter().map(|p| (p, cpu_ticks(p))).collect();
     let (fc0, m0) = (cpu_ticks(fakecam), machine_ticks());
     let t = Instant::now();
-    let mut rss = Vec::new();
+    let (mut rss, mut pss) = (Vec::new(), Vec::new());
     for i in 0.. {
         if t.elapsed().as_secs_f64() >= secs {
             break;
@@ -115,6 +118,7 @@ fn measure(
             poll();
         }
         rss.push(pids().iter().map(|p| rss_mb(*p).0).sum::<f64>());
+        pss.push(pids().iter().map(|p| pss_mb(*p).0).sum::<f64>());
         std::thread::sleep(Duration::from_secs(1));
     }
     let secs = t.elapsed().as_secs_f64();
@@ -128,6 +132,7 @@ fn measure(
     Window {
         cpu_per_camera: pct(used) / n as f64,
         rss_per_camera_mb: median(&rss) / n as f64,
+        pss_per_camera_mb: median(&pss) / n as f64,
         fakecam_cpu: pct(cpu_ticks(fakecam).saturating_sub(fc0)),
         machine_cpu: pct(m1.0 - m0.0),
         ..Window::default()
@@ -563,8 +568,8 @@ fn main() {
         md,
         "### CPU and memory per camera (median (min–max) over the windows)\n"
     );
-    let _ = writeln!(md, "| cameras | NVR CPU % | floor CPU % | Motion CPU % | NVR/floor | NVR/Motion | NVR RSS MB | Motion RSS MB | NVR supervisor CPU % | fake camera CPU % | machine CPU % (NVR window) |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| cameras | NVR CPU % | floor CPU % | Motion CPU % | NVR/floor | NVR/Motion | NVR RSS MB | NVR PSS MB | Motion RSS MB | Motion PSS MB | NVR supervisor CPU % | fake camera CPU % | machine CPU % (NVR window) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut json_rows = Vec::new();
     for &n in &a.cameras {
         let cpu = |s| get(s, n, &|w| w.cpu_per_camera);
@@ -577,23 +582,27 @@ fn main() {
             }
         };
         let rss = |s| get(s, n, &|w| w.rss_per_camera_mb);
+        let pss = |s| get(s, n, &|w| w.pss_per_camera_mb);
         let _ = writeln!(
             md,
-            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_med(&nv),
             fmt_med(&fl),
             fmt_med(&mo),
             ratio(&nv, &fl),
             ratio(&nv, &mo),
             fmt_med(&rss("nvr")),
+            fmt_med(&pss("nvr")),
             fmt_med(&rss("motion")),
+            fmt_med(&pss("motion")),
             fmt_med(&get("nvr", n, &|w| w.supervisor_cpu)),
             fmt_med(&get("nvr", n, &|w| w.fakecam_cpu)),
             fmt_med(&get("nvr", n, &|w| w.machine_cpu)),
         );
         json_rows.push(
             json!({"cameras": n, "nvr_cpu": nv, "floor_cpu": fl, "motion_cpu": mo,
-            "nvr_rss_mb": rss("nvr"), "motion_rss_mb": rss("motion")}),
+            "nvr_rss_mb": rss("nvr"), "motion_rss_mb": rss("motion"),
+            "nvr_pss_mb": pss("nvr"), "motion_pss_mb": pss("motion")}),
         );
     }
     let _ = writeln!(md, "\n### Motion detection against the fake camera's ground truth (send time of the first moving frame)\n");

@@ -180,7 +180,7 @@ fn check_video(id: &str, kind: StreamKind, seen: &Seen, gop_frames: u32) {
 fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generation() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).expect("fake camera");
     let mut aac = camera_config("ring264", &fc, "motion/main_aac", "motion/sub");
-    aac["live"] = json!({"main_ring_mb": 16, "sub_ring_mb": 4});
+    aac["live"] = json!({"main_ring_mb": 12, "sub_ring_mb": 3});
     let hevc = camera_config("ring265", &fc, "motion/main_h265", "motion/sub_h265");
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "cameras": [aac, hevc]}),
@@ -247,7 +247,7 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
     check_video("ring265", StreamKind::Main, &main265, MAIN_GOP_FRAMES);
 
     eprintln!("streams read after {:?}", t0.elapsed());
-    // The worker's own figures reach /status, and the default rings hold two GOPs.
+    // The worker's own figures reach /status, and rings of the configured sizes hold two GOPs.
     let c = nvr.wait_camera(
         "ring264",
         Duration::from_secs(10),
@@ -257,7 +257,7 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
                 && c["worker"]["sub"]["packet_ring"]["gop_s"].as_f64() > Some(0.0)
         },
     );
-    for (stream, mb, gop_s) in [("sub", 4u64, 1.0), ("main", 16, 2.0)] {
+    for (stream, mb, gop_s) in [("sub", 3u64, 1.0), ("main", 12, 2.0)] {
         let ring = &c["worker"][stream]["packet_ring"];
         assert_eq!(ring["capacity_bytes"].as_u64(), Some(mb << 20), "{ring}");
         assert_eq!(ring["has_params"], true, "{ring}");
