@@ -324,10 +324,16 @@ pub async fn reload_config(
         tracing::warn!(path = %note.path, note = %note.message, "config note");
     }
     let api = config.api.clone();
+    let api_restart_needed = auth
+        .restart_needed(&api)
+        .into_iter()
+        .map(String::from)
+        .collect();
     let (reply, rx) = oneshot::channel();
     inbox
         .send(Msg::Command(Command::Reload {
             config: Box::new(config),
+            api_restart_needed,
             reply,
         }))
         .map_err(|_| "shutting down".to_string())?;
@@ -336,19 +342,13 @@ pub async fn reload_config(
     if login_changed {
         tracing::warn!("reload: the login changed; every session was ended");
     }
-    let mut restart_needed: Vec<String> = auth
-        .restart_needed(&api)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    restart_needed.append(&mut summary.restart_needed);
+    let restart_needed = std::mem::take(&mut summary.restart_needed);
     if !restart_needed.is_empty() {
         tracing::warn!(
             settings = restart_needed.join(","),
             "reload: these settings take effect at the next start; their running values stay"
         );
     }
-    let _ = inbox.send(Msg::Command(Command::RestartNeeded(restart_needed.clone())));
     Ok((
         summary,
         ApiReload {

@@ -59,8 +59,12 @@ const LATENCY_WINDOW: usize = 200;
 
 /// A request to the manager from the API or a signal handler.
 pub enum Command {
+    /// Apply a newly loaded config. `api_restart_needed` names the API's own settings that wait
+    /// for a restart; the summary's `restart_needed` holds them and the manager's, and `/status`
+    /// shows the same list before the answer is sent.
     Reload {
         config: Box<Config>,
+        api_restart_needed: Vec<String>,
         reply: oneshot::Sender<ReloadSummary>,
     },
     Restart {
@@ -71,8 +75,6 @@ pub enum Command {
     Shutdown { reply: oneshot::Sender<()> },
     /// Record a reload that was rejected, for `/status`.
     ReloadRejected(String),
-    /// Record the settings the last reload changed that wait for a restart, for `/status`.
-    RestartNeeded(Vec<String>),
     /// Set (`Some`) or end (`None`) the mode override of one camera, or of every camera
     /// (`camera_id: None`). Answers with the affected cameras' modes, or why nothing changed.
     SetOverride {
@@ -470,18 +472,27 @@ impl Manager {
         let now = Instant::now();
         self.next_refresh = now;
         match cmd {
-            Command::Reload { config, reply } => {
-                let summary = self.reload(*config, now);
+            Command::Reload {
+                config,
+                api_restart_needed,
+                reply,
+            } => {
+                let mut summary = self.reload(*config, now);
+                let mut restart_needed = api_restart_needed;
+                restart_needed.append(&mut summary.restart_needed);
+                self.restart_needed = restart_needed.clone();
+                summary.restart_needed = restart_needed;
                 info!(
                     added = summary.added.join(","),
                     removed = summary.removed.join(","),
                     changed = summary.changed.join(","),
                     "config reloaded"
                 );
+                // Whoever reads `/status` after the answer sees this reload.
+                self.publish();
                 let _ = reply.send(summary);
             }
             Command::ReloadRejected(error) => self.last_reload_error = Some(error),
-            Command::RestartNeeded(fields) => self.restart_needed = fields,
             Command::SetOverride {
                 camera_id,
                 change,

@@ -21,7 +21,8 @@ pub struct ReloadSummary {
     /// Cameras left exactly as they were.
     pub unchanged: usize,
     /// Settings outside the cameras that changed but wait for a restart (`output_dir`); the
-    /// running values stay. The API adds its own and reports them as `restart_needed`.
+    /// running values stay. The `Reload` command puts the API's own first; `/status` and the
+    /// answer to `POST /api/reload` report the list as `restart_needed`.
     #[serde(skip)]
     pub restart_needed: Vec<String>,
 }
