@@ -131,6 +131,8 @@ pub struct Detector {
     warm_until_ns: u64,
     small: Vec<u8>,
     blurred: Vec<u8>,
+    /// The filters' working memory, kept between frames (no allocation per frame).
+    scratch: Scratch,
     /// Per pixel: the value it has stayed near, and for how long (s).
     anchor: Vec<u8>,
     still_s: Vec<f32>,
@@ -178,6 +180,7 @@ impl Detector {
             warm_until_ns: 0,
             small: vec![0; n],
             blurred: vec![0; n],
+            scratch: Scratch::default(),
             anchor: vec![0; n],
             still_s: vec![0.0; n],
             changed: vec![0; n],
@@ -226,8 +229,14 @@ impl Detector {
     /// Processes one frame filmed at `t_ns` (any clock that follows the stream's time) with
     /// presentation time `pts`.
     pub fn process(&mut self, y: Luma<'_>, t_ns: u64, pts: i64) -> FrameResult {
-        downscale(y, self.work_w, self.work_h, &mut self.small);
-        blur3(&self.small, self.work_w, self.work_h, &mut self.blurred);
+        downscale(y, self.work_w, self.work_h, &mut self.small, &mut self.scratch);
+        blur3(
+            &self.small,
+            self.work_w,
+            self.work_h,
+            &mut self.blurred,
+            &mut self.scratch.hsum,
+        );
         let dt_s = self
             .last_frame_ns
             .map_or(0.0, |last| t_ns.saturating_sub(last) as f64 / 1e9);
@@ -498,7 +507,9 @@ fn median_shift(frame: &[u8], background: &[f32], watched: &[bool], n_watched: u
     let mut histogram = [0u32; 511];
     for ((&cur, &b), &w) in frame.iter().zip(background).zip(watched) {
         if w {
-            let d = (f32::from(cur) - b).round() as i32 + 255;
+            // `+ 0.5` and truncation round to the nearest level (halves up) without a call to
+            // `roundf` per pixel; the sum is never negative for a difference of at least -255.
+            let d = (f32::from(cur) - b + 255.5) as i32;
             histogram[d.clamp(0, 510) as usize] += 1;
         }
     }
@@ -513,17 +524,33 @@ fn median_shift(frame: &[u8], background: &[f32], watched: &[bool], n_watched: u
     0.0
 }
 
+/// The filters' working memory, kept by the detector so that a frame allocates nothing.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Each output column's source span, for the (source width, output width) in `spans_for`.
+    spans: Vec<(usize, usize)>,
+    spans_for: (usize, usize),
+    /// Column sums of the source rows of one output row.
+    acc: Vec<u32>,
+    /// The blur's horizontal sums.
+    hsum: Vec<u16>,
+}
+
 /// Area-average downscale of the luma plane into `out` (`w` × `h`): sum the source rows of each output
 /// row first (contiguous, vectorisable), then each output column's span of that sum. Divisions are
 /// multiplications by precomputed reciprocals (this runs on every frame).
-fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8]) {
-    let spans: Vec<(usize, usize)> = (0..w)
-        .map(|ox| {
-            let x0 = ox * src.width / w;
-            (x0, ((ox + 1) * src.width / w).max(x0 + 1))
-        })
-        .collect();
-    let mut acc = vec![0u32; src.width];
+fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8], scratch: &mut Scratch) {
+    if scratch.spans_for != (src.width, w) {
+        scratch.spans = (0..w)
+            .map(|ox| {
+                let x0 = ox * src.width / w;
+                (x0, ((ox + 1) * src.width / w).max(x0 + 1))
+            })
+            .collect();
+        scratch.spans_for = (src.width, w);
+    }
+    let (spans, acc) = (&scratch.spans, &mut scratch.acc);
+    acc.resize(src.width, 0);
     for (oy, out_row) in out.chunks_exact_mut(w).take(h).enumerate() {
         let y0 = oy * src.height / h;
         let y1 = ((oy + 1) * src.height / h).max(y0 + 1);
@@ -534,7 +561,7 @@ fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8]) {
                 *a += u32::from(p);
             }
         }
-        for (o, &(x0, x1)) in out_row.iter_mut().zip(&spans) {
+        for (o, &(x0, x1)) in out_row.iter_mut().zip(spans) {
             let sum: u32 = acc[x0..x1].iter().sum();
             *o = divide(sum, ((y1 - y0) * (x1 - x0)) as u32);
         }
@@ -553,9 +580,9 @@ fn divide(sum: u32, n: u32) -> u8 {
 /// 3×3 box blur with clamped edges (each pixel averages the neighbours that exist), done separably.
 /// The interior (all nine neighbours present) is written as straight slice arithmetic so that it
 /// vectorises; the one-pixel border takes the general path.
-fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
-    // Horizontal sums of the 1×3 windows (at most 3 · 255).
-    let mut hsum = vec![0u16; w * h];
+fn blur3(src: &[u8], w: usize, h: usize, out: &mut [u8], hsum: &mut Vec<u16>) {
+    // Horizontal sums of the 1×3 windows (at most 3 · 255); every element is written below.
+    hsum.resize(w * h, 0);
     for (row, sums) in src.chunks_exact(w).zip(hsum.chunks_exact_mut(w)) {
         if w >= 3 {
             let mid = sums[1..w - 1].iter_mut();
