@@ -251,7 +251,7 @@ fn read_motion(value: &Value, path: &str, problems: &mut Problems) -> Option<Mot
 fn read_min_motion(obj: &mut ObjReader<'_>, problems: &mut Problems) -> Option<f64> {
     let frames: Option<u32> = obj.get(
         "min_frames",
-        "write min_motion_s instead, in seconds, e.g. 0.05",
+        "write min_motion_s instead, in seconds, e.g. 0.03",
         problems,
     );
     let seconds = obj.seconds("min_motion_s", problems);

@@ -297,7 +297,7 @@ pub struct MotionConfig {
     /// connected changed region at least half the area of that square. Default 0.02.
     pub min_object: f64,
     /// Seconds an object must keep moving before motion starts (at least two frames when above
-    /// zero). Default 0.05. Replaces `min_frames`, which is read as `(min_frames - 1) / 30` s.
+    /// zero). Default 0.03 (two frames at 30 fps). Replaces `min_frames`, which is read as `(min_frames - 1) / 30` s.
     pub min_motion_s: f64,
     /// Seconds without a moving frame before motion ends. Default 5.
     pub post_motion_s: f64,
@@ -314,7 +314,7 @@ impl Default for MotionConfig {
             threshold: 30,
             min_area: 0.0,
             min_object: 0.02,
-            min_motion_s: 0.05,
+            min_motion_s: 0.03,
             post_motion_s: 5.0,
             zones: Vec::new(),
             masks: Vec::new(),

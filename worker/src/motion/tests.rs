@@ -102,9 +102,9 @@ fn a_moving_box_starts_after_min_motion_and_ends_after_post_motion() {
     else {
         panic!("{events:?}")
     };
-    // min_motion_s = 0.05 s: decided on the third moving frame (the first 50 ms after the first
-    // one at 30 fps), stamped with the first.
-    assert_eq!((*i, *first_pts), (62, 60));
+    // min_motion_s = 0.03 s: decided on the second moving frame (33 ms after the first one at
+    // 30 fps), stamped with the first.
+    assert_eq!((*i, *first_pts), (61, 60));
     assert!(*score > 0.0);
     let b = bbox.unwrap();
     assert!(
@@ -168,7 +168,7 @@ fn a_small_far_object_fires_with_the_defaults_and_a_smaller_one_does_not() {
             assert!(
                 matches!(
                     events.first(),
-                    Some((42, Event::Start { first_pts: 40, .. }))
+                    Some((41, Event::Start { first_pts: 40, .. }))
                 ),
                 "{side} px: {events:?}"
             );
@@ -191,7 +191,7 @@ fn something_that_stops_moving_is_absorbed_into_the_background() {
     };
     let events = run(&mut det, 30 * 60, 4, |_| 100, parked);
     assert!(
-        matches!(events.first(), Some((42, Event::Start { .. }))),
+        matches!(events.first(), Some((41, Event::Start { .. }))),
         "{events:?}"
     );
     assert!(
@@ -225,7 +225,7 @@ fn an_object_in_the_first_frame_leaves_no_ghost_that_swallows_the_next_onset() {
         .map(|(i, _)| *i);
     assert!(first_end.is_some_and(|j| j < 330), "{events:?}");
     assert_eq!(starts.len(), 2, "{events:?}");
-    assert!((332..335).contains(&starts[1]), "{events:?}");
+    assert!((331..334).contains(&starts[1]), "{events:?}");
 }
 
 /// The left half of the picture, as a zone or a mask.
@@ -463,8 +463,8 @@ fn min_motion_s_starts_at_the_same_time_at_every_frame_rate() {
             (first - 2.0).abs() < 1e-6,
             "{fps} fps: first frame at {first}"
         );
-        // min_motion_s (0.05 s), but at least two frames: the first frame after 2.05 s.
-        let expected = 2.0 + (0.05f64).max(frame);
+        // min_motion_s (0.03 s), but at least two frames: the first frame after 2.03 s.
+        let expected = 2.0 + (0.03f64).max(frame);
         assert!(
             decided >= expected - 1e-6 && decided < expected + frame,
             "{fps} fps: decided at {decided}, expected {expected}"
