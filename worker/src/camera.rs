@@ -226,6 +226,52 @@ struct BusSink {
 /// How long to wait before retrying to create a ring that could not be created.
 const RING_RETRY: Duration = Duration::from_secs(10);
 
+impl BusSink {
+    /// Copies the frame into the ring (creating or resizing it first); false when there is no ring
+    /// to write to. Detection goes on without one: it then reads the decoder's own picture.
+    fn publish(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        geometry: Geometry,
+        pts: i64,
+        arrival_ns: u64,
+        decoded_ns: u64,
+    ) -> bool {
+        let writer = match &mut self.writer {
+            Some(w) if w.geometry() == geometry => w,
+            Some(w) => {
+                if let Err(e) = w.reconfigure(geometry) {
+                    error!(error = %e, "cannot resize the frame ring");
+                    self.writer = None;
+                    return false;
+                }
+                w
+            }
+            None if self.retry_at.is_some_and(|t| Instant::now() < t) => return false,
+            None => match Writer::create(&self.camera_id, geometry, RING_SLOTS) {
+                Ok(w) => self.writer.insert(w),
+                Err(e) => {
+                    error!(error = %e, "cannot create the frame ring; frames are decoded but not shared");
+                    self.retry_at = Some(Instant::now() + RING_RETRY);
+                    return false;
+                }
+            },
+        };
+        writer.publish(pts, arrival_ns, decoded_ns, |planes| {
+            for (i, plane) in planes.iter_mut().enumerate() {
+                let src = frame.data(i);
+                let src_stride = frame.stride(i);
+                let n = plane.width_bytes.min(src_stride);
+                for row in 0..plane.rows {
+                    let s = &src[row * src_stride..row * src_stride + n];
+                    plane.data[row * plane.stride..row * plane.stride + n].copy_from_slice(s);
+                }
+            }
+        });
+        true
+    }
+}
+
 impl FrameSink for BusSink {
     fn frame(&mut self, frame: &ffmpeg::frame::Video, at: FrameTimes, clock: &StreamClock) {
         let FrameTimes {
@@ -238,38 +284,8 @@ impl FrameSink for BusSink {
             height: frame.height(),
             format: PixelFormat::Yuv420p,
         };
-        let writer = match &mut self.writer {
-            Some(w) if w.geometry() == geometry => w,
-            Some(w) => {
-                if let Err(e) = w.reconfigure(geometry) {
-                    error!(error = %e, "cannot resize the frame ring");
-                    self.writer = None;
-                    return;
-                }
-                w
-            }
-            None if self.retry_at.is_some_and(|t| Instant::now() < t) => return,
-            None => match Writer::create(&self.camera_id, geometry, RING_SLOTS) {
-                Ok(w) => self.writer.insert(w),
-                Err(e) => {
-                    error!(error = %e, "cannot create the frame ring; frames are decoded but not shared");
-                    self.retry_at = Some(Instant::now() + RING_RETRY);
-                    return;
-                }
-            },
-        };
         let pts = frame.pts().unwrap_or(0);
-        writer.publish(pts, arrival_ns, decoded_ns, |planes| {
-            for (i, plane) in planes.iter_mut().enumerate() {
-                let src = frame.data(i);
-                let src_stride = frame.stride(i);
-                let n = plane.width_bytes.min(src_stride);
-                for row in 0..plane.rows {
-                    let s = &src[row * src_stride..row * src_stride + n];
-                    plane.data[row * plane.stride..row * plane.stride + n].copy_from_slice(s);
-                }
-            }
-        });
+        let published = self.publish(frame, geometry, pts, arrival_ns, decoded_ns);
         while let Ok(motion) = self.new_motion.try_recv() {
             info!(
                 threshold = motion.threshold,
@@ -293,15 +309,22 @@ impl FrameSink for BusSink {
             }
             return;
         }
-        let Some(view) = writer.last_frame() else {
-            return;
-        };
         let (width, height) = (geometry.width as usize, geometry.height as usize);
         let detector = match &mut self.detector {
             Some(d) if d.source_size() == (width, height) => d,
             slot => slot.insert(Detector::new(self.motion.clone(), width, height)),
         };
-        let (data, stride) = view.plane(0);
+        // In place in the ring's slot when there is one; a full or missing /dev/shm costs the
+        // previews, never the detection.
+        let view = self
+            .writer
+            .as_ref()
+            .filter(|_| published)
+            .and_then(|w| w.last_frame());
+        let (data, stride) = match &view {
+            Some(view) => view.plane(0),
+            None => (frame.data(0), frame.stride(0)),
+        };
         let luma = Luma {
             data,
             stride,

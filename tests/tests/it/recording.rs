@@ -243,3 +243,38 @@ fn a_camera_server_restart_mid_recording_leaves_valid_monotonic_files() {
     }
     assert!(files_ending(&output(&nvr), ".part").is_empty());
 }
+
+#[test]
+fn without_shared_memory_motion_is_still_detected_and_recorded() {
+    // A missing (or full) /dev/shm costs the previews, never the detection: the worker then
+    // detects on the decoder's own picture, and the clip is written as usual.
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let cam = camera(
+        "noshm",
+        &fc,
+        "motion/main",
+        "motion/sub",
+        json!({"pre_roll_s": 2, "post_roll_s": 1}),
+    );
+    let missing = std::env::temp_dir().join(format!("nvr-no-shm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&missing);
+    let mut nvr = Nvr::start(
+        json!({"heartbeat_interval_s": HEARTBEAT_S, "cameras": [cam]}),
+        &[("NVR_SHM_DIR", missing.to_str().unwrap())],
+    );
+    let st = wait_finished(&nvr, "noshm", 1, 60);
+    assert_eq!(st["worker"]["sub"]["state"], "up", "{st}");
+    let files = clips(&nvr, "noshm");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let moving = moving_frames(&grey_frames(&files[0], 64, 36).unwrap());
+    assert!(
+        moving.iter().any(|&m| m),
+        "the clip does not show the box: {}",
+        files[0].display()
+    );
+    assert!(nvr.terminate().unwrap().success());
+    assert!(
+        nvr.log_text().contains("cannot create the frame ring"),
+        "the missing ring is not in the log"
+    );
+}
