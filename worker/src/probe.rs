@@ -84,10 +84,12 @@ fn tcp_check(url: &str) -> Result<(), String> {
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
             Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => last = format!(
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = format!(
                 "no answer from {addr} within {} s; check the address and that the camera is on",
                 CONNECT_TIMEOUT.as_secs()
-            ),
+            )
+            }
             Err(e) => last = format!("cannot connect to {addr}: {e}; check the address and port"),
         }
     }
