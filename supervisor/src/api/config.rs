@@ -13,6 +13,9 @@
 //! - `POST /api/setup`: the first login (`{"username", "password"}`), written to `api.auth`; only
 //!   while the config has none, and only from loopback. Until then the config is read-only.
 
+// A handler's early answer is a `Response`: returning it as the error is the point.
+#![allow(clippy::result_large_err)]
+
 use super::AppState;
 use crate::config_writer::edit::{self, EditError};
 use crate::config_writer::{self, doc::Doc, Loaded};

@@ -306,10 +306,7 @@ pub fn candidate(
     } else {
         add_camera(doc, &edit, env)?
     };
-    config
-        .camera(&id)
-        .cloned()
-        .ok_or_else(|| EditError::NoCamera(id))
+    config.camera(&id).cloned().ok_or(EditError::NoCamera(id))
 }
 
 /// The document with `api.auth` set to this login, validated.
