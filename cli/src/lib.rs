@@ -37,7 +37,9 @@ pub mod exit {
     pub const CANNOT_OPEN_STORAGE: u8 = 4;
 
     /// The exit codes, for `--help`.
-    pub const HELP: &str = "Exit codes:\n  0  stopped cleanly (SIGTERM, SIGINT), or the subcommand succeeded\n  1  internal error\n  2  bad config or command line\n  3  cannot bind the API's address\n  4  cannot open the output directory or the recordings index";
+    /// `probe`: a probed stream cannot be used.
+    pub const PROBE_FAILED: u8 = 5;
+    pub const HELP: &str = "Exit codes:\n  0  stopped cleanly (SIGTERM, SIGINT), or the subcommand succeeded\n  1  internal error\n  2  bad config or command line\n  3  cannot bind the API's address\n  4  cannot open the output directory or the recordings index\n  5  probe: a stream cannot be used";
 }
 
 /// The log line format.

@@ -12,6 +12,7 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod link;
+pub mod probe;
 pub mod settings;
 
 use serde::de::DeserializeOwned;
@@ -37,6 +38,8 @@ pub mod exit_code {
     pub const LOST_SUPERVISOR: i32 = 3;
     /// The supervisor sent something this worker cannot understand.
     pub const PROTOCOL: i32 = 4;
+    /// `worker --probe` alone: a stream of the camera cannot be used.
+    pub const PROBE_FAILED: i32 = 5;
     /// Rust's exit code for a panic that reached `main`.
     pub const PANIC: i32 = 101;
 
@@ -47,6 +50,7 @@ pub mod exit_code {
             BAD_CONFIG => "bad config",
             LOST_SUPERVISOR => "lost supervisor",
             PROTOCOL => "protocol error",
+            PROBE_FAILED => "probe failed",
             PANIC => "panic",
             _ => "error",
         }
@@ -90,6 +94,9 @@ pub enum ToSupervisor {
         request_id: u64,
         error: Option<String>,
     },
+    /// A probe worker's (`worker --probe`) only answer: what the camera's streams showed. Added
+    /// within 4: only a probe worker sends it, and only to the supervisor that started it.
+    Probed(probe::ProbeReport),
 }
 
 /// Supervisor → worker.

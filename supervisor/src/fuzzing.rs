@@ -131,6 +131,7 @@ impl Fixture {
             output_dir: output,
             auth: Auth::default(),
             sockets: Arc::default(),
+            worker_bin: root.join("no-worker"),
         };
         let salt = SaltString::encode_b64(b"fuzz salt 16 byt").map_err(anyhow::Error::msg)?;
         // The cheapest Argon2 parameters: a login attempt costs microseconds, not tens of ms.

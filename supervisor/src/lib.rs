@@ -5,11 +5,13 @@
 
 pub mod api;
 pub mod archive;
+pub mod config_writer;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
 pub mod mode;
 pub mod preview;
+pub mod probe;
 pub mod state;
 pub mod status;
 pub mod systemd;

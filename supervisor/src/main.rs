@@ -4,7 +4,8 @@
 //! `worker` process per enabled camera (see [`manager`]), and serves the HTTP API (see [`api`]).
 //! `supervisor check-config [PATH]` validates a config; `supervisor reindex` rebuilds the recordings
 //! index from the files; `supervisor hash-password` reads a password (without echo on a terminal)
-//! and prints the hash for `api.auth`. `--help` lists every flag, its `NVR_*` variable and the exit
+//! and prints the hash for `api.auth`; `supervisor probe [CAMERA_ID...]` tests the cameras' streams
+//! (each in a short-lived `worker --probe`, see [`supervisor::probe`]). `--help` lists every flag, its `NVR_*` variable and the exit
 //! codes ([`nvr_cli::exit`]); the old `--check-config`, `--reindex` and `--hash-password` flags still
 //! work.
 //!
@@ -60,6 +61,9 @@ struct Cli {
     /// Old spelling of `hash-password`.
     #[arg(long = "hash-password", hide = true)]
     old_hash_password: bool,
+    /// Same as `probe [CAMERA_ID...]`.
+    #[arg(long = "probe", num_args = 0.., value_name = "CAMERA_ID")]
+    probe_flag: Option<Vec<String>>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -78,6 +82,14 @@ enum Cmd {
     /// Read a password (without echo on a terminal, else one line of stdin) and print its Argon2id
     /// hash for `api.auth.password_hash`.
     HashPassword,
+    /// Test the cameras' streams (all, or those named) with their configured credentials and
+    /// transport: per stream reachable or not, codec, profile, size, fps, GOP, audio, whether MAIN
+    /// can be recorded, or why not. Exit 0 only if every probed stream is usable, 5 if not.
+    Probe {
+        /// The cameras to test (default: every camera, enabled or not).
+        #[arg(value_name = "CAMERA_ID")]
+        cameras: Vec<String>,
+    },
 }
 
 /// Why the supervisor stopped with an error: each has its own exit code.
@@ -125,6 +137,9 @@ fn main() -> ExitCode {
         (None, Some(path)) => Cmd::CheckConfig { path },
         (None, None) if cli.old_reindex => Cmd::Reindex,
         (None, None) if cli.old_hash_password => Cmd::HashPassword,
+        (None, None) if cli.probe_flag.is_some() => Cmd::Probe {
+            cameras: cli.probe_flag.take().unwrap_or_default(),
+        },
         (None, None) => Cmd::Run,
     };
     if let Cmd::HashPassword = command {
@@ -151,6 +166,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Reindex => reindex(&config),
+        Cmd::Probe { cameras } => probe(&config, &cameras, cli.worker_bin.as_deref()),
         Cmd::HashPassword => unreachable!("handled above"),
         Cmd::Run => {
             if let Err(e) = nvr_cli::init(&cli.log, &[]) {
@@ -206,6 +222,84 @@ fn hash_password() -> ExitCode {
             eprintln!("supervisor: {e:#}");
             ExitCode::from(exit::INTERNAL)
         }
+    }
+}
+
+/// `probe`: every named camera (default all) in its own probe worker, at once; one line per
+/// stream. 0 when all are usable, 5 when one is not, 2 for an unknown camera id.
+fn probe(
+    config: &nvr_config::Config,
+    ids: &[String],
+    worker_bin: Option<&std::path::Path>,
+) -> ExitCode {
+    let unknown: Vec<&String> = ids
+        .iter()
+        .filter(|id| config.camera(id).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = config.cameras.iter().map(|c| c.id.as_str()).collect();
+        eprintln!(
+            "supervisor: no camera with id {}; known ids: {}",
+            unknown
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        );
+        return ExitCode::from(exit::BAD_CONFIG);
+    }
+    let bin = match worker_bin {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::current_exe() {
+            Ok(p) => p.with_file_name("worker"),
+            Err(e) => {
+                eprintln!("supervisor: cannot find the supervisor's own executable: {e}");
+                return ExitCode::from(exit::INTERNAL);
+            }
+        },
+    };
+    let cameras: Vec<&nvr_config::CameraConfig> = config
+        .cameras
+        .iter()
+        .filter(|c| ids.is_empty() || ids.iter().any(|id| id == c.id.as_str()))
+        .collect();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = cameras
+            .iter()
+            .map(|c| {
+                let bin = &bin;
+                let settings = nvr_proto::CameraSettings::from(*c);
+                scope.spawn(move || supervisor::probe::probe(bin, settings))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or(Err(supervisor::probe::ProbeError::Protocol))
+            })
+            .collect()
+    });
+    let mut all_usable = true;
+    for (camera, result) in cameras.iter().zip(results) {
+        match result {
+            Ok(report) => {
+                all_usable &= report.usable();
+                for s in &report.streams {
+                    println!("{}", supervisor::probe::describe(camera.id.as_str(), s));
+                }
+            }
+            Err(e) => {
+                all_usable = false;
+                println!("{}: probe failed: {e}", camera.id);
+            }
+        }
+    }
+    if all_usable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::PROBE_FAILED)
     }
 }
 
@@ -337,7 +431,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         config,
         config_path,
         local.to_string(),
-        worker_bin,
+        worker_bin.clone(),
         Arc::clone(&status),
         archive,
         store,
@@ -359,6 +453,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         output_dir,
         auth,
         sockets: Arc::new(api::ws::Sockets::new(limits.idle)),
+        worker_bin,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -1,5 +1,5 @@
 //! The worker's FFI edge: the fields of FFmpeg's codec parameters that ffmpeg-next has no accessor
-//! for (decision 11): codec tag, video size, extradata, audio sample rate and channels. Everything else stays on ffmpeg-next's safe API.
+//! for (decision 11): codec tag, video size, extradata, audio sample rate and channels, the profile's name. Everything else stays on ffmpeg-next's safe API.
 //! Also the one allocator setting the worker makes ([`release_large_buffers_at_once`]).
 #![allow(unsafe_code)]
 
@@ -53,6 +53,26 @@ pub fn audio_format(params: &codec::Parameters) -> (u32, u32) {
         ((*p).sample_rate, (*p).ch_layout.nb_channels)
     };
     (rate.max(0) as u32, channels.max(0) as u32)
+}
+
+/// The codec profile's name (`High`, `Main`, ...), if the codec has profiles and FFmpeg names
+/// this one.
+pub fn profile_name(params: &codec::Parameters) -> Option<String> {
+    // SAFETY: `params` is a live AVCodecParameters; `codec_id` and `profile` are plain fields.
+    // `avcodec_profile_name` returns null or a pointer to a static NUL-terminated string, which is
+    // copied out at once.
+    unsafe {
+        let p = params.as_ptr();
+        let name = ffmpeg_next::ffi::avcodec_profile_name((*p).codec_id, (*p).profile);
+        if name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
 
 /// Packets and frames from this size up get their own mapping, returned to the system when freed.

@@ -8,6 +8,10 @@
 //! `worker <camera_id> [--config PATH]` runs the camera alone for debugging: it loads the config through
 //! the same validation and prints its heartbeats as JSON lines on stdout.
 //!
+//! `worker --probe --ipc NAME` is a connectivity test the supervisor starts: it takes one camera's
+//! settings from `Configure`, probes its streams (see [`probe`]), sends the answer and exits;
+//! `worker <camera_id> --probe [--config PATH]` prints that answer as JSON (exit 0: usable, 5: not).
+//!
 //! Threads: main (commands), heartbeat, SUB (publish packets into the SUB packet ring, decode into
 //! the shared-memory frame ring and detect motion) and MAIN (publish packets into the MAIN packet
 //! ring, pre-roll and recording), see [`camera`] and [`live`].
@@ -17,6 +21,7 @@ mod fault;
 mod ffi;
 mod live;
 mod mp4;
+mod probe;
 mod recording;
 mod recovery;
 mod rtsp;
@@ -39,8 +44,14 @@ use tracing::{error, info, warn};
 #[derive(Debug, Parser)]
 #[command(name = "worker", version = nvr_cli::VERSION)]
 struct Args {
-    /// The camera's id in the config.
-    camera_id: String,
+    /// The camera's id in the config (with `--probe` under a supervisor: none, the camera comes
+    /// over IPC).
+    #[arg(required_unless_present = "probe")]
+    camera_id: Option<String>,
+    /// Test the camera's streams instead of running it: print (or, under a supervisor, send) what
+    /// each stream shows (codec, size, fps, GOP, audio) or why it cannot be used, then exit.
+    #[arg(long)]
+    probe: bool,
     /// The config file (standalone runs only; under a supervisor the settings come over IPC).
     #[arg(
         long,
@@ -60,14 +71,15 @@ struct Args {
 fn main() -> ExitCode {
     // `--help` and `--version` exit 0; a bad command line exits 2 (BAD_CONFIG).
     let args = Args::parse();
+    let camera_id = args.camera_id.clone().unwrap_or_else(|| "probe".into());
     ffi::release_large_buffers_at_once();
     // Every JSON line carries the camera's id as a flat field, as the supervisor's lines do; in
     // text mode the span shows it.
-    if let Err(e) = nvr_cli::init(&args.log, &[("camera_id", &args.camera_id)]) {
+    if let Err(e) = nvr_cli::init(&args.log, &[("camera_id", &camera_id)]) {
         eprintln!("worker: {e}");
         return ExitCode::from(exit_code::BAD_CONFIG as u8);
     }
-    let span = tracing::info_span!("worker", camera_id = %args.camera_id);
+    let span = tracing::info_span!("worker", camera_id = %camera_id);
     let _entered = span.enter();
     if let Err(e) = ffmpeg::init() {
         error!(error = %e, "cannot initialise FFmpeg");
@@ -76,15 +88,16 @@ fn main() -> ExitCode {
     // FFmpeg's own log lines can quote URLs, credentials included: keep it quiet and report errors
     // ourselves, classified and redacted.
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Quiet);
-    let code = match &args.ipc {
-        Some(name) => supervised(&args.camera_id, name),
-        None => standalone(&args),
+    let code = match (&args.ipc, args.probe) {
+        (Some(name), true) => supervised_probe(name),
+        (Some(name), false) => supervised(&camera_id, name),
+        (None, _) => standalone(&args, &camera_id),
     };
     ExitCode::from(code as u8)
 }
 
 /// Runs the camera alone: heartbeats go to stdout as JSON lines.
-fn standalone(args: &Args) -> i32 {
+fn standalone(args: &Args, camera_id: &str) -> i32 {
     let config = match nvr_config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -92,11 +105,11 @@ fn standalone(args: &Args) -> i32 {
             return exit_code::BAD_CONFIG;
         }
     };
-    let Some(camera) = config.camera(&args.camera_id) else {
+    let Some(camera) = config.camera(camera_id) else {
         eprintln!(
             "{}: no camera with id \"{}\"; known ids: {}",
             args.config.display(),
-            args.camera_id,
+            camera_id,
             config
                 .cameras
                 .iter()
@@ -106,6 +119,15 @@ fn standalone(args: &Args) -> i32 {
         );
         return exit_code::BAD_CONFIG;
     };
+    if args.probe {
+        let report = probe::probe(&CameraSettings::from(camera));
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return if report.usable() {
+            exit_code::OK
+        } else {
+            exit_code::PROBE_FAILED
+        };
+    }
     info!(name = %camera.name, "running standalone; heartbeats on stdout");
     let print_event: camera::EventSink = Arc::new(|e| {
         println!(
@@ -187,6 +209,41 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     let (code, deadline) = command_loop(&down, &up, &runtime);
     runtime.stop(deadline);
     code
+}
+
+/// `--probe` under a supervisor: says `Hello`, takes the camera from `Configure`, probes it, sends
+/// the answer and exits.
+fn supervised_probe(ipc_name: &str) -> i32 {
+    let (mut up, down) = match link::connect(ipc_name) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "cannot reach the supervisor");
+            return exit_code::LOST_SUPERVISOR;
+        }
+    };
+    let hello = ToSupervisor::Hello {
+        camera_id: "probe".into(),
+        pid: std::process::id(),
+        version: nvr_cli::VERSION.to_string(),
+    };
+    if up.send(&hello).is_err() {
+        return exit_code::LOST_SUPERVISOR;
+    }
+    let camera = match down.recv().map(|m| m.body) {
+        Ok(ToWorker::Configure(c)) => c.camera,
+        Ok(_) => return exit_code::PROTOCOL,
+        Err(LinkError::Disconnected) => return exit_code::LOST_SUPERVISOR,
+        Err(e) => {
+            error!(error = %e, "expected Configure");
+            return exit_code::PROTOCOL;
+        }
+    };
+    let report = probe::probe(&camera);
+    info!(usable = report.usable(), "probe done");
+    match up.send(&ToSupervisor::Probed(report)) {
+        Ok(()) => exit_code::OK,
+        Err(_) => exit_code::LOST_SUPERVISOR,
+    }
 }
 
 /// Sends a heartbeat every `interval`; a failed send means the supervisor is gone, so the process exits.

@@ -17,6 +17,10 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StreamError {
     #[error("the camera refused the credentials (401) for {url}; check username and password")]
     Unauthorized { url: String },
+    #[error("{url}: not found (404); check the stream path")]
+    NotFound { url: String },
+    #[error("{url}: no valid RTSP answer (silence or garbage); check the host, port and path")]
+    NoRtspAnswer { url: String },
     #[error("{url}: {detail}")]
     Failed { url: String, detail: String },
     #[error("{url}: no data for {secs} s", secs = STALL_TIMEOUT.as_secs())]
@@ -38,10 +42,7 @@ impl StreamError {
             ffmpeg::Error::HttpUnauthorized => StreamError::Unauthorized { url },
             ffmpeg::Error::Exit if watchdog.stalled() => StreamError::Stalled { url },
             ffmpeg::Error::Eof => StreamError::Ended { url },
-            ffmpeg::Error::HttpNotFound => StreamError::Failed {
-                url,
-                detail: "not found (404); check the stream path".into(),
-            },
+            ffmpeg::Error::HttpNotFound => StreamError::NotFound { url },
             other => StreamError::Failed {
                 url,
                 detail: other.to_string(),
@@ -173,10 +174,8 @@ fn open_with(
         // What FFmpeg says when the RTSP handshake read silence until the timeout, or bytes that
         // are not RTSP: the same error either way.
         ffmpeg::Error::InvalidData if !watchdog.stop.load(Ordering::Relaxed) => {
-            StreamError::Failed {
+            StreamError::NoRtspAnswer {
                 url: redact_url(url),
-                detail: "no valid RTSP answer (silence or garbage); check the host, port and path"
-                    .into(),
             }
         }
         e => StreamError::from_ffmpeg(e, &redact_url(url), watchdog),

@@ -9,6 +9,7 @@
 //! WebSockets) and the embedded `ui`.
 
 pub mod auth;
+pub mod config;
 pub mod guard;
 pub mod live;
 pub mod mode;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub auth: Auth,
     /// The WebSockets' settings and the shared status push.
     pub sockets: Arc<ws::Sockets>,
+    /// The worker executable, which `POST /api/probe` starts in probe mode.
+    pub worker_bin: PathBuf,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -80,6 +83,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
         .route("/api/cameras/{id}/live", get(live::live))
         .route("/api/ws", get(ws::status_socket))
+        .route("/api/config", get(config::get_config))
+        .route("/api/config/cameras", post(config::add_camera))
+        .route(
+            "/api/config/cameras/{id}",
+            axum::routing::put(config::put_camera).delete(config::delete_camera),
+        )
+        .route(
+            "/api/config/cameras/{id}/zones",
+            axum::routing::put(config::put_zones),
+        )
+        .route("/api/probe", post(config::probe))
+        .route("/api/setup", post(config::setup))
         .route("/api/recordings", get(recordings::list_recordings))
         .route("/api/recordings/{id}/file", get(recordings::recording_file))
         .route("/api/events", get(recordings::list_events))
@@ -416,6 +431,7 @@ mod tests {
             output_dir: std::env::temp_dir(),
             auth: Auth::default(),
             sockets: Arc::default(),
+            worker_bin: "/nonexistent/worker".into(),
         }
     }
 

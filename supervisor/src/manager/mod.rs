@@ -13,7 +13,7 @@ mod backoff;
 mod lifecycle;
 mod link;
 mod police;
-mod process;
+pub(crate) mod process;
 mod reload;
 mod report;
 
@@ -462,6 +462,9 @@ impl Manager {
                 slot.last_error = Some(format!("settings update refused: {error}"));
                 let action = slot.life.reconfigured(now, slot.cfg.enabled);
                 carry_out(slot, action);
+            }
+            ToSupervisor::Probed(_) => {
+                warn!(%camera_id, "a camera's worker sent a probe answer; ignored")
             }
         }
     }

@@ -71,3 +71,49 @@ pub fn spawn_worker(
     }
     Ok(child)
 }
+
+/// Starts `bin --probe --ipc <ipc_name>`: a short-lived worker that tests one camera (the camera,
+/// secrets included, follows over IPC). Its stderr is passed through like a worker's, with
+/// `camera_id` `probe`.
+pub fn spawn_probe(bin: &Path, ipc_name: &str) -> std::io::Result<Child> {
+    let mut command = Command::new(bin);
+    let log = nvr_cli::chosen().cloned();
+    if let Some(log) = &log {
+        command
+            .env("NVR_LOG_LEVEL", &log.filter)
+            .env("NVR_LOG_FORMAT", log.format.as_str());
+    } else {
+        command.env("NVR_LOG_LEVEL", "warn");
+    }
+    for var in crate::systemd::SUPERVISOR_ONLY_ENV {
+        command.env_remove(var);
+    }
+    let json = log.is_some_and(|l| l.format == nvr_cli::LogFormat::Json);
+    let mut child = command
+        .arg("--probe")
+        .arg("--ipc")
+        .arg(ipc_name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::Builder::new()
+            .name("stderr-probe".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    // Without a chosen log format (the `probe` command), the probe's lines stay
+                    // out of the report on stdout and go to stderr as they are.
+                    let out = if json {
+                        nvr_cli::relay_worker_line(&line, "probe")
+                    } else {
+                        line
+                    };
+                    let _ = writeln!(std::io::stderr().lock(), "{out}");
+                }
+            })?;
+    }
+    Ok(child)
+}

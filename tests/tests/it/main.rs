@@ -13,5 +13,6 @@ mod recording;
 mod reliability;
 mod schedule;
 mod security;
+mod setup;
 mod supervisor;
 mod ui;

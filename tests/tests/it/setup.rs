@@ -1,0 +1,291 @@
+//! Camera set-up without editing JSON: the first login, validated config writes (ETag, no-op,
+//! problems, kill -9 mid-write) and probes of a closed port and a garbage server.
+
+use nvr_tests::nvr::{bin, Nvr};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// One request with a JSON body and extra headers: (status, body as JSON or Null).
+fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split("\r\n").nth(1).unwrap_or("").to_string()
+    } else {
+        body.to_string()
+    };
+    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// A server that answers every request with random bytes.
+fn garbage_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let _ = c.read(&mut buf);
+                let junk: Vec<u8> = (0..4096u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .collect();
+                for _ in 0..50 {
+                    if c.write_all(&junk).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn first_login_then_validated_atomic_edits() {
+    let garbage = garbage_server();
+    let mut nvr = Nvr::start(
+        json!({"cameras": [{"id": "gone", "main_url": "rtsp://127.0.0.1:1/x"},
+                           {"id": "junk", "main_url": format!("rtsp://127.0.0.1:{garbage}/main")}]}),
+        &[("NVR_TEST_CONFIG_WRITE_PAUSE_MS", "0")],
+    );
+    let port = nvr.port;
+    let path = nvr.config_path();
+    let csrf1 = [("X-NVR-CSRF", "1")];
+    // Without a login the config is read-only.
+    let (code, _) = call(
+        port,
+        "PUT",
+        "/api/config/cameras/gone",
+        &csrf1,
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(code, 403);
+    let (code, _) = call(
+        port,
+        "POST",
+        "/api/setup",
+        &csrf1,
+        r#"{"username":"admin","password":"correct horse"}"#,
+    );
+    assert_eq!(code, 200);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Log in (the login answers the CSRF token and sets the cookie).
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = r#"{"username":"admin","password":"correct horse"}"#;
+    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let cookie = raw
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = raw
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
+        .and_then(|v| v["csrf"].as_str().map(String::from))
+        .unwrap();
+    let auth = |etag: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("Cookie", cookie.clone()),
+            ("X-NVR-CSRF", csrf.clone()),
+            ("If-Match", etag.to_string()),
+        ]
+    };
+    let send = |method: &str, p: &str, etag: &str, body: &str| {
+        let h = auth(etag);
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        call(port, method, p, &h, body)
+    };
+    let (code, cfg) = send("GET", "/api/config", "", "");
+    assert_eq!(code, 200);
+    assert_eq!(cfg["config"]["api"]["auth"]["password_hash"], "***");
+    assert!(
+        !cfg.to_string().contains("argon2"),
+        "no secret in GET /api/config"
+    );
+    let etag = cfg["etag"].as_str().unwrap().to_string();
+    // A stale ETag is refused.
+    let (code, _) = send(
+        "PUT",
+        "/api/config/cameras/gone",
+        "\"stale\"",
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(code, 409);
+    // An invalid edit: every problem, with its path; the file untouched.
+    let before = std::fs::read(&path).unwrap();
+    let (code, v) = send(
+        "PUT",
+        "/api/config/cameras/gone",
+        &etag,
+        r#"{"transport":"x","motion":{"threshold":900},"password":"typed-secret"}"#,
+    );
+    assert_eq!(code, 422, "{v}");
+    let paths: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"cameras[0].transport") && paths.contains(&"cameras[0].motion.threshold"),
+        "{paths:?}"
+    );
+    assert!(!v.to_string().contains("typed-secret"));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // Add, edit, no-op, delete.
+    let (code, v) = send(
+        "POST",
+        "/api/config/cameras",
+        &etag,
+        r#"{"id":"yard","main_url":"rtsp://127.0.0.1:1/y","password":"pw1"}"#,
+    );
+    assert_eq!(code, 201, "{v}");
+    let etag = v["etag"].as_str().unwrap().to_string();
+    let (code, v) = send(
+        "PUT",
+        "/api/config/cameras/yard/zones",
+        &etag,
+        r#"{"zones":[{"name":"door","points":[[0.1,0.1],[0.5,0.1],[0.5,0.5]]}],"masks":[]}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["reload"]["summary"]["updated"], json!(["yard"]), "{v}");
+    let etag = v["etag"].as_str().unwrap().to_string();
+    let bytes = std::fs::read(&path).unwrap();
+    let (code, v) = send(
+        "PUT",
+        "/api/config/cameras/yard",
+        &etag,
+        r#"{"password":"***","main_url":"rtsp://127.0.0.1:1/y"}"#,
+    );
+    assert_eq!((code, v["changed"].clone()), (200, json!(false)));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a no-op save writes nothing"
+    );
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("pw1"),
+        "the stored password is kept"
+    );
+    let (code, v) = send("DELETE", "/api/config/cameras/yard", &etag, "");
+    assert_eq!(code, 200, "{v}");
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("yard"));
+    assert!(!nvr.log_text().contains("pw1") && !nvr.log_text().contains("correct horse"));
+    // Probe through the API: a closed port is unreachable within 10 s.
+    let started = Instant::now();
+    let (code, v) = send(
+        "POST",
+        "/api/probe",
+        "",
+        r#"{"id":"new","main_url":"rtsp://127.0.0.1:1/x"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["streams"][0]["failure"], "unreachable", "{v}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    nvr.kill();
+    // The command line: the garbage server is no RTSP answer, exit 5.
+    let out = std::process::Command::new(bin("supervisor"))
+        .args(["probe", "junk", "gone", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(
+        text.contains("junk main") && text.contains("no valid RTSP answer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gone main") && text.contains("unreachable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn kill_9_during_a_write_leaves_the_old_file() {
+    let mut nvr = Nvr::start(
+        json!({"api": {"auth": {"username": "admin", "password_hash": nvr_tests::nvr::hash_password("correct horse")}},
+               "cameras": [{"id": "gone", "main_url": "rtsp://127.0.0.1:1/x"}]}),
+        &[("NVR_TEST_CONFIG_WRITE_PAUSE_MS", "5000")],
+    );
+    let port = nvr.port;
+    let path = nvr.config_path();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = r#"{"username":"admin","password":"correct horse"}"#;
+    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let cookie = raw
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = raw
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
+        .and_then(|v| v["csrf"].as_str().map(String::from))
+        .unwrap();
+    let (_, cfg) = call(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
+    let etag = cfg["etag"].as_str().unwrap().to_string();
+    let before = std::fs::read(&path).unwrap();
+    let (c2, s2, e2) = (cookie.clone(), csrf.clone(), etag.clone());
+    std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| {
+            call(
+                port,
+                "PUT",
+                "/api/config/cameras/gone",
+                &[("Cookie", &c2), ("X-NVR-CSRF", &s2), ("If-Match", &e2)],
+                r#"{"name":"Gone"}"#,
+            )
+        });
+    });
+    let tmp = path.with_file_name("cameras.json.tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tmp.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(tmp.exists(), "the write reached its temporary file");
+    nvr.kill();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the old file, whole");
+}
