@@ -9,6 +9,7 @@ pub mod archive;
 pub mod fuzzing;
 pub mod manager;
 pub mod mode;
+pub mod notify;
 pub mod preview;
 pub mod state;
 pub mod status;
