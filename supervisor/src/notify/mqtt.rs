@@ -286,7 +286,7 @@ async fn run(
     loop {
         // Hand the client what it has room for; a full client queue is retried shortly.
         let mut blocked = false;
-        while let Some(m) = outbox.next() {
+        while let Some(m) = outbox.next_message() {
             match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone()) {
                 Ok(()) => outbox.handed(),
                 Err(_) => {

@@ -124,14 +124,14 @@ impl Outbox {
     }
 
     /// The next message to hand to the client, if connected and the client has room.
-    pub fn next(&mut self) -> Option<&Message> {
+    pub fn next_message(&mut self) -> Option<&Message> {
         if !self.connected || self.in_flight.len() >= IN_FLIGHT_MAX {
             return None;
         }
         self.queue.front()
     }
 
-    /// The message [`Outbox::next`] returned was accepted by the client.
+    /// The message [`Outbox::next_message`] returned was accepted by the client.
     pub fn handed(&mut self) {
         if let Some(message) = self.queue.pop_front() {
             self.in_flight.push_back(InFlight {
@@ -169,7 +169,7 @@ mod tests {
     fn drain(o: &mut Outbox, first_pkid: u16) -> Vec<String> {
         let mut out = Vec::new();
         let mut pkid = first_pkid;
-        while let Some(m) = o.next() {
+        while let Some(m) = o.next_message() {
             out.push(format!(
                 "{}={}",
                 m.topic,
@@ -197,7 +197,11 @@ mod tests {
         o.set_state("nvr/a/motion".into(), b"ON".to_vec());
         o.push_event("nvr/events".into(), b"new".to_vec(), false);
         o.set_state("nvr/a/motion".into(), b"OFF".to_vec());
-        assert_eq!(o.next(), None, "nothing goes out before the connect");
+        assert_eq!(
+            o.next_message(),
+            None,
+            "nothing goes out before the connect"
+        );
         o.connected(avail());
         assert_eq!(
             drain(&mut o, 1),
@@ -247,7 +251,7 @@ mod tests {
         assert_eq!(o.events_waiting(), EVENTS_MAX);
         assert_eq!(o.dropped, 5);
         o.connected(vec![]);
-        assert_eq!(o.next().unwrap().payload, b"5");
+        assert_eq!(o.next_message().unwrap().payload, b"5");
     }
 
     #[test]
