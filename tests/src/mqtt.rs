@@ -210,6 +210,8 @@ impl Subscriber {
                     .take(8)
                     .map(|m| format!("{} {:.80}", m.topic, m.text()))
                     .collect();
+                // Not while holding the lock: the receiving thread would find it poisoned.
+                drop(log);
                 panic!("no MQTT message {what} within {timeout:?}; last ones: {last:?}");
             }
             log = self.log.changed.wait_timeout(log, left).unwrap().0;
