@@ -20,6 +20,8 @@ PACKAGES=(
   # deployment tests: the README's nginx config with TLS, the Debian package and lintian, the
   # container image (podman with runc on a debootstrap base image), the systemd unit's checks
   nginx-light openssl lintian podman runc uidmap debootstrap systemd binutils
+  # the notification tests publish to a real MQTT broker
+  mosquitto
 )
 
 missing=()

@@ -8,10 +8,12 @@ mod camera;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod layout;
+mod mqtt;
 mod reader;
 mod schedule;
 mod secret;
 
+pub use mqtt::MqttConfig;
 pub use reader::Problem;
 pub use secret::{redact_url, url_has_credentials, Password};
 
@@ -40,6 +42,8 @@ pub struct Config {
     pub notes: Vec<Problem>,
     /// Named recording schedules that cameras refer to (`schedule`), by name.
     pub schedules: BTreeMap<String, Schedule>,
+    /// The MQTT broker event notifications go to (`None`: no MQTT).
+    pub mqtt: Option<MqttConfig>,
 }
 
 impl Config {
@@ -495,6 +499,7 @@ fn read_config(
         Some(v) => schedule::read_schedules(v, problems),
         None => (BTreeMap::new(), Vec::new()),
     };
+    let mqtt = top.raw("mqtt").map(|v| mqtt::read_mqtt(v, env, problems));
     // Defaults are validated on their own (errors point at `defaults.*`); cameras inherit them only
     // when they are valid, so one mistake is reported once.
     let defaults = top.raw("defaults").cloned();
@@ -564,6 +569,10 @@ fn read_config(
         cameras: cameras?,
         notes: Vec::new(),
         schedules,
+        mqtt: match mqtt {
+            Some(m) => Some(m?),
+            None => None,
+        },
     })
 }
 

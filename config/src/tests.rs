@@ -428,3 +428,70 @@ fn zones_may_be_named_and_names_are_unique() {
         "{e}"
     );
 }
+
+#[test]
+fn mqtt_defaults_and_secret_rules() {
+    let c = parse_with_env(
+        r#"{"mqtt": {"host": "broker", "username": "nvr", "password_env": "MQ"}, "cameras": []}"#,
+        &[("MQ", "mq-secret-77")],
+    )
+    .unwrap();
+    let m = c.mqtt.as_ref().unwrap();
+    assert_eq!((m.host.as_str(), m.port), ("broker", 1883));
+    assert_eq!(m.topic_prefix, "nvr");
+    assert_eq!(m.client_id, "nvr-nvr");
+    assert!(!m.tls && !m.home_assistant);
+    assert_eq!(m.password.as_ref().unwrap().expose(), "mq-secret-77");
+    assert!(!format!("{c:?}").contains("mq-secret-77"));
+    assert_eq!(parse_with_env(MINIMAL, &[]).unwrap().mqtt, None);
+    let tls = parse_with_env(
+        r#"{"mqtt": {"host": "b", "tls": true, "ca_file": "/etc/ca.pem"}, "cameras": []}"#,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(tls.mqtt.unwrap().port, 8883);
+}
+
+#[test]
+fn mqtt_problems_name_the_field_and_the_fix() {
+    for (text, expected) in [
+        (r#"{"mqtt": {}}"#, "mqtt.host: missing"),
+        (
+            r#"{"mqtt": {"host": "b", "port": 0}}"#,
+            "mqtt.port: 0 is not a port",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "topic_prefix": "a/b"}}"#,
+            "mqtt.topic_prefix",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "password": "x"}}"#,
+            "mqtt.username: missing",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "username": "u", "password": "x", "password_env": "Y"}}"#,
+            "both password and password_env",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "username": "u", "password_env": "NOPE"}}"#,
+            "environment variable NOPE is not set",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "ca_file": "/c"}}"#,
+            "mqtt.ca_file: set \"tls\": true",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "prefix": "x"}}"#,
+            "mqtt.prefix: unknown field",
+        ),
+        (
+            r#"{"mqtt": {"host": "b", "username": "u", "password": 424242}}"#,
+            "expected a string, found a number",
+        ),
+    ] {
+        let text = text.replace("}}", "}, \"cameras\": []}");
+        let e = errors(&text);
+        assert!(e.contains(expected), "{text}: {e}");
+        assert!(!e.contains("424242"), "{e}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod config_writer;
 pub mod fuzzing;
 pub mod manager;
 pub mod mode;
+pub mod notify;
 pub mod preview;
 pub mod probe;
 pub mod state;

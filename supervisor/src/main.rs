@@ -26,7 +26,8 @@ use std::sync::{Arc, RwLock};
 use supervisor::api::{self, auth, server};
 use supervisor::archive::{self, index};
 use supervisor::manager::{self, Command, Manager, Msg};
-use supervisor::{preview, state, status, systemd};
+use supervisor::notify::Notifier;
+use supervisor::{notify, preview, state, status, systemd};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
@@ -415,8 +416,18 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         "recordings index reconciled with the files"
     );
     let preview: Arc<preview::PreviewHub> = Arc::default();
-    let archive =
-        archive::spawn(index, Arc::clone(&preview)).context("cannot start the archive thread")?;
+    // Notifications (MQTT) when configured: the channel now, the publisher once the manager's
+    // inbox exists (`recordings/set` reaches the manager through it).
+    let mqtt = config.mqtt.clone();
+    let (notifier, notes) = match &mqtt {
+        Some(_) => {
+            let (n, rx) = Notifier::channel();
+            (n, Some(rx))
+        }
+        None => (Notifier::default(), None),
+    };
+    let archive = archive::spawn(index, Arc::clone(&preview), notifier.clone())
+        .context("cannot start the archive thread")?;
 
     let store = match state::StateStore::open(&output_dir) {
         Ok((store, _)) => Some(store),
@@ -427,7 +438,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
     };
     let status = Arc::new(RwLock::new(status::Snapshot::default()));
     let config_path = args.config.display().to_string();
-    let (manager, inbox) = Manager::new(
+    let (mut manager, inbox) = Manager::new(
         config,
         config_path,
         local.to_string(),
@@ -436,6 +447,16 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         archive,
         store,
     );
+    let publisher = match (&mqtt, notes) {
+        (Some(m), Some(notes)) => {
+            manager.set_notifier(notifier);
+            Some(
+                notify::start(m, notes, Arc::clone(&status), inbox.clone())
+                    .map_err(Failure::Config)?,
+            )
+        }
+        _ => None,
+    };
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())
         .spawn(move || manager.run())?;
@@ -468,6 +489,9 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         anyhow::Ok(())
     })?;
     let _ = manager_thread.join();
+    if let Some(p) = publisher {
+        p.stop(std::time::Duration::from_secs(3));
+    }
     info!("supervisor stopped");
     Ok(())
 }

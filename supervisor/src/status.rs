@@ -15,6 +15,9 @@ pub struct Snapshot {
     pub supervisor: SupervisorInfo,
     /// In config order, disabled cameras included.
     pub cameras: Vec<CameraStatus>,
+    /// The MQTT broker connection (written by the publisher's thread); absent without `mqtt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::notify::MqttStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -334,6 +337,9 @@ impl Snapshot {
                     u8::from(c.mode.current == m)
                 );
             }
+        }
+        if let Some(m) = &self.mqtt {
+            m.prometheus(&mut out);
         }
         let _ = writeln!(
             out,

@@ -1,11 +1,12 @@
 //! Helpers for the integration tests: find the built binaries, make temp dirs, run and stop the
 //! supervisor and talk to its API (`nvr`), read its `/status` (`status`), start fake cameras
-//! (`fakecam`), and judge recorded files (`clipcheck`).
+//! (`fakecam`), run an MQTT broker and subscriber (`mqtt`), and judge recorded files (`clipcheck`).
 
 pub mod clipcheck;
 pub mod fakecam;
 pub mod live;
 pub mod motion_conf;
+pub mod mqtt;
 pub mod nvr;
 pub mod procstat;
 pub mod status;

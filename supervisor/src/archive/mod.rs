@@ -9,6 +9,7 @@
 pub mod index;
 mod retention;
 
+use crate::notify::{EventMessage, EventType, Note, Notifier};
 use crate::preview::PreviewHub;
 use index::{ClipState, EventFacts, Index, Recording, EVENT_SUFFIX, THUMB_SUFFIX};
 use nvr_config::{Config, RetentionConfig};
@@ -71,12 +72,17 @@ pub fn settings(config: &Config) -> ArchiveOp {
     }
 }
 
-/// Starts the archive thread on an opened index.
-pub fn spawn(index: Index, preview: Arc<PreviewHub>) -> std::io::Result<Archive> {
+/// Starts the archive thread on an opened index. Motion events, once indexed, go to `notifier`
+/// with their ids.
+pub fn spawn(
+    index: Index,
+    preview: Arc<PreviewHub>,
+    notifier: Notifier,
+) -> std::io::Result<Archive> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("archive".into())
-        .spawn(move || run(index, preview, rx))?;
+        .spawn(move || run(index, preview, notifier, rx))?;
     Ok(tx)
 }
 
@@ -102,7 +108,7 @@ impl Pending {
     }
 }
 
-fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
+fn run(index: Index, preview: Arc<PreviewHub>, notifier: Notifier, rx: Receiver<ArchiveOp>) {
     let mut limits = HashMap::new();
     let mut retention = RetentionConfig::default();
     // The open motion event of each camera.
@@ -157,7 +163,7 @@ fn run(index: Index, preview: Arc<PreviewHub>, rx: Receiver<ArchiveOp>) {
         // Write what is due, oldest first; stop at the first failure and retry later.
         if pending.due().is_some_and(|t| t <= Instant::now()) {
             while let Some(op) = pending.ops.front() {
-                match write(&index, &preview, &mut open_events, op) {
+                match write(&index, &preview, &notifier, &mut open_events, op) {
                     Ok(()) => {
                         let was_retry = pending.delay > RETRY_FIRST || pending.ops.len() > 1;
                         pending.ops.pop_front();
@@ -235,6 +241,7 @@ impl ArchiveOp {
 fn write(
     index: &Index,
     preview: &PreviewHub,
+    notifier: &Notifier,
     open_events: &mut HashMap<String, (String, i64)>,
     op: &ArchiveOp,
 ) -> Result<(), index::IndexError> {
@@ -278,6 +285,15 @@ fn write(
             };
             match index.motion_started(&facts, thumb.as_ref().map(|p| p.jpeg.as_slice())) {
                 Ok(id) => {
+                    if notifier.enabled() {
+                        notify(
+                            index,
+                            notifier,
+                            &id,
+                            EventType::New,
+                            thumb.map(|p| p.jpeg.to_vec()),
+                        );
+                    }
                     open_events.insert(camera_id.clone(), (id, facts.start));
                     Ok(())
                 }
@@ -296,11 +312,32 @@ fn write(
             Some((id, start)) => {
                 let end = start + (duration_s * 1000.0) as i64;
                 index.motion_ended(id, end, *peak_score, zones)?;
+                if notifier.enabled() {
+                    notify(index, notifier, id, EventType::End, None);
+                }
                 open_events.remove(camera_id);
                 Ok(())
             }
             None => Ok(()),
         },
+    }
+}
+
+/// Hands an indexed event to the notifier, as `/api/events` shows it.
+fn notify(
+    index: &Index,
+    notifier: &Notifier,
+    id: &str,
+    message: EventType,
+    snapshot: Option<Vec<u8>>,
+) {
+    match index.event(id) {
+        Ok(Some(e)) => notifier.send(Note::Event {
+            event: EventMessage::of(&e, message),
+            snapshot,
+        }),
+        Ok(None) => warn!(id, "notify: an event just indexed is not in the index"),
+        Err(e) => warn!(id, error = %e, "notify: cannot read an event back from the index"),
     }
 }
 

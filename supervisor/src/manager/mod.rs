@@ -19,6 +19,7 @@ mod report;
 
 use crate::archive::{self, Archive, ArchiveOp};
 use crate::mode::{self, ModeStatus, Override};
+use crate::notify::{Note, Notifier};
 use crate::state::StateStore;
 use crate::status::{
     MotionEnd, MotionStatus, RecordingLog, RestartReason, Snapshot, SupervisorInfo, WorkerState,
@@ -241,6 +242,8 @@ pub struct Manager {
     overrides: BTreeMap<String, Override>,
     /// Every camera's mode must be worked out again (a reload, an override change).
     modes_stale: bool,
+    /// Where motion, status and recording-state changes go to be published (MQTT).
+    notifier: Notifier,
 }
 
 impl Manager {
@@ -297,12 +300,31 @@ impl Manager {
             store,
             overrides,
             modes_stale: true,
+            notifier: Notifier::default(),
         };
         manager.sync_modes(started);
         let _ = manager.archive.send(archive::settings(&manager.config));
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
         manager.publish();
         (manager, inbox_tx)
+    }
+
+    /// Sends motion, status and recording-state changes to `notifier` from now on.
+    pub fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = notifier;
+        self.notify_cameras();
+        self.next_refresh = Instant::now();
+    }
+
+    /// Tells the notifier which cameras there are (at start and after a reload).
+    fn notify_cameras(&self) {
+        self.notifier.send(Note::Cameras(
+            self.config
+                .cameras
+                .iter()
+                .map(|c| (c.id.to_string(), c.name.clone()))
+                .collect(),
+        ));
     }
 
     /// Runs until a `Shutdown` command has stopped every worker.
@@ -400,6 +422,7 @@ impl Manager {
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
         let archive = self.archive.clone();
+        let notifier = self.notifier.clone();
         let Some(slot) = self.slot_of(generation) else {
             return;
         };
@@ -448,7 +471,7 @@ impl Manager {
                 slot.latencies_ms.push_back(latency_ms);
                 slot.last_stats = Some(stats);
             }
-            ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive),
+            ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive, &notifier),
             ToSupervisor::Reply {
                 request_id,
                 error: None,
@@ -584,6 +607,7 @@ impl Manager {
         });
         self.config = config;
         let _ = self.archive.send(archive::settings(&self.config));
+        self.notify_cameras();
         let mut summary = summary;
         if output_dir_changed {
             summary.restart_needed.push("output_dir".into());
@@ -960,6 +984,14 @@ impl Manager {
                 }
             }
         }
+        if self.notifier.enabled() {
+            // The publisher sends only what changed.
+            for (c, s) in snapshot.cameras.iter().zip(&self.slots) {
+                if everything || s.dirty {
+                    notify_status(&self.notifier, c);
+                }
+            }
+        }
         for s in &mut self.slots {
             s.dirty = false;
         }
@@ -1028,8 +1060,39 @@ fn desired_settings(slot: &Slot) -> CameraSettings {
     settings
 }
 
-/// Records a worker's event in the slot and hands it to the archive.
-fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Archive) {
+/// A camera's status, motion and recording state for the notifier.
+fn notify_status(notifier: &Notifier, c: &crate::status::CameraStatus) {
+    let stream = |s: Option<&nvr_proto::StreamStatus>| s.map(|s| s.state);
+    let worker = c.worker.as_ref();
+    let payload = serde_json::json!({
+        "state": c.state,
+        "sub": stream(worker.and_then(|w| w.sub.as_ref())),
+        "main": stream(worker.and_then(|w| w.main.as_ref())),
+        "fps": worker.and_then(|w| w.sub.as_ref()).map(|s| s.fps.round()),
+        "mode": c.mode.current,
+    });
+    notifier.send(Note::Status {
+        camera: c.id.clone(),
+        payload: payload.to_string(),
+    });
+    notifier.send(Note::Motion {
+        camera: c.id.clone(),
+        active: c.motion.active,
+    });
+    notifier.send(Note::Recording {
+        camera: c.id.clone(),
+        on: c.mode.current != nvr_schedule::Mode::Off,
+    });
+}
+
+/// Records a worker's event in the slot and hands it to the archive (and motion to the notifier).
+fn on_event(
+    slot: &mut Slot,
+    camera_id: String,
+    event: WorkerEvent,
+    archive: &Archive,
+    notifier: &Notifier,
+) {
     match event {
         WorkerEvent::ProtocolError { detail } => {
             warn!(%camera_id, %detail, "worker could not understand a message");
@@ -1040,6 +1103,10 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
             slot.motion.active = true;
             slot.motion.events += 1;
             slot.motion.last_start = Some(m.clone());
+            notifier.send(Note::Motion {
+                camera: camera_id.clone(),
+                active: true,
+            });
             let _ = archive.send(ArchiveOp::MotionStart { camera_id, m });
         }
         WorkerEvent::MotionEnd {
@@ -1049,6 +1116,10 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
         } => {
             info!(%camera_id, duration_s, peak_score, ?zones, "motion ended");
             slot.motion.active = false;
+            notifier.send(Note::Motion {
+                camera: camera_id.clone(),
+                active: false,
+            });
             slot.motion.last_end = Some(MotionEnd {
                 duration_s,
                 peak_score,

@@ -1,0 +1,208 @@
+//! Event notifications: the MQTT publisher (`mqtt`) and what it owes the broker (`outbox`, pure).
+//!
+//! The manager (motion on/off, a camera's status, its recording state) and the archive (motion
+//! events with the ids the index gave them, and their thumbnails) hand [`Note`]s to a [`Notifier`]:
+//! an unbounded channel that the publisher's own thread drains at once, so sending never blocks a
+//! thread that matters to the cameras. Everything that can wait (a broker that is down, refuses us,
+//! or is slow) waits in the publisher's bounded outbox.
+
+mod discovery;
+mod mqtt;
+pub mod outbox;
+
+pub use mqtt::{start, Publisher};
+
+use serde::Serialize;
+
+/// What happened, for the publisher to tell the world.
+#[derive(Debug)]
+pub enum Note {
+    /// A camera's motion started (`true`) or ended.
+    Motion { camera: String, active: bool },
+    /// A camera's worker and stream states, as JSON (published when it changes).
+    Status { camera: String, payload: String },
+    /// Whether a camera records now (the recording mode in force is not `off`).
+    Recording { camera: String, on: bool },
+    /// A motion event began or ended, with its index id; `snapshot` is the thumbnail (JPEG) at its
+    /// start.
+    Event {
+        event: EventMessage,
+        snapshot: Option<Vec<u8>>,
+    },
+    /// The cameras configured now (at start and after a reload), in config order, with their
+    /// display names.
+    Cameras(Vec<(String, String)>),
+}
+
+/// Whether an event message announces an event or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    New,
+    End,
+}
+
+/// The `<prefix>/events` payload (Frigate's vocabulary where it has one). Ids and URLs are those of
+/// `/api/events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventMessage {
+    #[serde(rename = "type")]
+    pub message: EventType,
+    pub id: String,
+    pub camera: String,
+    pub kind: &'static str,
+    /// Unix ms.
+    pub start: i64,
+    /// Unix ms; `None` in `new`.
+    pub end: Option<i64>,
+    pub score: f64,
+    pub zones: Vec<String>,
+    pub thumbnail_url: Option<String>,
+    /// The clip holding the event; `None` in `new` (and when nothing was recorded).
+    pub clip_url: Option<String>,
+}
+
+impl EventMessage {
+    /// The message for an indexed event (`end` set: its end, with the clip).
+    pub fn of(e: &crate::archive::index::Event, message: EventType) -> Self {
+        EventMessage {
+            message,
+            id: e.id.clone(),
+            camera: e.camera_id.clone(),
+            kind: e.kind,
+            start: e.start,
+            end: e.end.filter(|_| message == EventType::End),
+            score: e.score,
+            zones: e.zones.clone(),
+            thumbnail_url: e.thumbnail_url.clone(),
+            clip_url: match message {
+                EventType::New => None,
+                EventType::End => e
+                    .recording_id
+                    .as_ref()
+                    .map(|r| format!("/api/recordings/{r}/file")),
+            },
+        }
+    }
+}
+
+/// Where notes go; a disabled one (no `mqtt` in the config) drops them.
+#[derive(Debug, Clone, Default)]
+pub struct Notifier {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Note>>,
+}
+
+/// The receiving end of a [`Notifier`], for [`start`].
+pub type Notes = tokio::sync::mpsc::UnboundedReceiver<Note>;
+
+impl Notifier {
+    /// A notifier and the receiver the publisher will drain.
+    pub fn channel() -> (Notifier, Notes) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Notifier { tx: Some(tx) }, rx)
+    }
+
+    /// Hands a note to the publisher; never blocks.
+    pub fn send(&self, note: Note) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(note);
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+}
+
+/// The connection to the broker, as `/status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// Connecting (the first attempt, or a retry after a wait).
+    Connecting,
+    Connected,
+    /// Unreachable, or the connection dropped; retried with backoff.
+    Down,
+    /// The broker refused the user name or password (or the client id); retried with backoff.
+    Refused,
+}
+
+impl BrokerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Connecting => "connecting",
+            BrokerState::Connected => "connected",
+            BrokerState::Down => "down",
+            BrokerState::Refused => "refused",
+        }
+    }
+}
+
+impl MqttStatus {
+    /// The `nvr_mqtt_*` lines of `/metrics`.
+    pub fn prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        let broker = &self.broker;
+        let _ = writeln!(out, "# HELP nvr_mqtt_connected 1 while the MQTT broker connection is up (label state: connecting, connected, down, refused)\n# TYPE nvr_mqtt_connected gauge");
+        let _ = writeln!(
+            out,
+            "nvr_mqtt_connected{{broker=\"{broker}\",state=\"{}\"}} {}",
+            self.state.as_str(),
+            u8::from(self.state == BrokerState::Connected)
+        );
+        for (name, help, value) in [
+            (
+                "nvr_mqtt_connects_total",
+                "Successful MQTT connects since the start",
+                self.connects as f64,
+            ),
+            (
+                "nvr_mqtt_failures",
+                "Failed MQTT connection attempts since the last successful one",
+                f64::from(self.failures),
+            ),
+            (
+                "nvr_mqtt_delivered_total",
+                "MQTT messages the broker acknowledged",
+                self.delivered as f64,
+            ),
+            (
+                "nvr_mqtt_queued",
+                "MQTT messages waiting for the broker",
+                self.queued as f64,
+            ),
+            (
+                "nvr_mqtt_dropped_total",
+                "MQTT event messages dropped because the queue was full",
+                self.dropped as f64,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{broker=\"{broker}\"}} {value}"
+            );
+        }
+    }
+}
+
+/// The MQTT publisher's state for `/status` (`mqtt`) and `/metrics` (`nvr_mqtt_*`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MqttStatus {
+    /// `host:port`.
+    pub broker: String,
+    pub state: BrokerState,
+    /// Why the last attempt or connection failed (no secret: the client's error kinds).
+    pub last_error: Option<String>,
+    /// Failed attempts since the last successful connect.
+    pub failures: u32,
+    /// How long the current wait before the next attempt is (it doubles, up to 30 s).
+    pub retry_in_s: Option<f64>,
+    /// Successful connects since the start.
+    pub connects: u64,
+    /// Messages the broker acknowledged since the start.
+    pub delivered: u64,
+    /// Messages waiting for the broker (events and, while connected, states).
+    pub queued: usize,
+    /// Event messages dropped because the queue was full (`outbox::EVENTS_MAX`).
+    pub dropped: u64,
+}
