@@ -40,6 +40,33 @@ pub struct Config {
     pub notes: Vec<Problem>,
     /// Named recording schedules that cameras refer to (`schedule`), by name.
     pub schedules: BTreeMap<String, Schedule>,
+    /// The stored metrics history (`metrics.sqlite3` in `output_dir`).
+    pub metrics: MetricsConfig,
+}
+
+/// How often the supervisor samples its figures into the metrics history, and how long each
+/// resolution is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsConfig {
+    /// Seconds between samples. Default 10.
+    pub sample_every_s: f64,
+    /// Seconds raw samples are kept. Default 86400 (a day).
+    pub keep_raw_s: f64,
+    /// Seconds 1-minute rollups are kept. Default 604800 (a week).
+    pub keep_minute_s: f64,
+    /// Seconds 1-hour rollups are kept. Default 7776000 (90 days).
+    pub keep_hour_s: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            sample_every_s: 10.0,
+            keep_raw_s: 86_400.0,
+            keep_minute_s: 604_800.0,
+            keep_hour_s: 7_776_000.0,
+        }
+    }
 }
 
 impl Config {
@@ -76,6 +103,10 @@ pub struct ApiConfig {
     /// Most connections served at once; further ones wait in the kernel's queue. The supervisor
     /// also keeps this many below its descriptor limit minus a reserve. Default 256.
     pub max_connections: u32,
+    /// A bearer token that opens `/ready` and `/metrics` without a session, for Prometheus and
+    /// uptime monitors (`api.metrics_token`, or read from the variable `api.metrics_token_env`).
+    /// A [`Password`], so it never prints. Default none.
+    pub metrics_token: Option<Password>,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +120,7 @@ impl Default for ApiConfig {
             body_timeout_s: 30.0,
             idle_timeout_s: 60.0,
             max_connections: 256,
+            metrics_token: None,
         }
     }
 }
@@ -479,7 +511,7 @@ fn read_config(
     let mut top = ObjReader::new(value, "", problems)?;
     let output_dir: Option<String> = top.get("output_dir", "write a directory path", problems);
     let api = match top.raw("api") {
-        Some(v) => read_api(v, problems),
+        Some(v) => read_api(v, env, problems),
         None => Some(ApiConfig::default()),
     };
     let heartbeat_interval_s = top.seconds("heartbeat_interval_s", problems);
@@ -490,6 +522,10 @@ fn read_config(
     let retention = match top.raw("retention") {
         Some(v) => read_retention(v, problems),
         None => Some(RetentionConfig::default()),
+    };
+    let metrics = match top.raw("metrics") {
+        Some(v) => read_metrics(v, problems),
+        None => Some(MetricsConfig::default()),
     };
     let (schedules, schedule_names) = match top.raw("schedules") {
         Some(v) => schedule::read_schedules(v, problems),
@@ -564,7 +600,85 @@ fn read_config(
         cameras: cameras?,
         notes: Vec::new(),
         schedules,
+        metrics: metrics?,
     })
+}
+
+fn read_metrics(value: &Value, problems: &mut Problems) -> Option<MetricsConfig> {
+    let d = MetricsConfig::default();
+    let mut obj = ObjReader::new(value, "metrics", problems)?;
+    let m = MetricsConfig {
+        sample_every_s: obj
+            .seconds("sample_every_s", problems)
+            .unwrap_or(d.sample_every_s),
+        keep_raw_s: obj.seconds("keep_raw_s", problems).unwrap_or(d.keep_raw_s),
+        keep_minute_s: obj
+            .seconds("keep_minute_s", problems)
+            .unwrap_or(d.keep_minute_s),
+        keep_hour_s: obj
+            .seconds("keep_hour_s", problems)
+            .unwrap_or(d.keep_hour_s),
+    };
+    obj.finish(problems);
+    if m.sample_every_s < 1.0 {
+        problems.push(
+            "metrics.sample_every_s",
+            format!(
+                "{} is too often; sample at most once a second (1 or more)",
+                m.sample_every_s
+            ),
+        );
+    }
+    Some(m)
+}
+
+/// Shortest metrics token: anything shorter is guessable.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// `api.metrics_token` or `api.metrics_token_env` (one of them), at least [`MIN_TOKEN_CHARS`]
+/// long. The token never appears in a message.
+fn read_metrics_token(
+    obj: &mut ObjReader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Password> {
+    let token: Option<String> = obj.get("metrics_token", "write the token in quotes", problems);
+    let var: Option<String> = obj.get(
+        "metrics_token_env",
+        "write the name of an environment variable",
+        problems,
+    );
+    let (token, path) = match (token, var) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                "api.metrics_token_env",
+                "both metrics_token and metrics_token_env are set; keep one",
+            );
+            return None;
+        }
+        (Some(t), None) => (t, "api.metrics_token"),
+        (None, Some(var)) => match env(&var) {
+            Some(t) => (t, "api.metrics_token_env"),
+            None => {
+                problems.push(
+                    "api.metrics_token_env",
+                    format!("environment variable {var} is not set; export it before starting, or use \"metrics_token\""),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let ok =
+        token.chars().count() >= MIN_TOKEN_CHARS && token.bytes().all(|b| b.is_ascii_graphic());
+    if !ok {
+        problems.push(
+            path,
+            format!("the token must be at least {MIN_TOKEN_CHARS} printable characters without spaces; make one with `openssl rand -hex 32`"),
+        );
+        return None;
+    }
+    Some(Password::new(token))
 }
 
 fn read_retention(value: &Value, problems: &mut Problems) -> Option<RetentionConfig> {
@@ -593,7 +707,11 @@ fn default_listen() -> SocketAddr {
 /// timeout at all.
 const MAX_CONN_TIMEOUT_S: f64 = 3600.0;
 
-fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
+fn read_api(
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<ApiConfig> {
     let d = ApiConfig::default();
     let mut obj = ObjReader::new(value, "api", problems)?;
     let listen = match obj.get::<String>("listen", "write \"host:port\"", problems) {
@@ -669,6 +787,7 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
             }
         },
     };
+    let metrics_token = read_metrics_token(&mut obj, env, problems);
     obj.finish(problems);
     Some(ApiConfig {
         listen: listen?,
@@ -679,6 +798,7 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
         body_timeout_s,
         idle_timeout_s,
         max_connections,
+        metrics_token,
     })
 }
 

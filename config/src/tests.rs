@@ -428,3 +428,63 @@ fn zones_may_be_named_and_names_are_unique() {
         "{e}"
     );
 }
+
+#[test]
+fn metrics_settings_and_token() {
+    let c = parse_with_env(MINIMAL, &[]).unwrap();
+    assert_eq!(c.metrics, MetricsConfig::default());
+    assert_eq!(c.metrics.sample_every_s, 10.0);
+    assert_eq!(c.metrics.keep_hour_s, 7_776_000.0);
+    assert!(c.api.metrics_token.is_none());
+    let with = |api: &str, metrics: &str| {
+        format!(
+            r#"{{"api": {api}, "metrics": {metrics}, "cameras": [{{"id": "a", "main_url": "rtsp://h/1"}}]}}"#
+        )
+    };
+    let token = "0123456789abcdef-secret";
+    let c = parse_with_env(
+        &with(
+            &format!(r#"{{"metrics_token": "{token}"}}"#),
+            r#"{"sample_every_s": 5, "keep_raw_s": 3600}"#,
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.api.metrics_token.as_ref().unwrap().expose(), token);
+    assert_eq!(c.metrics.sample_every_s, 5.0);
+    assert_eq!(c.metrics.keep_raw_s, 3600.0);
+    assert!(!format!("{c:?}").contains(token), "the token never prints");
+    let c = parse_with_env(
+        &with(r#"{"metrics_token_env": "TOK"}"#, "{}"),
+        &[("TOK", token)],
+    )
+    .unwrap();
+    assert_eq!(c.api.metrics_token.unwrap().expose(), token);
+    for (text, want) in [
+        (
+            with(r#"{"metrics_token": "short"}"#, "{}"),
+            "api.metrics_token: the token must be at least 16",
+        ),
+        (
+            with(r#"{"metrics_token_env": "NOPE"}"#, "{}"),
+            "api.metrics_token_env: environment variable NOPE is not set",
+        ),
+        (
+            with(
+                &format!(r#"{{"metrics_token": "{token}", "metrics_token_env": "TOK"}}"#),
+                "{}",
+            ),
+            "api.metrics_token_env: both metrics_token and metrics_token_env are set",
+        ),
+        (
+            with("{}", r#"{"sample_every_s": 0.5}"#),
+            "metrics.sample_every_s: 0.5 is too often",
+        ),
+        (with("{}", r#"{"keep_raw_s": -1}"#), "metrics.keep_raw_s"),
+        (with("{}", r#"{"every": 1}"#), "metrics.every"),
+    ] {
+        let e = errors(&text);
+        assert!(e.contains(want), "{e}\nwanted: {want}");
+        assert!(!e.contains("0123456789abcdef"), "no token in errors: {e}");
+    }
+}

@@ -7,7 +7,9 @@ pub mod api;
 pub mod archive;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod liveness;
 pub mod manager;
+pub mod metrics;
 pub mod mode;
 pub mod preview;
 pub mod state;

@@ -342,6 +342,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         archive,
         store,
     );
+    let pulse = manager.pulse();
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())
         .spawn(move || manager.run())?;
@@ -359,6 +360,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         output_dir,
         auth,
         sockets: Arc::new(api::ws::Sockets::new(limits.idle)),
+        pulse,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

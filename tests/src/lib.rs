@@ -8,4 +8,5 @@ pub mod live;
 pub mod motion_conf;
 pub mod nvr;
 pub mod procstat;
+pub mod prometheus;
 pub mod status;

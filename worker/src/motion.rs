@@ -229,7 +229,13 @@ impl Detector {
     /// Processes one frame filmed at `t_ns` (any clock that follows the stream's time) with
     /// presentation time `pts`.
     pub fn process(&mut self, y: Luma<'_>, t_ns: u64, pts: i64) -> FrameResult {
-        downscale(y, self.work_w, self.work_h, &mut self.small, &mut self.scratch);
+        downscale(
+            y,
+            self.work_w,
+            self.work_h,
+            &mut self.small,
+            &mut self.scratch,
+        );
         blur3(
             &self.small,
             self.work_w,

@@ -138,6 +138,8 @@ struct Process {
     /// The last resource sample, for `/status`.
     cpu_percent: Option<f32>,
     rss_bytes: Option<u64>,
+    /// CPU seconds the process has used, at the last sample.
+    cpu_s: f64,
 }
 
 /// One camera: its settings, its lifecycle, its process, and what its worker last reported.
@@ -168,6 +170,9 @@ struct Slot {
     sent: Option<CameraSettings>,
     /// Changed since the last publish.
     dirty: bool,
+    /// Counters since the supervisor started; `totals.cpu_s` holds the CPU of exited processes
+    /// (the running one's is added when published).
+    totals: crate::status::Totals,
 }
 
 impl Slot {
@@ -199,6 +204,7 @@ impl Slot {
             mode_at_ms: i64::MIN,
             sent: None,
             dirty: true,
+            totals: Default::default(),
         }
     }
 }
@@ -241,6 +247,8 @@ pub struct Manager {
     overrides: BTreeMap<String, Override>,
     /// Every camera's mode must be worked out again (a reload, an override change).
     modes_stale: bool,
+    /// Beaten after every pass of the loop: `/health`'s liveness signal.
+    pulse: crate::liveness::Pulse,
 }
 
 impl Manager {
@@ -297,12 +305,18 @@ impl Manager {
             store,
             overrides,
             modes_stale: true,
+            pulse: crate::liveness::Pulse::default(),
         };
         manager.sync_modes(started);
         let _ = manager.archive.send(archive::settings(&manager.config));
         // Publish before the API serves anything, so `/health` never judges an empty camera list.
         manager.publish();
         (manager, inbox_tx)
+    }
+
+    /// The loop's liveness signal, for `/health`.
+    pub fn pulse(&self) -> crate::liveness::Pulse {
+        self.pulse.clone()
     }
 
     /// Runs until a `Shutdown` command has stopped every worker.
@@ -313,6 +327,7 @@ impl Manager {
             }
             self.tick();
             self.publish();
+            self.pulse.beat(Instant::now());
             if self.shutdown_reply.is_some() && self.slots.iter().all(|s| s.process.is_none()) {
                 info!("all workers stopped");
                 if let Some(reply) = self.shutdown_reply.take() {
@@ -446,6 +461,7 @@ impl Manager {
                     slot.latencies_ms.pop_front();
                 }
                 slot.latencies_ms.push_back(latency_ms);
+                slot.totals.heartbeat_latency.observe(latency_ms / 1e3);
                 slot.last_stats = Some(stats);
             }
             ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive),
@@ -822,6 +838,7 @@ impl Manager {
                 return;
             }
         };
+        slot.totals.cpu_s += process.cpu_s;
         slot.process = None;
         slot.dirty = true;
         slot.sent = None;
@@ -889,6 +906,7 @@ impl Manager {
                     tx: None,
                     cpu_percent: None,
                     rss_bytes: None,
+                    cpu_s: 0.0,
                 });
             }
             Err(e) => {
@@ -918,6 +936,7 @@ impl Manager {
             };
             process.cpu_percent = Some(u.cpu_percent);
             process.rss_bytes = Some(u.rss_bytes);
+            process.cpu_s = u.cpu_s;
             if let Some((action, v)) = slot.life.police(now, *u, &slot.cfg.limits) {
                 warn!(camera_id = %slot.cfg.id, pid, reason = %v.reason, detail = %v.detail, "worker over its limit; restarting it");
                 carry_out(slot, Some(action));
@@ -1065,6 +1084,7 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
         WorkerEvent::RecordingFinished(r) => {
             info!(%camera_id, path = %r.path, duration_s = r.duration_s, bytes = r.bytes, recovered = r.recovered, "recording finished");
             slot.recordings.finished += 1;
+            slot.recordings.bytes += r.bytes;
             slot.recordings.last_finished = Some(r.clone());
             let _ = archive.send(ArchiveOp::RecordingFinished { camera_id, r });
         }
@@ -1074,6 +1094,7 @@ fn on_event(slot: &mut Slot, camera_id: String, event: WorkerEvent, archive: &Ar
                 let _ = archive.send(ArchiveOp::DiskFull);
             }
             slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));
+            slot.recordings.errors += 1;
         }
     }
 }

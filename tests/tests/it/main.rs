@@ -7,6 +7,7 @@ mod detection;
 mod fakecam;
 mod live;
 mod media;
+mod metrics;
 mod ops;
 mod packets;
 mod recording;
