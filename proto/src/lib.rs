@@ -73,6 +73,9 @@ struct Header {
 }
 
 /// Worker → supervisor.
+// Heartbeats are the large variant and the common message; the supervisor boxes whole envelopes
+// (`Msg::FromWorker`), so boxing the variant too would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToSupervisor {
     /// First message after connecting (since 1).

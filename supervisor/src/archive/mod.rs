@@ -51,10 +51,12 @@ pub enum ArchiveOp {
 
 pub type Archive = Sender<ArchiveOp>;
 
-/// Recordings retention deleted since the start, for `/metrics`: (camera, reason) → (files, bytes).
-pub static RETENTION_DELETED: std::sync::Mutex<
-    std::collections::BTreeMap<(String, &'static str), (u64, u64)>,
-> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+/// (camera, reason) → (files, bytes) deleted by retention.
+pub type Deleted = std::collections::BTreeMap<(String, &'static str), (u64, u64)>;
+
+/// Recordings retention deleted since the start, for `/metrics`.
+pub static RETENTION_DELETED: std::sync::Mutex<Deleted> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// The retention settings of a config.
 pub fn settings(config: &Config) -> ArchiveOp {
