@@ -24,7 +24,8 @@ ENV NVR_CONFIG=/etc/nvr/cameras.json \
     NVR_LOG_FORMAT=json
 VOLUME ["/var/lib/nvr"]
 EXPOSE 5001
-# /health is 200 when every enabled camera's worker runs. NVR_HEALTH_URL follows a changed port.
+# /health is liveness: 200 while the supervisor runs (a camera down does not restart the container;
+# /ready judges the cameras). NVR_HEALTH_URL follows a changed port.
 ENV NVR_HEALTH_URL=http://127.0.0.1:5001/health
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD curl -fsS -o /dev/null "$NVR_HEALTH_URL" || exit 1

@@ -16,5 +16,5 @@ exec 3> >(/usr/bin/python3 tests/fakecam/fakecam.py --clips "$CLIPS" --port 8554
 FAKECAM_PID=$!
 trap 'exec 3>&-; kill $FAKECAM_PID 2>/dev/null || true' EXIT
 sleep 1
-echo "demo: fake camera on rtsp://127.0.0.1:8554/motion/{main,sub}; API on http://127.0.0.1:5001 (/health, /status, /metrics)" >&2
+echo "demo: fake camera on rtsp://127.0.0.1:8554/motion/{main,sub}; API on http://127.0.0.1:5001 (/health, /ready, /status, /metrics)" >&2
 target/release/supervisor --config config/cameras.json

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the README's first command: runs scripts/demo.sh, waits for /health to answer 200 and a
+# Checks the README's first command: runs scripts/demo.sh, waits for /ready to answer 200 (every camera up) and a
 # finished, playable clip to appear under output/demo/, then stops the demo with Ctrl-C (SIGINT to
 # its process group, as a terminal sends it) and requires it to exit 0 with its worker gone.
 # The demo binds 127.0.0.1:8554 and :5001 and writes the repo's output/: run this alone. It fails if
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Until the first 200 from /health: the demo builds and makes the fake camera's clips first, which
+# Until the first 200 from /ready: the demo builds and makes the fake camera's clips first, which
 # take minutes when nothing is built yet (seconds after scripts/test.sh has built everything).
 HEALTH_WAIT_S=${DEMO_HEALTH_WAIT_S:-900}
 # Then until a finished clip: a box crosses the picture every 20 s, motion ends about 5 s after it
@@ -64,9 +64,9 @@ wait_for() {
   done
 }
 
-health_ok() { [ "$(status_code /health)" = 200 ]; }
-wait_for "$HEALTH_WAIT_S" "200 from /health" health_ok
-say "/health answers 200 after ${SECONDS} s"
+health_ok() { [ "$(status_code /ready)" = 200 ]; }
+wait_for "$HEALTH_WAIT_S" "200 from /ready" health_ok
+say "/ready answers 200 after ${SECONDS} s"
 worker=$(curl -s --max-time 2 "$URL/status" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["cameras"][0]["pid"])')
 [[ "$worker" =~ ^[0-9]+$ ]] || { say "no worker pid in /status: $worker"; exit 1; }

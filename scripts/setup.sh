@@ -17,6 +17,8 @@ PACKAGES=(
   faketime
   # the benchmark compares the NVR with Motion
   motion
+  # the metrics tests: promtool checks /metrics, a real Prometheus server scrapes it
+  prometheus
   # deployment tests: the README's nginx config with TLS, the Debian package and lintian, the
   # container image (podman with runc on a debootstrap base image), the systemd unit's checks
   nginx-light openssl lintian podman runc uidmap debootstrap systemd binutils

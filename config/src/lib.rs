@@ -80,6 +80,10 @@ pub struct ApiConfig {
     /// Most connections served at once; further ones wait in the kernel's queue. The supervisor
     /// also keeps this many below its descriptor limit minus a reserve. Default 256.
     pub max_connections: u32,
+    /// A bearer token that opens `/ready` and `/metrics` without a session, for Prometheus and
+    /// uptime monitors (`api.metrics_token`, or read from the variable `api.metrics_token_env`).
+    /// A [`Password`], so it never prints. Default none.
+    pub metrics_token: Option<Password>,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +97,7 @@ impl Default for ApiConfig {
             body_timeout_s: 30.0,
             idle_timeout_s: 60.0,
             max_connections: 256,
+            metrics_token: None,
         }
     }
 }
@@ -483,7 +488,7 @@ fn read_config(
     let mut top = ObjReader::new(value, "", problems)?;
     let output_dir: Option<String> = top.get("output_dir", "write a directory path", problems);
     let api = match top.raw("api") {
-        Some(v) => read_api(v, problems),
+        Some(v) => read_api(v, env, problems),
         None => Some(ApiConfig::default()),
     };
     let heartbeat_interval_s = top.seconds("heartbeat_interval_s", problems);
@@ -576,6 +581,55 @@ fn read_config(
     })
 }
 
+/// Shortest metrics token: anything shorter is guessable.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// `api.metrics_token` or `api.metrics_token_env` (one of them), at least [`MIN_TOKEN_CHARS`]
+/// long. The token never appears in a message.
+fn read_metrics_token(
+    obj: &mut ObjReader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Password> {
+    let token: Option<String> = obj.get("metrics_token", "write the token in quotes", problems);
+    let var: Option<String> = obj.get(
+        "metrics_token_env",
+        "write the name of an environment variable",
+        problems,
+    );
+    let (token, path) = match (token, var) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                "api.metrics_token_env",
+                "both metrics_token and metrics_token_env are set; keep one",
+            );
+            return None;
+        }
+        (Some(t), None) => (t, "api.metrics_token"),
+        (None, Some(var)) => match env(&var) {
+            Some(t) => (t, "api.metrics_token_env"),
+            None => {
+                problems.push(
+                    "api.metrics_token_env",
+                    format!("environment variable {var} is not set; export it before starting, or use \"metrics_token\""),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let ok =
+        token.chars().count() >= MIN_TOKEN_CHARS && token.bytes().all(|b| b.is_ascii_graphic());
+    if !ok {
+        problems.push(
+            path,
+            format!("the token must be at least {MIN_TOKEN_CHARS} printable characters without spaces; make one with `openssl rand -hex 32`"),
+        );
+        return None;
+    }
+    Some(Password::new(token))
+}
+
 fn read_retention(value: &Value, problems: &mut Problems) -> Option<RetentionConfig> {
     let d = RetentionConfig::default();
     let mut obj = ObjReader::new(value, "retention", problems)?;
@@ -602,7 +656,11 @@ fn default_listen() -> SocketAddr {
 /// timeout at all.
 const MAX_CONN_TIMEOUT_S: f64 = 3600.0;
 
-fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
+fn read_api(
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<ApiConfig> {
     let d = ApiConfig::default();
     let mut obj = ObjReader::new(value, "api", problems)?;
     let listen = match obj.get::<String>("listen", "write \"host:port\"", problems) {
@@ -678,6 +736,7 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
             }
         },
     };
+    let metrics_token = read_metrics_token(&mut obj, env, problems);
     obj.finish(problems);
     Some(ApiConfig {
         listen: listen?,
@@ -688,6 +747,7 @@ fn read_api(value: &Value, problems: &mut Problems) -> Option<ApiConfig> {
         body_timeout_s,
         idle_timeout_s,
         max_connections,
+        metrics_token,
     })
 }
 

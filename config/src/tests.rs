@@ -495,3 +495,38 @@ fn mqtt_problems_name_the_field_and_the_fix() {
         assert!(!e.contains("424242"), "{e}");
     }
 }
+
+#[test]
+fn metrics_token_rules() {
+    let c = parse_with_env(MINIMAL, &[]).unwrap();
+    assert!(c.api.metrics_token.is_none());
+    let with = |api: &str| {
+        format!(r#"{{"api": {api}, "cameras": [{{"id": "a", "main_url": "rtsp://h/1"}}]}}"#)
+    };
+    let token = "0123456789abcdef-secret";
+    let c = parse_with_env(&with(&format!(r#"{{"metrics_token": "{token}"}}"#)), &[]).unwrap();
+    assert_eq!(c.api.metrics_token.as_ref().unwrap().expose(), token);
+    assert!(!format!("{c:?}").contains(token), "the token never prints");
+    let c = parse_with_env(&with(r#"{"metrics_token_env": "TOK"}"#), &[("TOK", token)]).unwrap();
+    assert_eq!(c.api.metrics_token.unwrap().expose(), token);
+    for (text, want) in [
+        (
+            with(r#"{"metrics_token": "short"}"#),
+            "api.metrics_token: the token must be at least 16",
+        ),
+        (
+            with(r#"{"metrics_token_env": "NOPE"}"#),
+            "api.metrics_token_env: environment variable NOPE is not set",
+        ),
+        (
+            with(&format!(
+                r#"{{"metrics_token": "{token}", "metrics_token_env": "TOK"}}"#
+            )),
+            "api.metrics_token_env: both metrics_token and metrics_token_env are set",
+        ),
+    ] {
+        let e = errors(&text);
+        assert!(e.contains(want), "{e}\nwanted: {want}");
+        assert!(!e.contains("0123456789abcdef"), "no token in errors: {e}");
+    }
+}

@@ -77,6 +77,9 @@ struct Header {
 }
 
 /// Worker → supervisor.
+// Heartbeats are the large variant and the common message; the supervisor boxes whole envelopes
+// (`Msg::FromWorker`), so boxing the variant too would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToSupervisor {
     /// First message after connecting (since 1).
@@ -228,6 +231,10 @@ pub struct StreamStatus {
     /// Connection attempts that failed or ended, since the worker started.
     #[serde(default)]
     pub reconnects: u64,
+    /// Bytes of the stream's packets received since the worker started (video and audio; the
+    /// bitrate is its rate of change). Added within schema 4: 0 from an older worker.
+    #[serde(default)]
+    pub bytes: u64,
     /// Why the stream is not up (never contains credentials).
     #[serde(default)]
     pub last_error: Option<String>,

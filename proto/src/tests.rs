@@ -44,6 +44,7 @@ fn every_message_round_trips() {
             sub: Some(StreamStatus {
                 state: StreamState::Up,
                 fps: 30.0,
+                bytes: 1_234_567,
                 packet_ring: Some(Box::new(crate::PacketRingStatus {
                     capacity_bytes: 4 << 20,
                     packets: 9,

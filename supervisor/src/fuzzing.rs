@@ -132,6 +132,7 @@ impl Fixture {
             auth: Auth::default(),
             sockets: Arc::default(),
             worker_bin: root.join("no-worker"),
+            pulse: Default::default(),
         };
         let salt = SaltString::encode_b64(b"fuzz salt 16 byt").map_err(anyhow::Error::msg)?;
         // The cheapest Argon2 parameters: a login attempt costs microseconds, not tens of ms.
@@ -450,5 +451,6 @@ fn camera_status() -> CameraStatus {
         sub_url: None,
         recording_mode: nvr_config::RecordingMode::Off,
         warnings: Vec::new(),
+        totals: Default::default(),
     }
 }

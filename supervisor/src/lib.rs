@@ -8,7 +8,9 @@ pub mod archive;
 pub mod config_writer;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod liveness;
 pub mod manager;
+pub mod metrics;
 pub mod mode;
 pub mod notify;
 pub mod preview;

@@ -457,6 +457,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         }
         _ => None,
     };
+    let pulse = manager.pulse();
     let manager_thread = std::thread::Builder::new()
         .name("manager".into())
         .spawn(move || manager.run())?;
@@ -475,6 +476,7 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         auth,
         sockets: Arc::new(api::ws::Sockets::new(limits.idle)),
         worker_bin,
+        pulse,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

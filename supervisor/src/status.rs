@@ -2,13 +2,11 @@
 //! `/status` JSON, the `/health` verdict and the `/metrics` text all come from one [`Snapshot`].
 
 use crate::mode::ModeStatus;
-use nvr_config::RecordingMode;
 use nvr_proto::{
     MotionStart, RecorderState, RecordingFinished, RecordingStarted, StreamState, StreamStatus,
     WorkerStats,
 };
 use serde::Serialize;
-use std::fmt::Write;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
@@ -123,6 +121,48 @@ pub struct RecordingLog {
     pub last_finished: Option<RecordingFinished>,
     /// The last recording error (e.g. `disk full`) and when, Unix ms.
     pub last_error: Option<(String, u64)>,
+    /// Bytes of the files finished since the supervisor started.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Recording errors reported since the supervisor started.
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// Upper bounds (seconds) of the heartbeat latency histogram's buckets; `+Inf` follows.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A histogram of latencies since the supervisor started, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencyHistogram {
+    /// Observations at or under each bound of [`LATENCY_BUCKETS_S`] (not cumulative), then those over the last.
+    pub counts: [u64; LATENCY_BUCKETS_S.len() + 1],
+    pub sum_s: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        let i = LATENCY_BUCKETS_S
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.counts[i] += 1;
+        self.sum_s += seconds;
+        self.count += 1;
+    }
+}
+
+/// Running totals of a camera since the supervisor started, summed across its worker restarts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// CPU seconds (user and system) of every worker process of this camera.
+    pub cpu_s: f64,
+    /// Heartbeat send-to-receive latency.
+    #[serde(skip)]
+    pub heartbeat_latency: LatencyHistogram,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +215,8 @@ pub struct CameraStatus {
     /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
     /// two GOPs, packets dropped for being too large for their ring.
     pub warnings: Vec<String>,
+    /// Counters since the supervisor started (for `/metrics` and the metrics history).
+    pub totals: Totals,
 }
 
 impl CameraStatus {
@@ -241,112 +283,6 @@ impl Snapshot {
             .filter(|c| c.enabled)
             .filter_map(|c| c.problem().map(|why| (c.id.clone(), why)))
             .collect()
-    }
-
-    /// The figures in Prometheus text format.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut gauge = |name: &str, help: &str, value: &dyn Fn(&CameraStatus) -> Option<f64>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for c in &self.cameras {
-                if let Some(v) = value(c) {
-                    let _ = writeln!(out, "{name}{{camera=\"{}\"}} {v}", c.id);
-                }
-            }
-        };
-        gauge(
-            "nvr_worker_up",
-            "1 when the camera's worker is running",
-            &|c| Some(f64::from(u8::from(c.state == WorkerState::Running))),
-        );
-        gauge(
-            "nvr_worker_restarts_total",
-            "Worker restarts since the supervisor started",
-            &|c| Some(c.restarts as f64),
-        );
-        gauge(
-            "nvr_worker_cpu_percent",
-            "Worker CPU, percent of one core",
-            &|c| c.cpu_percent.map(f64::from),
-        );
-        gauge("nvr_worker_rss_bytes", "Worker resident memory", &|c| {
-            c.rss_mb.map(|m| m * 1e6)
-        });
-        gauge(
-            "nvr_heartbeat_age_seconds",
-            "Time since the last heartbeat",
-            &|c| c.heartbeat_age_ms.map(|m| m / 1e3),
-        );
-        gauge(
-            "nvr_heartbeat_latency_p99_seconds",
-            "Heartbeat send-to-receive latency, p99",
-            &|c| c.heartbeat_latency.as_ref().map(|l| l.p99_ms / 1e3),
-        );
-        for (stream, pick) in [
-            (
-                "sub",
-                (|w: &WorkerStats| w.sub.as_ref()) as fn(&WorkerStats) -> Option<&StreamStatus>,
-            ),
-            ("main", |w: &WorkerStats| w.main.as_ref()),
-        ] {
-            gauge(
-                &format!("nvr_{stream}_stream_up"),
-                &format!("1 when the camera's {stream} stream is up"),
-                &|c| {
-                    let s = pick(c.worker.as_ref()?)?;
-                    Some(f64::from(u8::from(s.state == StreamState::Up)))
-                },
-            );
-            gauge(
-                &format!("nvr_{stream}_stream_fps"),
-                &format!("Frames (sub) or video packets (main) per second of the {stream} stream"),
-                &|c| Some(pick(c.worker.as_ref()?)?.fps),
-            );
-        }
-        gauge("nvr_motion_active", "1 while motion is detected", &|c| {
-            Some(f64::from(u8::from(c.motion.active)))
-        });
-        gauge(
-            "nvr_recording",
-            "1 while the camera is writing a recording",
-            &|c| {
-                let r = c.worker.as_ref()?.recording.as_ref()?;
-                Some(f64::from(u8::from(r.state == RecorderState::Recording)))
-            },
-        );
-        gauge(
-            "nvr_recordings_finished_total",
-            "Recording files finished since the supervisor started",
-            &|c| Some(c.recordings.finished as f64),
-        );
-        gauge(
-            "nvr_recording_mode_override",
-            "1 while a runtime override sets the camera's mode",
-            &|c| Some(f64::from(u8::from(c.mode.source == "override"))),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP nvr_recording_mode 1 for the recording mode in force (label mode), 0 for the others\n# TYPE nvr_recording_mode gauge"
-        );
-        for c in &self.cameras {
-            for m in RecordingMode::ALL {
-                let _ = writeln!(
-                    out,
-                    "nvr_recording_mode{{camera=\"{}\",mode=\"{m}\"}} {}",
-                    c.id,
-                    u8::from(c.mode.current == m)
-                );
-            }
-        }
-        if let Some(m) = &self.mqtt {
-            m.prometheus(&mut out);
-        }
-        let _ = writeln!(
-            out,
-            "# HELP nvr_supervisor_uptime_seconds Supervisor uptime\n# TYPE nvr_supervisor_uptime_seconds gauge\nnvr_supervisor_uptime_seconds {}",
-            self.supervisor.uptime_s
-        );
-        out
     }
 }
 

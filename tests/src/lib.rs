@@ -9,4 +9,5 @@ pub mod motion_conf;
 pub mod mqtt;
 pub mod nvr;
 pub mod procstat;
+pub mod prometheus;
 pub mod status;

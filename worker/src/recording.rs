@@ -204,6 +204,8 @@ impl Recorder<'_> {
             tracks.audio.as_ref().map(|a| a.in_index),
         );
         let mut window = (Instant::now(), 0u32);
+        // Packet bytes not yet added to the stream's status (added with the next video packet).
+        let mut received = 0u64;
         loop {
             if runner.stopping() {
                 return Err(StreamError::Stopped);
@@ -221,7 +223,8 @@ impl Recorder<'_> {
                 continue;
             }
             self.live.packet(&packet, arrival_ns);
-            if is_video && runner.count(&mut window, width, height, &codec) {
+            received += packet.size() as u64;
+            if is_video && runner.count(&mut window, width, height, &codec, &mut received) {
                 info!(stream = "main", "packets flowing");
             }
             self.take_signals();

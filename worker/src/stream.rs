@@ -112,13 +112,23 @@ impl StreamRunner {
 
     /// Counts one frame (SUB) or packet (MAIN) of a `width`×`height` `codec` stream, marks the
     /// stream up, and updates its rate once `window` has run a second. Returns true when the stream
-    /// has just come up (or changed size).
-    pub fn count(&self, window: &mut (Instant, u32), width: u32, height: u32, codec: &str) -> bool {
+    /// has just come up (or changed size). `bytes` (packet bytes received since the last count)
+    /// are added to the stream's total and zeroed.
+    pub fn count(
+        &self,
+        window: &mut (Instant, u32),
+        width: u32,
+        height: u32,
+        codec: &str,
+        bytes: &mut u64,
+    ) -> bool {
         window.1 += 1;
         let elapsed = window.0.elapsed();
         let mut newly_up = false;
+        let received = std::mem::take(bytes);
         self.update(|s| {
             s.frames += 1;
+            s.bytes += received;
             if s.state != StreamState::Up || (s.width, s.height) != (width, height) {
                 newly_up = true;
                 s.state = StreamState::Up;

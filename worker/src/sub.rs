@@ -94,6 +94,8 @@ impl SubPipeline {
         let mut frame = ffmpeg::frame::Video::empty();
         let mut waiting_for_keyframe = true;
         let mut fps_window = (Instant::now(), 0u32);
+        // Packet bytes not yet added to the stream's status (added with the next frame).
+        let mut received = 0u64;
         loop {
             if self.runner.stopping() {
                 return Err(StreamError::Stopped);
@@ -107,6 +109,7 @@ impl SubPipeline {
                 continue;
             }
             let arrival_ns = monotonic_ns();
+            received += packet.size() as u64;
             live.packet(&packet, arrival_ns);
             // Joining mid-GOP gives reference errors (H.265 especially): start at a keyframe.
             if waiting_for_keyframe && !packet.is_key() {
@@ -166,7 +169,10 @@ impl SubPipeline {
                 };
                 sink.frame(yuv, at, &clock);
                 let (w, h) = (frame.width(), frame.height());
-                if self.runner.count(&mut fps_window, w, h, &codec) {
+                if self
+                    .runner
+                    .count(&mut fps_window, w, h, &codec, &mut received)
+                {
                     info!(stream = "sub", width = w, height = h, "frames flowing");
                 }
             }

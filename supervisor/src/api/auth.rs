@@ -54,6 +54,8 @@ struct Policy {
     login: Option<AuthConfig>,
     allowed_hosts: Vec<String>,
     trusted_proxies: Vec<nvr_config::ProxyNet>,
+    /// Opens the monitoring paths ([`monitoring`]) without a session.
+    metrics_token: Option<nvr_config::Password>,
 }
 
 impl Policy {
@@ -62,6 +64,7 @@ impl Policy {
             login: api.auth.clone(),
             allowed_hosts: api.allowed_hosts.clone(),
             trusted_proxies: api.trusted_proxies.clone(),
+            metrics_token: api.metrics_token.clone(),
         }
     }
 }
@@ -219,9 +222,35 @@ fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Paths anyone may load: the UI's own files and the login exchange.
+/// Paths anyone may load: the UI's own files, the login exchange and liveness (`/health`, which
+/// says nothing but that the supervisor is alive).
 fn public(path: &str) -> bool {
-    path == "/" || path.starts_with("/ui/") || path == "/api/login" || path == "/api/session"
+    path == "/"
+        || path.starts_with("/ui/")
+        || path == "/api/login"
+        || path == "/api/session"
+        || path == "/health"
+}
+
+/// Paths a monitor may read with the bearer token (`api.metrics_token`) instead of a session.
+fn monitoring(path: &str) -> bool {
+    path == "/ready" || path == "/metrics"
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` with the configured token, compared
+/// in constant time (only a length difference shows).
+fn bearer_ok(policy: &Policy, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &policy.metrics_token else {
+        return false;
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    sent.is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(token.expose().as_bytes())))
 }
 
 fn refuse(code: StatusCode, msg: String) -> Response {
@@ -267,7 +296,8 @@ pub async fn guard(State(auth): State<Auth>, req: Request, next: Next) -> Respon
         }
     }
     let session = auth.session(req.headers());
-    if policy.login.is_some() && !public(&path) && session.is_none() {
+    let monitor = !changes_state && monitoring(&path) && bearer_ok(&policy, req.headers());
+    if policy.login.is_some() && !public(&path) && session.is_none() && !monitor {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "log in first (POST /api/login)".into(),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub sockets: Arc<ws::Sockets>,
     /// The worker executable, which `POST /api/probe` starts in probe mode.
     pub worker_bin: PathBuf,
+    /// The manager loop's last pass: `/health`.
+    pub pulse: crate::liveness::Pulse,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -66,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/session", get(auth::session).with_state(auth.clone()))
         .route("/api/logout", post(auth::logout).with_state(auth.clone()))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/reload", post(reload))
@@ -111,7 +114,23 @@ fn snapshot(state: &AppState) -> Snapshot {
     state.status.read().map(|s| s.clone()).unwrap_or_default()
 }
 
+/// Liveness: 200 `{"status":"ok"}` while the manager loop turns, 503 when it is stuck. Public, and
+/// says nothing else.
 async fn health(State(state): State<AppState>) -> Response {
+    if state.pulse.alive(std::time::Instant::now()) {
+        (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "stalled"})),
+        )
+            .into_response()
+    }
+}
+
+/// Readiness: 200 when every enabled camera's worker runs with its streams up and recording works,
+/// 503 naming the cameras that are not and why.
+async fn ready(State(state): State<AppState>) -> Response {
     let snap = snapshot(&state);
     let unhealthy = snap.unhealthy();
     if unhealthy.is_empty() {
@@ -135,9 +154,14 @@ async fn status(State(state): State<AppState>) -> Json<Snapshot> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use crate::metrics::{exposition, gather_extra};
+    let dir = state.output_dir.clone();
+    let extra = tokio::task::spawn_blocking(move || gather_extra(&dir))
+        .await
+        .unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        snapshot(&state).prometheus(),
+        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
+        exposition::render(&snapshot(&state), &extra),
     )
 }
 
@@ -415,6 +439,7 @@ mod tests {
             sub_url: None,
             recording_mode: nvr_config::RecordingMode::Off,
             warnings: Vec::new(),
+            totals: Default::default(),
         }
     }
 
@@ -432,6 +457,7 @@ mod tests {
             auth: Auth::default(),
             sockets: Arc::default(),
             worker_bin: "/nonexistent/worker".into(),
+            pulse: Default::default(),
         }
     }
 
@@ -446,13 +472,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn health_is_503_naming_the_cameras_that_are_down() {
+    async fn health_is_liveness_only() {
+        let state = state_with(vec![camera("b", WorkerState::Backoff)]);
+        let (code, body) = get(state.clone(), "/health").await;
+        assert_eq!(
+            code,
+            StatusCode::OK,
+            "a camera down is not a dead supervisor"
+        );
+        assert_eq!(body, r#"{"status":"ok"}"#);
+        // A manager whose last pass is older than the bound is not alive.
+        let mut stuck = state;
+        let Some(long_ago) =
+            std::time::Instant::now().checked_sub(crate::liveness::STALE_AFTER * 2)
+        else {
+            return; // a machine up for less than a minute: nothing to go back to
+        };
+        stuck.pulse = crate::liveness::Pulse::started_at(long_ago);
+        let (code, body) = get(stuck, "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_naming_the_cameras_that_are_down() {
         let (code, body) = get(
             state_with(vec![
                 camera("a", WorkerState::Running),
                 camera("b", WorkerState::Backoff),
             ]),
-            "/health",
+            "/ready",
         )
         .await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
@@ -465,7 +513,7 @@ mod tests {
 
         let (code, _) = get(
             state_with(vec![camera("a", WorkerState::Running)]),
-            "/health",
+            "/ready",
         )
         .await;
         assert_eq!(code, StatusCode::OK);
@@ -481,7 +529,23 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("nvr_worker_up{camera=\"a\"} 1"), "{body}");
         assert!(
-            body.contains("nvr_worker_cpu_percent{camera=\"a\"} 1.5"),
+            body.contains("nvr_worker_cpu_seconds_total{camera=\"a\"} 0"),
+            "{body}"
+        );
+        assert!(
+            body.contains("nvr_stream_up{camera=\"a\",stream=\"sub\"} 1"),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE nvr_heartbeat_latency_seconds histogram"));
+        assert!(body.contains("nvr_build_info{version=\""), "{body}");
+        assert!(body.contains("process_start_time_seconds "), "{body}");
+        // A disabled camera is off, not down.
+        let mut off = camera("off", WorkerState::Stopped);
+        off.enabled = false;
+        let (_, body) = get(state_with(vec![off]), "/metrics").await;
+        assert!(!body.contains("nvr_worker_up{camera=\"off\"}"), "{body}");
+        assert!(
+            body.contains("nvr_camera_enabled{camera=\"off\"} 0"),
             "{body}"
         );
     }
@@ -511,6 +575,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_a_login_the_bearer_token_opens_ready_and_metrics_only() {
+        let token = "monitor-token-0123456789";
+        let mut state = state_with(vec![camera("a", WorkerState::Running)]);
+        let api = nvr_config::ApiConfig {
+            auth: Some(nvr_config::AuthConfig {
+                username: "admin".into(),
+                password_hash: crate::api::auth::hash_password("s3cret pass").unwrap(),
+            }),
+            metrics_token: Some(nvr_config::Password::new(token)),
+            ..Default::default()
+        };
+        state.auth = Auth::from_api(&api, true);
+        let app = app(state);
+        let req = |uri: &str, auth: Option<&str>| {
+            let mut r = Request::get(uri);
+            if let Some(a) = auth {
+                r = r.header(header::AUTHORIZATION, a);
+            }
+            r.body(Body::empty()).unwrap()
+        };
+        let bearer = format!("Bearer {token}");
+        for uri in ["/metrics", "/ready"] {
+            let (code, _, body) = send(app.clone(), req(uri, None)).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(!body.contains(token));
+            for wrong in [
+                "Bearer monitor-token-0123456788",
+                "Bearer monitor-token",
+                "Basic bW9uaXRvcg==",
+                token,
+            ] {
+                let (code, _, _) = send(app.clone(), req(uri, Some(wrong))).await;
+                assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri} with {wrong:?}");
+            }
+            let (code, _, body) = send(app.clone(), req(uri, Some(&bearer))).await;
+            assert_eq!(code, StatusCode::OK, "{uri}: {body}");
+            assert!(!body.contains(token));
+            let lower = format!("bearer {token}");
+            let (code, _, _) = send(app.clone(), req(uri, Some(&lower))).await;
+            assert_eq!(code, StatusCode::OK, "the scheme is case-insensitive");
+        }
+        // The token opens nothing else.
+        for uri in ["/status", "/api/recordings", "/api/cameras/a/snapshot.jpg"] {
+            let (code, _, _) = send(app.clone(), req(uri, Some(&bearer))).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        let (code, _, _) = send(
+            app.clone(),
+            Request::post("/api/cameras/a/restart")
+                .header(header::AUTHORIZATION, &bearer)
+                .header("x-nvr-csrf", "1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        // Liveness needs nothing.
+        let (code, _, body) = send(app, req("/health", None)).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::OK, r#"{"status":"ok"}"#)
+        );
+    }
+
+    #[tokio::test]
     async fn with_auth_everything_but_the_login_needs_a_session() {
         let mut state = state_with(vec![camera("a", WorkerState::Running)]);
         state.auth = Auth::new(Some(nvr_config::AuthConfig {
@@ -520,7 +649,8 @@ mod tests {
         let app = app(state);
         for uri in [
             "/status",
-            "/health",
+            "/ready",
+            "/metrics",
             "/api/recordings",
             "/api/cameras/a/snapshot.jpg",
         ] {

@@ -515,6 +515,23 @@ impl Index {
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }
 
+    /// Bytes of the recordings of each camera.
+    pub fn bytes_by_camera(&self) -> Result<Vec<(String, u64)>, IndexError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT camera_id, SUM(bytes) FROM recordings GROUP BY camera_id ORDER BY camera_id")
+            .map_err(|e| self.db(e))?;
+        let rows = q
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
     pub fn recording(&self, id: &str) -> Result<Option<Recording>, IndexError> {
         self.conn
             .query_row(

@@ -52,6 +52,13 @@ pub enum ArchiveOp {
 
 pub type Archive = Sender<ArchiveOp>;
 
+/// (camera, reason) → (files, bytes) deleted by retention.
+pub type Deleted = std::collections::BTreeMap<(String, &'static str), (u64, u64)>;
+
+/// Recordings retention deleted since the start, for `/metrics`.
+pub static RETENTION_DELETED: std::sync::Mutex<Deleted> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// The retention settings of a config.
 pub fn settings(config: &Config) -> ArchiveOp {
     ArchiveOp::Settings {
@@ -417,7 +424,14 @@ fn enforce(index: &Index, limits: &HashMap<String, Limits>, retention: &Retentio
         };
         match index.delete_recording(r) {
             Ok(()) => {
-                info!(camera_id = %r.camera_id, path = %r.path, bytes = r.bytes, reason = reason.as_str(), "retention: deleted a recording")
+                info!(camera_id = %r.camera_id, path = %r.path, bytes = r.bytes, reason = reason.as_str(), "retention: deleted a recording");
+                if let Ok(mut deleted) = RETENTION_DELETED.lock() {
+                    let entry = deleted
+                        .entry((r.camera_id.clone(), reason.as_str()))
+                        .or_default();
+                    entry.0 += 1;
+                    entry.1 += r.bytes.max(0) as u64;
+                }
             }
             Err(e) => error!(error = %e, "retention: cannot delete a recording"),
         }
@@ -425,7 +439,7 @@ fn enforce(index: &Index, limits: &HashMap<String, Limits>, retention: &Retentio
 }
 
 /// (free bytes available to us, total bytes) of the file system holding `dir`.
-fn free_space(dir: &Path) -> std::io::Result<(u64, u64)> {
+pub fn free_space(dir: &Path) -> std::io::Result<(u64, u64)> {
     let s = rustix::fs::statvfs(dir)?;
     Ok((
         s.f_bavail.saturating_mul(s.f_frsize),

@@ -139,6 +139,8 @@ struct Process {
     /// The last resource sample, for `/status`.
     cpu_percent: Option<f32>,
     rss_bytes: Option<u64>,
+    /// CPU seconds the process has used, at the last sample.
+    cpu_s: f64,
 }
 
 /// One camera: its settings, its lifecycle, its process, and what its worker last reported.
@@ -169,6 +171,9 @@ struct Slot {
     sent: Option<CameraSettings>,
     /// Changed since the last publish.
     dirty: bool,
+    /// Counters since the supervisor started; `totals.cpu_s` holds the CPU of exited processes
+    /// (the running one's is added when published).
+    totals: crate::status::Totals,
 }
 
 impl Slot {
@@ -200,6 +205,7 @@ impl Slot {
             mode_at_ms: i64::MIN,
             sent: None,
             dirty: true,
+            totals: Default::default(),
         }
     }
 }
@@ -244,6 +250,8 @@ pub struct Manager {
     modes_stale: bool,
     /// Where motion, status and recording-state changes go to be published (MQTT).
     notifier: Notifier,
+    /// Beaten after every pass of the loop: `/health`'s liveness signal.
+    pulse: crate::liveness::Pulse,
 }
 
 impl Manager {
@@ -301,6 +309,7 @@ impl Manager {
             overrides,
             modes_stale: true,
             notifier: Notifier::default(),
+            pulse: crate::liveness::Pulse::default(),
         };
         manager.sync_modes(started);
         let _ = manager.archive.send(archive::settings(&manager.config));
@@ -327,6 +336,11 @@ impl Manager {
         ));
     }
 
+    /// The loop's liveness signal, for `/health`.
+    pub fn pulse(&self) -> crate::liveness::Pulse {
+        self.pulse.clone()
+    }
+
     /// Runs until a `Shutdown` command has stopped every worker.
     pub fn run(mut self) {
         loop {
@@ -335,6 +349,7 @@ impl Manager {
             }
             self.tick();
             self.publish();
+            self.pulse.beat(Instant::now());
             if self.shutdown_reply.is_some() && self.slots.iter().all(|s| s.process.is_none()) {
                 info!("all workers stopped");
                 if let Some(reply) = self.shutdown_reply.take() {
@@ -469,6 +484,7 @@ impl Manager {
                     slot.latencies_ms.pop_front();
                 }
                 slot.latencies_ms.push_back(latency_ms);
+                slot.totals.heartbeat_latency.observe(latency_ms / 1e3);
                 slot.last_stats = Some(stats);
             }
             ToSupervisor::Event(event) => on_event(slot, camera_id, event, &archive, &notifier),
@@ -849,6 +865,7 @@ impl Manager {
                 return;
             }
         };
+        slot.totals.cpu_s += process.cpu_s;
         slot.process = None;
         slot.dirty = true;
         slot.sent = None;
@@ -916,6 +933,7 @@ impl Manager {
                     tx: None,
                     cpu_percent: None,
                     rss_bytes: None,
+                    cpu_s: 0.0,
                 });
             }
             Err(e) => {
@@ -945,6 +963,7 @@ impl Manager {
             };
             process.cpu_percent = Some(u.cpu_percent);
             process.rss_bytes = Some(u.rss_bytes);
+            process.cpu_s = u.cpu_s;
             if let Some((action, v)) = slot.life.police(now, *u, &slot.cfg.limits) {
                 warn!(camera_id = %slot.cfg.id, pid, reason = %v.reason, detail = %v.detail, "worker over its limit; restarting it");
                 carry_out(slot, Some(action));
@@ -1139,6 +1158,7 @@ fn on_event(
         WorkerEvent::RecordingFinished(r) => {
             info!(%camera_id, path = %r.path, duration_s = r.duration_s, bytes = r.bytes, recovered = r.recovered, "recording finished");
             slot.recordings.finished += 1;
+            slot.recordings.bytes += r.bytes;
             slot.recordings.last_finished = Some(r.clone());
             let _ = archive.send(ArchiveOp::RecordingFinished { camera_id, r });
         }
@@ -1148,6 +1168,7 @@ fn on_event(
                 let _ = archive.send(ArchiveOp::DiskFull);
             }
             slot.recordings.last_error = Some((detail, nvr_proto::unix_ns() / 1_000_000));
+            slot.recordings.errors += 1;
         }
     }
 }

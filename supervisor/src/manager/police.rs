@@ -13,6 +13,8 @@ pub struct Usage {
     /// Percent of one core since the previous sample (a process using two cores shows 200).
     pub cpu_percent: f32,
     pub rss_bytes: u64,
+    /// CPU seconds (user and system) the process has used since it started.
+    pub cpu_s: f64,
 }
 
 pub struct Police {
@@ -46,6 +48,7 @@ impl Police {
                         Usage {
                             cpu_percent: p.cpu_usage(),
                             rss_bytes: p.memory(),
+                            cpu_s: p.accumulated_cpu_time() as f64 / 1e3,
                         },
                     )
                 })
@@ -125,6 +128,7 @@ mod tests {
             let usage = Usage {
                 cpu_percent: cpu,
                 rss_bytes: rss_mb * 1_000_000,
+                cpu_s: 0.0,
             };
             let got = judge(&limits, usage, &mut over, at(s)).map(|v| v.reason);
             assert_eq!(got, want, "at {s} s");

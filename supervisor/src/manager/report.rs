@@ -75,5 +75,9 @@ pub fn camera_status(slot: &Slot, now: Instant, clock: WallClock) -> CameraStatu
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
         recording_mode: slot.cfg.recording.mode,
         warnings: CameraStatus::warnings_of(slot.last_stats.as_ref()),
+        totals: crate::status::Totals {
+            cpu_s: slot.totals.cpu_s + process.map_or(0.0, |p| p.cpu_s),
+            heartbeat_latency: slot.totals.heartbeat_latency.clone(),
+        },
     }
 }

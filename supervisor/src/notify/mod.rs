@@ -12,6 +12,7 @@ pub mod outbox;
 
 pub use mqtt::{start, Publisher};
 
+use crate::metrics::exposition::{Exposition, Kind};
 use serde::Serialize;
 
 /// What happened, for the publisher to tell the world.
@@ -140,47 +141,51 @@ impl BrokerState {
 
 impl MqttStatus {
     /// The `nvr_mqtt_*` lines of `/metrics`.
-    pub fn prometheus(&self, out: &mut String) {
-        use std::fmt::Write;
+    pub fn prometheus(&self, x: &mut Exposition) {
         let broker = &self.broker;
-        let _ = writeln!(out, "# HELP nvr_mqtt_connected 1 while the MQTT broker connection is up (label state: connecting, connected, down, refused)\n# TYPE nvr_mqtt_connected gauge");
-        let _ = writeln!(
-            out,
-            "nvr_mqtt_connected{{broker=\"{broker}\",state=\"{}\"}} {}",
-            self.state.as_str(),
-            u8::from(self.state == BrokerState::Connected)
+        x.family(
+            "nvr_mqtt_connected",
+            Kind::Gauge,
+            "1 while the MQTT broker connection is up (label state: connecting, connected, down, refused)",
+        )
+        .sample(
+            &[("broker", broker), ("state", self.state.as_str())],
+            f64::from(u8::from(self.state == BrokerState::Connected)),
         );
-        for (name, help, value) in [
+        for (name, kind, help, value) in [
             (
                 "nvr_mqtt_connects_total",
+                Kind::Counter,
                 "Successful MQTT connects since the start",
                 self.connects as f64,
             ),
             (
                 "nvr_mqtt_failures",
+                Kind::Gauge,
                 "Failed MQTT connection attempts since the last successful one",
                 f64::from(self.failures),
             ),
             (
                 "nvr_mqtt_delivered_total",
+                Kind::Counter,
                 "MQTT messages the broker acknowledged",
                 self.delivered as f64,
             ),
             (
                 "nvr_mqtt_queued",
+                Kind::Gauge,
                 "MQTT messages waiting for the broker",
                 self.queued as f64,
             ),
             (
                 "nvr_mqtt_dropped_total",
+                Kind::Counter,
                 "MQTT event messages dropped because the queue was full",
                 self.dropped as f64,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{broker=\"{broker}\"}} {value}"
-            );
+            x.family(name, kind, help)
+                .sample(&[("broker", broker)], value);
         }
     }
 }

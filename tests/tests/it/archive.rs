@@ -397,7 +397,7 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     });
     assert_eq!(c["worker"]["recording"]["last_error"], "disk full", "{c}");
     assert_eq!(c["state"], "running", "the worker did not crash");
-    let (code, health) = nvr.get_json("/health");
+    let (code, health) = nvr.get_json("/ready");
     assert_eq!(code, 503);
     assert!(
         health["problems"]["cam"]

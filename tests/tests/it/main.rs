@@ -7,6 +7,7 @@ mod detection;
 mod fakecam;
 mod live;
 mod media;
+mod metrics;
 mod notify;
 mod ops;
 mod packets;

@@ -112,7 +112,7 @@ fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
         assert_eq!(code, 200);
         check_picture(&jpeg, &format!("{id} /snapshot.jpg"));
     }
-    let (code, body) = nvr.get_json("/health");
+    let (code, body) = nvr.get_json("/ready");
     assert_eq!(code, 200, "{body}");
 
     // MJPEG: parts keep coming, each a full picture.
@@ -174,7 +174,7 @@ fn camera_server_restart_reconnects_without_restarting_the_worker() {
         sub_of(c)["state"] != "up"
     });
     assert!(sub_of(&down)["last_error"].is_string(), "{down}");
-    let (code, health) = nvr.get_json("/health");
+    let (code, health) = nvr.get_json("/ready");
     assert_eq!(code, 503);
     assert!(
         health["problems"]["cam"]

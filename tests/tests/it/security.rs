@@ -76,6 +76,7 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
         "/status",
         "/metrics",
         "/health",
+        "/ready",
         "/api/recordings",
         "/api/events",
     ] {

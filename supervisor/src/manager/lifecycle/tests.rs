@@ -337,6 +337,7 @@ fn a_broken_limit_ends_the_worker_with_its_reason() {
     let usage = |cpu: f32, rss_mb: u64| Usage {
         cpu_percent: cpu,
         rss_bytes: rss_mb * 1_000_000,
+        cpu_s: 0.0,
     };
     // (second, cpu %, rss MB, expected action)
     let table: [(f64, f32, u64, Option<Action>); 4] = [

@@ -125,11 +125,11 @@ pub fn run(sec: &mut Section) -> Result<()> {
         said.to_lowercase().contains("read-only"),
         said,
     );
-    let (code, _) = nvr.get_json("/health");
+    let (code, _) = nvr.get_json("/ready");
     sec.check(
         "read-only output: the supervisor answers, the worker is not restarted",
         status::pid(&nvr.camera("d")).unwrap_or(0) == pid,
-        format!("/health {code}"),
+        format!("/ready {code}"),
     );
     set_read_only(&nvr, &cam_s, false)?;
     sec.check(
