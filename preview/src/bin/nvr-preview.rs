@@ -124,7 +124,8 @@ fn watch_packets(camera: &str, stream: StreamKind, seconds: Option<f64>) -> anyh
         format!("cannot attach to camera {camera:?}'s {stream} packet ring; is its worker running (and, for main, recording)?")
     })?;
     let until = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
-    let mut next = reader.next_seq();
+    // From the newest keyframe, as a viewer starts: the GOP is known one keyframe sooner.
+    let mut next = reader.newest_keyframe_seq().unwrap_or(reader.next_seq());
     let mut buf = Vec::new();
     let mut window = (Instant::now(), Window::default());
     // (seq, arrival) of the last two video keyframes, and the video packets between them.

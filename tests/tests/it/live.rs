@@ -420,7 +420,7 @@ fn sockets_outlive_the_http_timeouts_count_against_the_cap_and_silent_peers_are_
     // Three sockets hold the three connections: a request waits for one to close.
     let opened = Instant::now();
     let waiting = std::thread::spawn(move || {
-        let answered = request(port, "GET", "/health", "").map(|(code, _, _)| code);
+        let answered = request(port, "GET", "/ready", "").map(|(code, _, _)| code);
         (answered.ok(), opened.elapsed())
     });
     // The readers outlive the 2 s idle timeout (pushes come, pings are answered) ...
