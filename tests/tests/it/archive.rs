@@ -69,7 +69,7 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let mut nvr = Nvr::start(
         config(vec![
-            camera("cam", &fc, json!({"pre_roll_s": 5, "post_roll_s": 2})),
+            camera("cam5", &fc, json!({"pre_roll_s": 5, "post_roll_s": 2})),
             camera(
                 "cont",
                 &fc,
@@ -79,7 +79,7 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
         &[],
     );
     let out = nvr.output_dir();
-    nvr.wait_camera("cam", Duration::from_secs(40), "a motion clip", |c| {
+    nvr.wait_camera("cam5", Duration::from_secs(40), "a motion clip", |c| {
         c["recordings"]["finished"].as_u64() >= Some(1)
     });
     // Kill the continuous camera mid-file, once its segment holds a fragment or two (one killed
@@ -104,15 +104,15 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
         let finished = ids_of(&rows, "finished");
         (finished == ids_on_disk(&out, ".mp4")).then_some(())
     });
-    let rows = api_list(&nvr, "/api/recordings?camera=cam");
-    assert!(rows.iter().all(|r| r["camera_id"] == "cam"), "{rows:?}");
+    let rows = api_list(&nvr, "/api/recordings?camera=cam5");
+    assert!(rows.iter().all(|r| r["camera_id"] == "cam5"), "{rows:?}");
     let clip = rows.iter().find(|r| r["state"] == "finished").unwrap();
     assert_eq!(clip["codec"], "h264");
     let bytes = std::fs::metadata(out.join(clip["path"].as_str().unwrap()))
         .unwrap()
         .len();
     assert_eq!(clip["bytes"], bytes);
-    let events = api_list(&nvr, "/api/events?camera=cam");
+    let events = api_list(&nvr, "/api/events?camera=cam5");
     let ev = &events[0];
     assert_eq!(ev["kind"], "motion");
     assert_eq!(ev["recording_id"], clip["id"], "{ev} in {clip}");
@@ -123,10 +123,10 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
     let start = clip["start"].as_i64().unwrap();
     assert!(api_list(
         &nvr,
-        &format!("/api/recordings?camera=cam&to={}", start - 1)
+        &format!("/api/recordings?camera=cam5&to={}", start - 1)
     )
     .is_empty());
-    assert!(!api_list(&nvr, &format!("/api/events?camera=cam&from={}", start)).is_empty());
+    assert!(!api_list(&nvr, &format!("/api/events?camera=cam5&from={}", start)).is_empty());
 
     nvr.terminate().unwrap();
     let before = ids_on_disk(&out, ".mp4");
@@ -147,7 +147,7 @@ fn the_index_matches_the_files_and_is_rebuilt_with_the_same_ids() {
             before.is_subset(&after),
             "{damage}: {before:?} vs {after:?}"
         );
-        let events: BTreeSet<String> = api_list(&nvr, "/api/events?camera=cam")
+        let events: BTreeSet<String> = api_list(&nvr, "/api/events?camera=cam5")
             .iter()
             .map(|e| e["id"].as_str().unwrap().to_string())
             .collect();
@@ -256,14 +256,14 @@ fn range_requests_and_paths_that_try_to_escape() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let nvr = Nvr::start(
         config(vec![camera(
-            "cam",
+            "cam3",
             &fc,
             json!({"mode": "continuous", "max_segment_s": 3}),
         )]),
         &[],
     );
     let out = nvr.output_dir();
-    let rows = indexed_clips(&nvr, "cam");
+    let rows = indexed_clips(&nvr, "cam3");
     let clip = rows.iter().find(|r| r["state"] == "finished").unwrap();
     let id = clip["id"].as_str().unwrap();
     let file = std::fs::read(out.join(clip["path"].as_str().unwrap())).unwrap();
@@ -383,7 +383,7 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     std::fs::write(&filler, vec![0u8; 11 * 1024 * 1024]).unwrap();
     let mut cfg = config(vec![
         camera(
-            "cam",
+            "cam1",
             &fc,
             json!({"mode": "continuous", "max_segment_s": 300}),
         ),
@@ -392,7 +392,7 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     cfg["output_dir"] = json!(out.display().to_string());
     cfg["retention"]["min_free_gb"] = json!(0);
     let mut nvr = Nvr::start_in(dir, cfg, &[]);
-    let c = nvr.wait_camera("cam", Duration::from_secs(60), "disk full", |c| {
+    let c = nvr.wait_camera("cam1", Duration::from_secs(60), "disk full", |c| {
         c["worker"]["recording"]["state"] == "error"
     });
     assert_eq!(c["worker"]["recording"]["last_error"], "disk full", "{c}");
@@ -400,18 +400,18 @@ fn a_full_disk_stops_recording_cleanly_and_recording_resumes_when_space_returns(
     let (code, health) = nvr.get_json("/ready");
     assert_eq!(code, 503);
     assert!(
-        health["problems"]["cam"]
+        health["problems"]["cam1"]
             .as_str()
             .is_some_and(|p| p.contains("disk full")),
         "{health}"
     );
     assert!(health["problems"].get("other").is_none(), "{health}");
     std::fs::remove_file(&filler).unwrap();
-    nvr.wait_camera("cam", Duration::from_secs(30), "recording again", |c| {
+    nvr.wait_camera("cam1", Duration::from_secs(30), "recording again", |c| {
         recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(nvr.camera("cam")["restarts"], 0);
+    assert_eq!(nvr.camera("cam1")["restarts"], 0);
     nvr.terminate().unwrap();
     assert!(files_ending(&out, ".part").is_empty(), "a .part was left");
     let clips = files_ending(&out, ".mp4");
@@ -453,7 +453,7 @@ fn retention_keeps_min_free_gb_free_by_deleting_the_oldest_clips() {
     let out = dir.path().join("output");
     let tmpfs = Tmpfs::mount(&out, "24m");
     let mut cfg = config(vec![camera(
-        "cam",
+        "cam4",
         &fc,
         json!({"mode": "continuous", "max_segment_s": 2}),
     )]);
@@ -473,10 +473,10 @@ fn retention_keeps_min_free_gb_free_by_deleting_the_oldest_clips() {
         (deletions(&nvr) >= 1).then_some(())
     });
     // Three more segments, each of which has to make room.
-    let n = nvr.camera("cam")["recordings"]["finished"]
+    let n = nvr.camera("cam4")["recordings"]["finished"]
         .as_u64()
         .unwrap();
-    nvr.wait_camera("cam", Duration::from_secs(20), "3 more segments", |c| {
+    nvr.wait_camera("cam4", Duration::from_secs(20), "3 more segments", |c| {
         c["recordings"]["finished"].as_u64() >= Some(n + 3)
     });
     // Retention runs every second; in between the clip being written takes up to a second's
@@ -484,18 +484,18 @@ fn retention_keeps_min_free_gb_free_by_deleting_the_oldest_clips() {
     wait_until(Duration::from_secs(10), "the free space kept", || {
         (free_bytes(&out) >= NEED - 1_000_000).then_some(())
     });
-    let c = nvr.camera("cam");
+    let c = nvr.camera("cam4");
     assert!(c["recordings"]["last_error"].is_null(), "{c}");
     assert_eq!(c["restarts"], 0, "{c}");
     assert!(recording(&c), "{c}");
     // Removed files leave the index, and the survivors are the newest.
-    let left = ids_on_disk(&out.join("cam"), ".mp4");
+    let left = ids_on_disk(&out.join("cam4"), ".mp4");
     wait_until(Duration::from_secs(5), "index = disk", || {
-        let rows = api_list(&nvr, "/api/recordings?camera=cam");
+        let rows = api_list(&nvr, "/api/recordings?camera=cam4");
         (ids_of(&rows, "finished") == left).then_some(())
     });
     let log = nvr.log_text();
-    let stamp = |s: &str| s.split("cam_").nth(1).map(|s| s[..16].to_string());
+    let stamp = |s: &str| s.split("cam4_").nth(1).map(|s| s[..16].to_string());
     let newest_deleted = log
         .lines()
         .filter(|l| l.contains("retention: deleted"))
@@ -520,13 +520,13 @@ fn a_recording_plays_and_seeks_in_chromium() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let nvr = Nvr::start(
         config(vec![camera(
-            "cam",
+            "cam2",
             &fc,
             json!({"mode": "continuous", "max_segment_s": 8}),
         )]),
         &[],
     );
-    let rows = indexed_clips(&nvr, "cam");
+    let rows = indexed_clips(&nvr, "cam2");
     let id = rows.iter().find(|r| r["state"] == "finished").unwrap()["id"]
         .as_str()
         .unwrap()

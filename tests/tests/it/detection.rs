@@ -180,7 +180,7 @@ fn clip_start_times_are_the_first_frames_capture_time_after_a_connect_and_a_rest
         ..FakeCamOpts::scenes(&["motion"])
     })
     .unwrap();
-    let mut camera = camera_config("cam", &fc, "motion/main", "motion/sub");
+    let mut camera = camera_config("cam6", &fc, "motion/main", "motion/sub");
     camera["motion"] = json!({"post_motion_s": 1});
     camera["recording"] = json!({"pre_roll_s": 5, "post_roll_s": 1});
     let nvr = Nvr::start(
@@ -191,9 +191,9 @@ fn clip_start_times_are_the_first_frames_capture_time_after_a_connect_and_a_rest
     for n in 0..2 {
         if n == 1 {
             // A worker restart: the next clip comes from a new connection, probed again.
-            let old = pid(&nvr.camera("cam")).unwrap();
+            let old = pid(&nvr.camera("cam6")).unwrap();
             signal(old, "KILL");
-            nvr.wait_camera("cam", Duration::from_secs(20), "a new worker", |c| {
+            nvr.wait_camera("cam6", Duration::from_secs(20), "a new worker", |c| {
                 pid(c).is_some_and(|p| p != old) && stream_up(c, "main")
             });
         }
@@ -202,10 +202,10 @@ fn clip_start_times_are_the_first_frames_capture_time_after_a_connect_and_a_rest
             .unwrap();
         let truth_ms = truth["wall_ns"].as_f64().unwrap() / 1e6;
         wait_until(Duration::from_secs(30), "the clip finished", || {
-            let c = nvr.camera("cam");
+            let c = nvr.camera("cam6");
             (c["recordings"]["finished"].as_u64() > Some(n as u64)).then_some(())
         });
-        let (seen_ms, path) = box_seen_at_unix_ms(&nvr, "cam", n);
+        let (seen_ms, path) = box_seen_at_unix_ms(&nvr, "cam6", n);
         let off = seen_ms - truth_ms;
         eprintln!("clip {n} ({path}): the box shows {off:+.1} ms from the truth");
         assert!(
@@ -214,5 +214,5 @@ fn clip_start_times_are_the_first_frames_capture_time_after_a_connect_and_a_rest
              when the box appeared (allowed: one frame)"
         );
     }
-    assert!(files_ending(&nvr.output_dir().join("cam"), ".mp4").len() >= 2);
+    assert!(files_ending(&nvr.output_dir().join("cam6"), ".mp4").len() >= 2);
 }

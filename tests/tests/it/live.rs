@@ -25,21 +25,21 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["clock"])).unwrap();
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "cameras": [
-            {"id": "cam", "main_url": fc.url("clock/tiny"), "sub_url": fc.url("clock/tiny_a"),
+            {"id": "cam8", "main_url": fc.url("clock/tiny"), "sub_url": fc.url("clock/tiny_a"),
              "recording": {"mode": "off"}},
             {"id": "gone", "main_url": "rtsp://127.0.0.1:9/nothing", "recording": {"mode": "off"}},
         ]}),
         &[],
     );
     let port = nvr.port;
-    nvr.wait_camera("cam", Duration::from_secs(30), "sub up", |c| {
+    nvr.wait_camera("cam8", Duration::from_secs(30), "sub up", |c| {
         c["worker"]["sub"]["state"] == "up"
     });
 
     // The Origin rule, before any upgrade: another site's (or `null`) is 403; the API's own, or
     // none at all (not a browser), is upgraded.
     let own = format!("http://127.0.0.1:{port}");
-    for path in ["/api/ws", "/api/cameras/cam/live?stream=sub"] {
+    for path in ["/api/ws", "/api/cameras/cam8/live?stream=sub"] {
         for (origin, want) in [
             (Some("http://evil.example"), Some(403)),
             (Some("http://127.0.0.1:1"), Some(403)),
@@ -57,13 +57,13 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     }
     // Bad requests get an HTTP error, not a socket.
     for (path, want) in [
-        ("/api/cameras/cam/live?stream=bogus", 400),
-        ("/api/cameras/cam/live?stream=main&format=jpeg", 400),
-        ("/api/cameras/cam/live?format=gif", 400),
+        ("/api/cameras/cam8/live?stream=bogus", 400),
+        ("/api/cameras/cam8/live?stream=main&format=jpeg", 400),
+        ("/api/cameras/cam8/live?format=gif", 400),
     ] {
         assert_eq!(refused_with(port, path, &[]), Some(want), "{path}");
     }
-    let (code, _, body) = request(port, "GET", "/api/cameras/cam/live", "").unwrap();
+    let (code, _, body) = request(port, "GET", "/api/cameras/cam8/live", "").unwrap();
     assert!(
         (400..500).contains(&code),
         "a plain GET of a socket path: {code} {}",
@@ -74,7 +74,7 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     for (path, want) in [
         ("/api/cameras/nope/live", (4404, "unknown_camera")),
         (
-            "/api/cameras/cam/live?stream=main",
+            "/api/cameras/cam8/live?stream=main",
             (4409, "main_not_connected"),
         ),
     ] {
@@ -110,22 +110,22 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["cam", "gone"]);
+    assert_eq!(ids, ["cam8", "gone"]);
     assert_eq!(v["health"]["ok"], false);
     assert!(v["health"]["problems"]["gone"].is_string(), "{first}");
     // Taking the camera's stream away shows in a push, without asking.
     fc.command("off /clock/tiny_a").unwrap();
     let pushed_down = wait_push(&mut ws, Duration::from_secs(30), |s| {
-        camera(s, "cam")["worker"]["sub"]["state"] != "up"
+        camera(s, "cam8")["worker"]["sub"]["state"] != "up"
     });
     fc.command("on /clock/tiny_a").unwrap();
     wait_push(&mut ws, Duration::from_secs(40), |s| {
-        camera(s, "cam")["worker"]["sub"]["state"] == "up"
+        camera(s, "cam8")["worker"]["sub"]["state"] == "up"
     });
     assert!(pushed_down < Duration::from_secs(30));
 
     // The JPEG fallback: JPEGs as binary messages at about the rate asked for.
-    let mut jpeg = connect(port, "/api/cameras/cam/live?format=jpeg&fps=5").unwrap();
+    let mut jpeg = connect(port, "/api/cameras/cam8/live?format=jpeg&fps=5").unwrap();
     let started = Instant::now();
     let mut n = 0;
     while started.elapsed() < Duration::from_secs(3) {
@@ -140,12 +140,12 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
     }
     assert!((10..=20).contains(&n), "{n} JPEGs in 3 s at 5 fps");
     // A client that goes away while messages are on their way: its socket is cut mid-stream.
-    let fast = connect(port, "/api/cameras/cam/live?format=jpeg&fps=30").unwrap();
+    let fast = connect(port, "/api/cameras/cam8/live?format=jpeg&fps=30").unwrap();
     let _ = fast.get_ref().shutdown(std::net::Shutdown::Both);
     drop(fast);
     // The same with fMP4, cut after its init message, while the init segment and the burst of
     // fragments from the newest keyframe are being written.
-    let mut cut = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    let mut cut = connect(port, "/api/cameras/cam8/live?stream=sub").unwrap();
     assert!(matches!(live::next(&mut cut).unwrap(), Event::Text(_)));
     let _ = cut.get_ref().shutdown(std::net::Shutdown::Both);
     drop(cut);
@@ -156,9 +156,9 @@ fn live_sockets_follow_the_origin_and_close_with_clear_reasons() {
         assert!(took < Duration::from_secs(20), "{path}: {took:?}");
     }
     // Still serving, and nothing panicked.
-    let mut again = connect(port, "/api/cameras/cam/live?format=jpeg").unwrap();
+    let mut again = connect(port, "/api/cameras/cam8/live?format=jpeg").unwrap();
     assert!(matches!(live::next(&mut again).unwrap(), Event::Binary(_)));
-    let mut again = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    let mut again = connect(port, "/api/cameras/cam8/live?stream=sub").unwrap();
     let (w, closed) = live::watch(&mut again, Duration::from_secs(3)).unwrap();
     assert!(
         closed.is_none() && w.inits.len() == 1 && w.fragments.len() >= 20,
@@ -200,14 +200,14 @@ fn with_a_login_sockets_need_a_session() {
     let hash = nvr_tests::nvr::hash_password(password);
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "api": {"auth": {"username": "admin", "password_hash": hash}},
-            "cameras": [{"id": "cam", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
+            "cameras": [{"id": "cam11", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
         &[],
     );
     let port = nvr.port;
     for path in [
         "/api/ws",
-        "/api/cameras/cam/live",
-        "/api/cameras/cam/live?format=jpeg",
+        "/api/cameras/cam11/live",
+        "/api/cameras/cam11/live?format=jpeg",
     ] {
         assert_eq!(refused_with(port, path, &[]), Some(401), "{path}");
     }
@@ -279,21 +279,21 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["clock"])).unwrap();
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "cameras": [
-            {"id": "cam", "main_url": fc.url("clock/sub"), "sub_url": fc.url("clock/sub"),
+            {"id": "cam7", "main_url": fc.url("clock/sub"), "sub_url": fc.url("clock/sub"),
              "recording": {"mode": "off"}},
         ]}),
         &[],
     );
     let port = nvr.port;
     nvr.wait_camera(
-        "cam",
+        "cam7",
         Duration::from_secs(30),
         "sub up with a packet ring",
         |c| c["worker"]["sub"]["state"] == "up" && c["worker"]["sub"]["packet_ring"].is_object(),
     );
     // One viewer first: what the stream is, and that what it sends is a valid MP4 of the camera's
     // own codec and size (decoded by ffmpeg with -xerror: no transcode, nothing broken).
-    let mut probe = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+    let mut probe = connect(port, "/api/cameras/cam7/live?stream=sub").unwrap();
     let mut file = Vec::new();
     let mut info = None;
     while file.len() < 200_000 {
@@ -336,7 +336,7 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
     let supervisor = nvr.pid();
     let rss_before = rss_mb(supervisor);
     let stalled: Vec<_> = (0..STALLED)
-        .map(|_| stalled_viewer(port, "/api/cameras/cam/live?stream=sub"))
+        .map(|_| stalled_viewer(port, "/api/cameras/cam7/live?stream=sub"))
         .collect();
     let pushed = |fc: &mut FakeCam| {
         fc.command("status").unwrap()["pushed"]["/clock/sub"]
@@ -344,7 +344,7 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
             .unwrap()
     };
     let frames = |nvr: &Nvr| {
-        nvr.camera("cam")["worker"]["sub"]["frames"]
+        nvr.camera("cam7")["worker"]["sub"]["frames"]
             .as_u64()
             .unwrap()
     };
@@ -352,7 +352,7 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
     let viewers: Vec<_> = (0..VIEWERS)
         .map(|_| {
             std::thread::spawn(move || {
-                let mut s = connect(port, "/api/cameras/cam/live?stream=sub").unwrap();
+                let mut s = connect(port, "/api/cameras/cam7/live?stream=sub").unwrap();
                 let (w, closed) = live::watch(&mut s, WATCH).unwrap();
                 live::close(s);
                 (w, closed)
@@ -407,7 +407,7 @@ fn fifty_viewers_of_one_camera_keep_up_while_stalled_ones_hold_bounded_memory() 
 fn sockets_outlive_the_http_timeouts_count_against_the_cap_and_silent_peers_are_closed() {
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "api": {"idle_timeout_s": 2, "max_connections": 3},
-            "cameras": [{"id": "cam", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
+            "cameras": [{"id": "cam10", "main_url": "rtsp://127.0.0.1:9/x", "recording": {"mode": "off"}}]}),
         &[],
     );
     let port = nvr.port;
@@ -467,17 +467,17 @@ fn main_with_aac_is_relayed_with_its_audio_and_decodes() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let nvr = Nvr::start(
         json!({"heartbeat_interval_s": 0.5, "cameras": [
-            {"id": "cam", "main_url": fc.url("motion/main_aac"), "sub_url": fc.url("motion/sub"),
+            {"id": "cam9", "main_url": fc.url("motion/main_aac"), "sub_url": fc.url("motion/sub"),
              "recording": {"mode": "motion"}}]}),
         &[],
     );
     nvr.wait_camera(
-        "cam",
+        "cam9",
         Duration::from_secs(30),
         "MAIN up with a packet ring",
         |c| c["worker"]["main"]["state"] == "up" && c["worker"]["main"]["packet_ring"].is_object(),
     );
-    let mut s = connect(nvr.port, "/api/cameras/cam/live?stream=main").unwrap();
+    let mut s = connect(nvr.port, "/api/cameras/cam9/live?stream=main").unwrap();
     let mut file = Vec::new();
     let mut info = None;
     let started = Instant::now();

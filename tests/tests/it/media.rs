@@ -130,20 +130,25 @@ fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
 #[test]
 fn preview_survives_a_worker_restart() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
-    let nvr = nvr_with(vec![camera_config("cam", &fc, "motion/main", "motion/sub")]);
-    let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap() as u32;
+    let nvr = nvr_with(vec![camera_config(
+        "cam14",
+        &fc,
+        "motion/main",
+        "motion/sub",
+    )]);
+    let pid = wait_up(&nvr, "cam14")["pid"].as_u64().unwrap() as u32;
     // One MJPEG viewer across the restart: the supervisor's reader re-attaches to the new ring.
     let mut s = TcpStream::connect(("127.0.0.1", nvr.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET /api/cameras/cam/mjpeg?fps=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /api/cameras/cam14/mjpeg?fps=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
     read_parts(&mut s, &mut raw, 2);
     nvr_tests::nvr::signal(pid, "KILL");
-    nvr.wait_camera("cam", Duration::from_secs(20), "restarted", |c| {
+    nvr.wait_camera("cam14", Duration::from_secs(20), "restarted", |c| {
         c["pid"].as_u64().is_some_and(|p| p != u64::from(pid)) && sub_of(c)["state"] == "up"
     });
     let before = split_jpegs(&raw).len();
@@ -167,24 +172,29 @@ fn read_parts(s: &mut TcpStream, raw: &mut Vec<u8>, n: usize) {
 #[test]
 fn camera_server_restart_reconnects_without_restarting_the_worker() {
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
-    let nvr = nvr_with(vec![camera_config("cam", &fc, "motion/main", "motion/sub")]);
-    let pid = wait_up(&nvr, "cam")["pid"].as_u64();
+    let nvr = nvr_with(vec![camera_config(
+        "cam13",
+        &fc,
+        "motion/main",
+        "motion/sub",
+    )]);
+    let pid = wait_up(&nvr, "cam13")["pid"].as_u64();
     fc.command("stop").unwrap();
-    let down = nvr.wait_camera("cam", Duration::from_secs(20), "stream not up", |c| {
+    let down = nvr.wait_camera("cam13", Duration::from_secs(20), "stream not up", |c| {
         sub_of(c)["state"] != "up"
     });
     assert!(sub_of(&down)["last_error"].is_string(), "{down}");
     let (code, health) = nvr.get_json("/ready");
     assert_eq!(code, 503);
     assert!(
-        health["problems"]["cam"]
+        health["problems"]["cam13"]
             .as_str()
             .unwrap()
             .contains("sub stream"),
         "{health}"
     );
     fc.command("start").unwrap();
-    let up = wait_up(&nvr, "cam");
+    let up = wait_up(&nvr, "cam13");
     assert_eq!(up["pid"].as_u64(), pid, "the worker was restarted");
     assert_eq!(up["restarts"], 0);
     assert!(sub_of(&up)["reconnects"].as_u64() >= Some(1));
@@ -464,17 +474,21 @@ fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
     // count, in the same worker process.
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let band = |y0: f64, y1: f64| json!([[0, y0], [1, y0], [1, y1], [0, y1]]);
-    let mut cam = camera_config("cam", &fc, "motion/main", "motion/sub");
+    let mut cam = camera_config("cam12", &fc, "motion/main", "motion/sub");
     cam["motion"] = json!({"zones": [band(0.0, 0.25)]});
     cam["recording"] = json!({"mode": "off"});
     let mut cfg = json!({"heartbeat_interval_s": HEARTBEAT_S, "cameras": [cam]});
     let nvr = Nvr::start(cfg.clone(), &[]);
-    let pid = wait_up(&nvr, "cam")["pid"].as_u64().unwrap();
+    let pid = wait_up(&nvr, "cam12")["pid"].as_u64().unwrap();
 
     fc.wait_next("motion_start", Duration::from_secs(30))
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(nvr.camera("cam")["motion"]["events"], 0, "outside the zone");
+    assert_eq!(
+        nvr.camera("cam12")["motion"]["events"],
+        0,
+        "outside the zone"
+    );
 
     cfg["output_dir"] = nvr.output_dir().display().to_string().into();
     cfg["cameras"][0]["motion"]["zones"] = json!([band(0.3, 0.7)]);
@@ -483,13 +497,13 @@ fn a_zone_changed_by_reload_applies_in_place_without_a_restart() {
     let (code, body) = nvr_tests::nvr::http(nvr.port, "POST", "/api/reload").unwrap();
     assert_eq!(code, 200, "{body}");
     let summary: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(summary["summary"]["updated"], json!(["cam"]), "{body}");
+    assert_eq!(summary["summary"]["updated"], json!(["cam12"]), "{body}");
     assert_eq!(summary["summary"]["changed"], json!([]), "{body}");
 
     fc.wait_next("motion_start", Duration::from_secs(30))
         .unwrap();
     let c = nvr.wait_camera(
-        "cam",
+        "cam12",
         Duration::from_secs(5),
         "motion in the new zone",
         |c| c["motion"]["events"].as_u64() >= Some(1),

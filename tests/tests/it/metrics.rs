@@ -50,7 +50,7 @@ fn first_value(result: &[Value]) -> Option<f64> {
 fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
     let password = "metrics and more";
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
-    let mut cam = camera_config("cam", &fc, "motion/main", "motion/sub");
+    let mut cam = camera_config("cam15", &fc, "motion/main", "motion/sub");
     cam["recording"] = json!({"mode": "continuous", "max_segment_s": 2});
     let mut nvr = Nvr::start(
         json!({
@@ -97,9 +97,9 @@ fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
         assert_eq!(code, 200, "{text}");
         let main = sample(
             &text,
-            r#"nvr_stream_received_bytes_total{camera="cam",stream="main"}"#,
+            r#"nvr_stream_received_bytes_total{camera="cam15",stream="main"}"#,
         )?;
-        let recorded = sample(&text, r#"nvr_recorded_bytes_total{camera="cam"}"#)?;
+        let recorded = sample(&text, r#"nvr_recorded_bytes_total{camera="cam15"}"#)?;
         (main > 0.0 && recorded > 0.0).then_some((head, text))
     });
     assert!(
@@ -107,7 +107,7 @@ fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
             .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
         "{head}"
     );
-    assert_eq!(sample(&text, r#"nvr_worker_up{camera="cam"}"#), Some(1.0));
+    assert_eq!(sample(&text, r#"nvr_worker_up{camera="cam15"}"#), Some(1.0));
     assert_eq!(
         sample(&text, r#"nvr_worker_up{camera="off"}"#),
         None,
@@ -120,7 +120,7 @@ fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
     assert!(
         sample(
             &text,
-            r#"nvr_heartbeat_latency_seconds_count{camera="cam"}"#
+            r#"nvr_heartbeat_latency_seconds_count{camera="cam15"}"#
         )
         .is_some_and(|n| n > 0.0),
         "{text}"
@@ -156,9 +156,9 @@ fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
         "the camera's series in Prometheus",
         || {
             let up = first_value(&prom.query(r#"up{job="nvr"}"#)?)?;
-            let fps = first_value(&prom.query(r#"nvr_stream_fps{camera="cam",stream="sub"}"#)?)?;
+            let fps = first_value(&prom.query(r#"nvr_stream_fps{camera="cam15",stream="sub"}"#)?)?;
             let rate = first_value(&prom.query(
-                r#"rate(nvr_stream_received_bytes_total{camera="cam",stream="main"}[10s])"#,
+                r#"rate(nvr_stream_received_bytes_total{camera="cam15",stream="main"}[10s])"#,
             )?)?;
             (up == 1.0 && fps > 0.0 && rate > 0.0).then_some(fps)
         },
@@ -166,7 +166,7 @@ fn prometheus_scrapes_with_the_token_and_promtool_accepts_the_text() {
     assert!((1.0..=60.0).contains(&fps), "sub fps {fps}");
     let cpu = first_value(
         &prom
-            .query(r#"nvr_worker_cpu_seconds_total{camera="cam"}"#)
+            .query(r#"nvr_worker_cpu_seconds_total{camera="cam15"}"#)
             .unwrap(),
     )
     .unwrap();

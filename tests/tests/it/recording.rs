@@ -175,8 +175,8 @@ fn continuous_mode_rotates_segments_keeps_aac_and_drops_g711() {
 fn a_part_file_cut_by_kill_9_plays_and_the_restarted_worker_finishes_it() {
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let rec = json!({"mode": "continuous", "max_segment_s": 300});
-    let nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub", rec)]);
-    let c = nvr.wait_camera("cam", Duration::from_secs(30), "recording", |c| {
+    let nvr = nvr_with(vec![camera("cam17", &fc, "motion/main", "motion/sub", rec)]);
+    let c = nvr.wait_camera("cam17", Duration::from_secs(30), "recording", |c| {
         recording(c)
     });
     let pid = c["pid"].as_u64().unwrap() as u32;
@@ -185,7 +185,7 @@ fn a_part_file_cut_by_kill_9_plays_and_the_restarted_worker_finishes_it() {
         .unwrap()
         .to_string();
     std::thread::sleep(Duration::from_secs(7));
-    let started_ms = nvr.camera("cam")["recordings"]["last_started"]["start_unix_ms"]
+    let started_ms = nvr.camera("cam17")["recordings"]["last_started"]["start_unix_ms"]
         .as_u64()
         .unwrap();
     let killed_ms = std::time::SystemTime::now()
@@ -194,9 +194,12 @@ fn a_part_file_cut_by_kill_9_plays_and_the_restarted_worker_finishes_it() {
         .as_millis() as u64;
     signal(pid, "KILL");
     // The restarted worker finds the .part and finishes it.
-    let c = nvr.wait_camera("cam", Duration::from_secs(20), "the .part recovered", |c| {
-        c["recordings"]["last_finished"]["recovered"] == true
-    });
+    let c = nvr.wait_camera(
+        "cam17",
+        Duration::from_secs(20),
+        "the .part recovered",
+        |c| c["recordings"]["last_finished"]["recovered"] == true,
+    );
     assert_eq!(c["recordings"]["last_finished"]["path"], rel.as_str());
     let clip = output(&nvr).join(&rel);
     assert!(clip.exists(), "{} was not finished", clip.display());
@@ -214,27 +217,27 @@ fn a_part_file_cut_by_kill_9_plays_and_the_restarted_worker_finishes_it() {
 fn a_camera_server_restart_mid_recording_leaves_valid_monotonic_files() {
     let mut fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
     let rec = json!({"mode": "continuous", "max_segment_s": 300});
-    let mut nvr = nvr_with(vec![camera("cam", &fc, "motion/main", "motion/sub", rec)]);
-    nvr.wait_camera("cam", Duration::from_secs(30), "recording", |c| {
+    let mut nvr = nvr_with(vec![camera("cam16", &fc, "motion/main", "motion/sub", rec)]);
+    nvr.wait_camera("cam16", Duration::from_secs(30), "recording", |c| {
         recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
     fc.command("stop").unwrap();
-    nvr.wait_camera("cam", Duration::from_secs(30), "main down", |c| {
+    nvr.wait_camera("cam16", Duration::from_secs(30), "main down", |c| {
         c["worker"]["main"]["state"] != "up"
     });
     fc.command("start").unwrap();
-    nvr.wait_camera("cam", Duration::from_secs(40), "recording again", |c| {
+    nvr.wait_camera("cam16", Duration::from_secs(40), "recording again", |c| {
         c["worker"]["main"]["state"] == "up" && recording(c)
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        nvr.camera("cam")["restarts"],
+        nvr.camera("cam16")["restarts"],
         0,
         "the worker reconnected by itself"
     );
     nvr.terminate().unwrap();
-    let files = clips(&nvr, "cam");
+    let files = clips(&nvr, "cam16");
     assert!(files.len() >= 2, "one file before and one after: {files:?}");
     for clip in &files {
         decodes_cleanly(clip).unwrap_or_else(|e| panic!("{e:#}"));
