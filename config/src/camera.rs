@@ -75,47 +75,7 @@ pub(crate) fn read_camera(
         .get("enabled", "write true or false", problems)
         .unwrap_or(true);
     let username: Option<String> = obj.get("username", "write the user name as a string", problems);
-    // Not `obj.get`: serde's type error would quote the value, and this one is a secret.
-    let password = match obj.raw("password") {
-        Some(Value::String(p)) => Some(p.clone()),
-        Some(other) => {
-            problems.push(
-                obj.field_path("password"),
-                format!(
-                    "expected a string, found {}; write the password in quotes",
-                    kind(other)
-                ),
-            );
-            None
-        }
-        None => None,
-    };
-    let password_env = obj.get::<String>(
-        "password_env",
-        "write the name of an environment variable",
-        problems,
-    );
-    let password = match (password, password_env) {
-        (Some(_), Some(_)) => {
-            problems.push(
-                obj.field_path("password_env"),
-                "both password and password_env are set; keep one",
-            );
-            None
-        }
-        (Some(p), None) => Some(Password::new(p)),
-        (None, Some(var)) => match env(&var) {
-            Some(p) => Some(Password::new(p)),
-            None => {
-                problems.push(
-                    obj.field_path("password_env"),
-                    format!("environment variable {var} is not set; export it before starting, or use \"password\""),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    };
+    let password = read_password(&mut obj, env, problems);
     let transport = obj
         .get("transport", "write \"tcp\" or \"udp\"", problems)
         .unwrap_or(Transport::Tcp);
@@ -153,6 +113,56 @@ pub(crate) fn read_camera(
         schedule,
         live: live?,
     })
+}
+
+/// `password` or `password_env` (one of them) of a camera, the MQTT broker or anything else with
+/// a secret. The secret never appears in a message.
+pub(crate) fn read_password(
+    obj: &mut ObjReader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Password> {
+    // Not `obj.get`: serde's type error would quote the value, and this one is a secret.
+    let password = match obj.raw("password") {
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(other) => {
+            problems.push(
+                obj.field_path("password"),
+                format!(
+                    "expected a string, found {}; write the password in quotes",
+                    kind(other)
+                ),
+            );
+            None
+        }
+        None => None,
+    };
+    let password_env = obj.get::<String>(
+        "password_env",
+        "write the name of an environment variable",
+        problems,
+    );
+    match (password, password_env) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                obj.field_path("password_env"),
+                "both password and password_env are set; keep one",
+            );
+            None
+        }
+        (Some(p), None) => Some(Password::new(p)),
+        (None, Some(var)) => match env(&var) {
+            Some(p) => Some(Password::new(p)),
+            None => {
+                problems.push(
+                    obj.field_path("password_env"),
+                    format!("environment variable {var} is not set; export it before starting, or use \"password\""),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    }
 }
 
 /// The camera's `schedule`: the name of a schedule that exists, on a camera that does not also

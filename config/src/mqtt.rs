@@ -1,6 +1,6 @@
 //! Reading `mqtt`: the broker event notifications are published to (see `docs/config.md`, "MQTT").
 
-use crate::reader::{kind, ObjReader, Problems};
+use crate::reader::{ObjReader, Problems};
 use crate::Password;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -84,47 +84,7 @@ pub(crate) fn read_mqtt(
         problems.push("mqtt.client_id", "write 1-64 characters");
     }
     let username: Option<String> = obj.get("username", "write the user name as a string", problems);
-    // Not `obj.get`: serde's type error would quote the value, and this one is a secret.
-    let password = match obj.raw("password") {
-        Some(Value::String(p)) => Some(p.clone()),
-        Some(other) => {
-            problems.push(
-                "mqtt.password",
-                format!(
-                    "expected a string, found {}; write the password in quotes",
-                    kind(other)
-                ),
-            );
-            None
-        }
-        None => None,
-    };
-    let password_env = obj.get::<String>(
-        "password_env",
-        "write the name of an environment variable",
-        problems,
-    );
-    let password = match (password, password_env) {
-        (Some(_), Some(_)) => {
-            problems.push(
-                "mqtt.password_env",
-                "both password and password_env are set; keep one",
-            );
-            None
-        }
-        (Some(p), None) => Some(Password::new(p)),
-        (None, Some(var)) => match env(&var) {
-            Some(p) => Some(Password::new(p)),
-            None => {
-                problems.push(
-                    "mqtt.password_env",
-                    format!("environment variable {var} is not set; export it before starting, or use \"password\""),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    };
+    let password = crate::camera::read_password(&mut obj, env, problems);
     if password.is_some() && username.is_none() {
         problems.push(
             "mqtt.username",
