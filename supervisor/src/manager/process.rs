@@ -27,28 +27,70 @@ pub fn spawn_worker(
     ipc_name: &str,
     tail: StderrTail,
 ) -> std::io::Result<Child> {
-    let mut command = Command::new(bin);
     let log = nvr_cli::chosen().cloned();
-    if let Some(log) = &log {
-        command
+    let json = log
+        .as_ref()
+        .is_none_or(|l| l.format == nvr_cli::LogFormat::Json);
+    spawn(
+        bin,
+        &[camera_id.as_str(), "--ipc", ipc_name],
+        (log.as_ref(), None),
+        camera_id.as_str(),
+        json,
+        Some(tail),
+    )
+}
+
+/// Starts `bin --probe --ipc <ipc_name>`: a short-lived worker that tests one camera (the camera,
+/// secrets included, follows over IPC). Its stderr is passed through like a worker's, with
+/// `camera_id` `probe`; without a chosen log format (the `probe` command) it logs warnings only,
+/// and its lines go to stderr as they are, out of the report on stdout.
+pub fn spawn_probe(bin: &Path, ipc_name: &str) -> std::io::Result<Child> {
+    let log = nvr_cli::chosen().cloned();
+    let json = log
+        .as_ref()
+        .is_some_and(|l| l.format == nvr_cli::LogFormat::Json);
+    spawn(
+        bin,
+        &["--probe", "--ipc", ipc_name],
+        (log.as_ref(), Some("warn")),
+        "probe",
+        json,
+        None,
+    )
+}
+
+/// Spawns `bin args` in its own process group with the supervisor's log settings (or, without
+/// them, the given level, if any) and relays its stderr: wrapped into JSON lines with `camera_id`
+/// when `json`, the last lines kept in `tail` when given.
+fn spawn(
+    bin: &Path,
+    args: &[&str],
+    (log, level_without): (Option<&nvr_cli::Chosen>, Option<&str>),
+    camera_id: &str,
+    json: bool,
+    tail: Option<StderrTail>,
+) -> std::io::Result<Child> {
+    let mut command = Command::new(bin);
+    match (log, level_without) {
+        (Some(log), _) => command
             .env("NVR_LOG_LEVEL", &log.filter)
-            .env("NVR_LOG_FORMAT", log.format.as_str());
-    }
+            .env("NVR_LOG_FORMAT", log.format.as_str()),
+        (None, Some(level)) => command.env("NVR_LOG_LEVEL", level),
+        (None, None) => &mut command,
+    };
     for var in crate::systemd::SUPERVISOR_ONLY_ENV {
         command.env_remove(var);
     }
-    let json = log.is_none_or(|l| l.format == nvr_cli::LogFormat::Json);
-    let id = camera_id.to_string();
     let mut child = command
-        .arg(camera_id.as_str())
-        .arg("--ipc")
-        .arg(ipc_name)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()?;
     if let Some(stderr) = child.stderr.take() {
+        let id = camera_id.to_string();
         std::thread::Builder::new()
             .name(format!("stderr-{camera_id}"))
             .spawn(move || {
@@ -60,58 +102,12 @@ pub fn spawn_worker(
                         line.clone()
                     };
                     let _ = writeln!(std::io::stderr().lock(), "{out}");
-                    if let Ok(mut t) = tail.lock() {
+                    if let Some(Ok(mut t)) = tail.as_ref().map(|t| t.lock()) {
                         if t.len() == STDERR_TAIL_LINES {
                             t.pop_front();
                         }
                         t.push_back(line);
                     }
-                }
-            })?;
-    }
-    Ok(child)
-}
-
-/// Starts `bin --probe --ipc <ipc_name>`: a short-lived worker that tests one camera (the camera,
-/// secrets included, follows over IPC). Its stderr is passed through like a worker's, with
-/// `camera_id` `probe`.
-pub fn spawn_probe(bin: &Path, ipc_name: &str) -> std::io::Result<Child> {
-    let mut command = Command::new(bin);
-    let log = nvr_cli::chosen().cloned();
-    if let Some(log) = &log {
-        command
-            .env("NVR_LOG_LEVEL", &log.filter)
-            .env("NVR_LOG_FORMAT", log.format.as_str());
-    } else {
-        command.env("NVR_LOG_LEVEL", "warn");
-    }
-    for var in crate::systemd::SUPERVISOR_ONLY_ENV {
-        command.env_remove(var);
-    }
-    let json = log.is_some_and(|l| l.format == nvr_cli::LogFormat::Json);
-    let mut child = command
-        .arg("--probe")
-        .arg("--ipc")
-        .arg(ipc_name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::Builder::new()
-            .name("stderr-probe".into())
-            .spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    // Without a chosen log format (the `probe` command), the probe's lines stay
-                    // out of the report on stdout and go to stderr as they are.
-                    let out = if json {
-                        nvr_cli::relay_worker_line(&line, "probe")
-                    } else {
-                        line
-                    };
-                    let _ = writeln!(std::io::stderr().lock(), "{out}");
                 }
             })?;
     }
