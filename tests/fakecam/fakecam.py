@@ -251,6 +251,8 @@ class Pusher(threading.Thread):
             due = scene.t0_ns + loop_idx * scene.loop_ns + pts
             delay = due - time.monotonic_ns()
             if delay < -MAX_LATE_NS:  # we were stopped or starved: skip, as a camera would, no burst
+                if self.mount and CONTROL.running.is_set():
+                    emit("late", mount=self.mount, late_ms=-delay // 1_000_000, **stamp(time.monotonic_ns()))
                 loop_idx, i = self._next_due()
                 continue
             if delay > 0 and self.stopped.wait(delay / 1e9):

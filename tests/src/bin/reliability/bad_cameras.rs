@@ -136,7 +136,15 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
         let c = nvr.camera("good");
         (stream_up(&c, "sub") && stream_up(&c, "main")).then_some(())
     });
-    let before = settled_counts(&mut fc, &nvr, "good", "small/sub", "small/main")?;
+    let mut disturbed = Disturbances::default();
+    let before = settled_counts(
+        &mut fc,
+        &nvr,
+        "good",
+        "small/sub",
+        "small/main",
+        &mut disturbed,
+    )?;
     let sample_every = Duration::from_secs(if args.full { 30 } else { 5 });
     let warm_up = Duration::from_secs(20);
     let mut rss: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
@@ -155,7 +163,14 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
         }
         thread::sleep(Duration::from_millis(200));
     }
-    let after = settled_counts(&mut fc, &nvr, "good", "small/sub", "small/main")?;
+    let after = settled_counts(
+        &mut fc,
+        &nvr,
+        "good",
+        "small/sub",
+        "small/main",
+        &mut disturbed,
+    )?;
     let until = Instant::now();
     let c = nvr.cameras();
     sec.figure(
@@ -251,15 +266,8 @@ pub fn run(args: &Args, sec: &mut Section) -> Result<()> {
     );
     thread::sleep(Duration::from_secs(5)); // let the last clip end
     let rows = indexed(&nvr);
-    let (eligible, covered, misses) = onsets_covered(
-        &fc,
-        &rows,
-        "good",
-        "small",
-        started,
-        until,
-        &Disturbances::default(),
-    );
+    let (eligible, covered, misses) =
+        onsets_covered(&fc, &rows, "good", "small", started, until, &disturbed);
     sec.check(
         "good: every motion onset has a clip",
         eligible > 0 && covered == eligible,

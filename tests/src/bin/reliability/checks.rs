@@ -7,7 +7,7 @@ use nvr_tests::clipcheck::{decodes_cleanly, dts_strictly_increase, files_ending,
 use nvr_tests::fakecam::FakeCam;
 use nvr_tests::nvr::Nvr;
 use nvr_tests::procstat::median;
-use nvr_tests::status::u64_at;
+use nvr_tests::status::{str_at, u64_at};
 use serde_json::Value;
 use std::path::Path;
 use std::thread;
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 /// An onset counts only if its camera was undisturbed (no kill, outage or clock jump) from this
 /// long before it (reconnect, first keyframe, the detector's background) ...
-const QUIET_BEFORE: Duration = Duration::from_secs(8);
+pub const QUIET_BEFORE: Duration = Duration::from_secs(8);
 /// ... to this long after it.
-const QUIET_AFTER: Duration = Duration::from_secs(3);
+pub const QUIET_AFTER: Duration = Duration::from_secs(3);
 
 /// (median of the first third, median of the last third, growth in percent) of samples: a clip
 /// being written holds a GOP in memory, so single samples jump by a few MB either way.
@@ -64,7 +64,10 @@ pub fn settled_counts(
     id: &str,
     sub: &str,
     main: &str,
+    disturbed: &mut Disturbances,
 ) -> Result<Counts> {
+    // The pause stops every camera of the server: it is a disturbance like any fault.
+    let paused = Instant::now();
     fc.command("pause")?;
     // In-flight frames arrive and are decoded, and heartbeats report them: settled once the
     // worker's counts hold still for three heartbeats (a loaded machine may be seconds behind).
@@ -85,6 +88,7 @@ pub fn settled_counts(
     }
     let ack = fc.command("status")?;
     fc.command("resume")?;
+    disturbed.add("*", paused, Instant::now());
     Ok(Counts {
         sent_sub: u64_at(&ack, &["pushed", &format!("/{sub}")]),
         sent_main: u64_at(&ack, &["pushed", &format!("/{main}")]),
@@ -166,7 +170,34 @@ pub fn onsets_covered(
         if hit {
             covered += 1;
         } else {
-            misses.push(format!("onset at unix {wall_ms} ms"));
+            // Name the camera's clips around the onset, so a miss says whether the clip was
+            // missing, started late or ended early.
+            let near: Vec<String> = rows
+                .iter()
+                .filter(|r| r["camera_id"] == camera)
+                .filter_map(|r| Some((r["start"].as_i64()?, r["end"].as_i64().unwrap_or(-1), r)))
+                .filter(|(s, e, _)| (*s - wall_ms).abs() < 30_000 || (*e - wall_ms).abs() < 30_000)
+                .map(|(s, e, r)| {
+                    format!(
+                        "{} {:+} ms..{:+} ms {}",
+                        str_at(r, &["path"]),
+                        s - wall_ms,
+                        e - wall_ms,
+                        str_at(r, &["state"])
+                    )
+                })
+                .collect();
+            let day_ms = wall_ms.rem_euclid(86_400_000);
+            let utc = format!(
+                "{:02}:{:02}:{:02}.{:03}",
+                day_ms / 3_600_000,
+                day_ms / 60_000 % 60,
+                day_ms / 1000 % 60,
+                day_ms % 1000
+            );
+            misses.push(format!(
+                "onset at unix {wall_ms} ms ({utc} UTC); clips near it: {near:?}"
+            ));
         }
     }
     (eligible, covered, misses)
@@ -216,6 +247,40 @@ pub fn duration_s(clip: &Path) -> f64 {
         .ok()
         .and_then(|p| p["format"]["duration"].as_str()?.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// The timeline a missed onset is judged against: `camera`'s motion and recording lines from its
+/// worker, and every worker kill, as "HH:MM:SS.mmm camera message", from the supervisor's log.
+pub fn timeline(nvr: &Nvr, camera: &str) -> Vec<String> {
+    const SHOWN: [&str; 5] = [
+        "motion started",
+        "motion ended",
+        "recording started",
+        "recording finished",
+        "worker exited; restarting",
+    ];
+    nvr.log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            let from_worker = v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("worker::"));
+            let message = v["message"].as_str().unwrap_or("");
+            SHOWN.contains(&message)
+                && ((v["camera_id"] == camera && from_worker)
+                    || message.starts_with("worker exited"))
+        })
+        .map(|v| {
+            let ts = v["timestamp"].as_str().unwrap_or("");
+            format!(
+                "{} {} {}",
+                ts.get(11..23).unwrap_or(ts),
+                v["camera_id"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

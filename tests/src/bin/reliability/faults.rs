@@ -3,7 +3,7 @@
 
 use crate::checks::{
     check_files, clip_start_ms, duration_s, lost, lost_detail, onsets_covered, settled_counts,
-    Disturbances,
+    timeline, Disturbances, QUIET_AFTER, QUIET_BEFORE,
 };
 use crate::report::{stats_ms, Section};
 use crate::rig::{base_config, camera, indexed, stop, unix_ms, wait_for, Rng};
@@ -33,7 +33,15 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
     let mut disturbed = Disturbances::default();
 
     // 1. Kills. The witness `w` is never killed: it must not lose a frame.
-    let before = settled_counts(&mut fc, &nvr, "w", "motion/sub_h265", "motion/main_h265")?;
+    let before = settled_counts(
+        &mut fc,
+        &nvr,
+        "w",
+        "motion/sub_h265",
+        "motion/main_h265",
+        &mut disturbed,
+    )?;
+    let quiet_from = Instant::now() + QUIET_BEFORE;
     let (mut restart_ms, mut cut) = (Vec::new(), Vec::new());
     let mut mid_recording = 0;
     for i in 0..args.kills {
@@ -65,7 +73,29 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
             cut.push((victim, file.trim_end_matches(".part").to_string(), wall));
         }
     }
-    let after = settled_counts(&mut fc, &nvr, "w", "motion/sub_h265", "motion/main_h265")?;
+    // The witness must see one onset away from every disturbance (the pause above included), or
+    // its coverage check below would judge nothing: wait for one if the kills were quick.
+    let onset = fc.wait_event_since(
+        0,
+        |e| {
+            e["event"] == "motion_start"
+                && e["scene"] == "motion"
+                && fc.instant_of(u64_at(e, &["mono_ns"])) >= quiet_from
+        },
+        Duration::from_secs(60),
+    )?;
+    let onset_at = fc.instant_of(u64_at(&onset, &["mono_ns"]));
+    thread::sleep(
+        (onset_at + QUIET_AFTER + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    );
+    let after = settled_counts(
+        &mut fc,
+        &nvr,
+        "w",
+        "motion/sub_h265",
+        "motion/main_h265",
+        &mut disturbed,
+    )?;
     sec.figure("workers killed (kill -9)", format!("{}", args.kills));
     sec.figure("… of them mid-recording", format!("{mid_recording}"));
     sec.figure("kill → worker back with SUB frames", stats_ms(&restart_ms));
@@ -228,7 +258,15 @@ pub fn run(args: &Args, rng: &mut Rng, sec: &mut Section) -> Result<()> {
         sec.check(
             &format!("{cam}: every motion onset away from a fault has a clip that covers it"),
             covered == eligible && (eligible > 0 || cam != "w"),
-            format!("{covered} of {eligible} {misses:?}"),
+            if misses.is_empty() {
+                format!("{covered} of {eligible} []")
+            } else {
+                format!(
+                    "{covered} of {eligible} {misses:?}; timeline (UTC): {:?}; the fake camera's late frames: {:?}",
+                    timeline(&nvr, cam),
+                    late_frames(&fc)
+                )
+            },
         );
     }
     let mut nvr = nvr;
@@ -250,4 +288,21 @@ fn wait_all_up(nvr: &Nvr, timeout: Duration, what: &str) {
             .all(|c| stream_up(c, "sub") && stream_up(c, "main"))
             .then_some(())
     });
+}
+
+/// The fake camera's "late" events (a pusher starved past its lateness bound skipped frames it
+/// never sent), as "unix ms mount late_ms".
+fn late_frames(fc: &FakeCam) -> Vec<String> {
+    fc.events()
+        .iter()
+        .filter(|e| e["event"] == "late")
+        .map(|e| {
+            format!(
+                "{} {} {} ms",
+                u64_at(e, &["wall_ns"]) / 1_000_000,
+                str_at(e, &["mount"]),
+                u64_at(e, &["late_ms"])
+            )
+        })
+        .collect()
 }
