@@ -181,6 +181,9 @@ pub struct Nvr {
     /// supervisor or a worker it started) has exited. Joined by [`Nvr::terminate`] and
     /// [`Nvr::kill`], so [`Nvr::log_text`] after them holds every line.
     reader: Option<JoinHandle<()>>,
+    /// This supervisor's shared-memory directory (`NVR_SHM_DIR`): one per supervisor, so tests
+    /// running side by side never share a camera's rings even when they use the same camera id.
+    shm: PathBuf,
 }
 
 impl Nvr {
@@ -202,6 +205,19 @@ impl Nvr {
         }
         let config_path = dir.path().join("cameras.json");
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        // An `NVR_SHM_DIR` the test passes wins (e.g. one that is missing on purpose).
+        let shm = env
+            .iter()
+            .find(|(k, _)| *k == shm_bus::SHM_DIR_ENV)
+            .map_or_else(
+                || {
+                    let name = dir.path().file_name().unwrap().to_owned();
+                    let shm = Path::new("/dev/shm").join(name);
+                    std::fs::create_dir_all(&shm).expect("create the shared-memory directory");
+                    shm
+                },
+                |(_, v)| PathBuf::from(v),
+            );
         let mut nvr = Nvr {
             child: None,
             port: free_port(),
@@ -209,6 +225,7 @@ impl Nvr {
             dir,
             log: Arc::new(Mutex::new(String::new())),
             reader: None,
+            shm,
         };
         nvr.spawn(env);
         nvr
@@ -232,7 +249,8 @@ impl Nvr {
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .env(shm_bus::SHM_DIR_ENV, &self.shm);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -251,6 +269,12 @@ impl Nvr {
         wait_until(Duration::from_secs(20), "the API to answer", || {
             http(port, "GET", "/status").ok()
         });
+    }
+
+    /// This supervisor's shared-memory directory: attach readers with `attach_in(nvr.shm_dir(), ..)`
+    /// and give other processes `NVR_SHM_DIR` set to it.
+    pub fn shm_dir(&self) -> &Path {
+        &self.shm
     }
 
     /// Where this supervisor's recordings go.
@@ -395,6 +419,9 @@ impl Drop for Nvr {
         }
         if std::env::var_os("NVR_TEST_KEEP").is_some() {
             let _ = std::fs::write(self.dir.path().join("supervisor.log"), self.log_text());
+        }
+        if self.shm.starts_with("/dev/shm") && self.shm.file_name() == self.dir.path().file_name() {
+            let _ = std::fs::remove_dir_all(&self.shm);
         }
     }
 }

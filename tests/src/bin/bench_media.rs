@@ -272,7 +272,7 @@ fn decode_vs_floor(window: f64, repeats: usize, tck: f64) {
     );
 
     // JPEG encode time of real frames, read from the ring in this process.
-    let mut reader = Reader::attach("bench").expect("attach to the frame ring");
+    let mut reader = Reader::attach_in(nvr.shm_dir(), "bench").expect("attach to the frame ring");
     let mut jpeg_ms = Vec::new();
     while jpeg_ms.len() < 100 {
         let _ = reader.wait_next(Duration::from_secs(1));

@@ -367,7 +367,9 @@ fn restart_times(fc: &FakeCam, kills: usize, extras: &mut NvrExtras) {
         // key frame, so a fixed phase would measure one point of that wait.
         std::thread::sleep(Duration::from_millis(3000 + (k as u64 * 389) % 1000));
         let pid = c["pid"].as_u64().unwrap();
-        let old_ring = Reader::attach("cam0").map(|r| r.generation()).ok();
+        let old_ring = Reader::attach_in(nvr.shm_dir(), "cam0")
+            .map(|r| r.generation())
+            .ok();
         let t = Instant::now();
         signal(pid as u32, "KILL");
         let mut hello = None;
@@ -383,9 +385,11 @@ fn restart_times(fc: &FakeCam, kills: usize, extras: &mut NvrExtras) {
             // Frames flowing: the new worker's ring (a new generation) holds a frame. Read from
             // the ring itself, as a preview client would; `/status` only learns it at the next
             // heartbeat.
-            let flowing = Reader::attach("cam0").ok().is_some_and(|mut r| {
-                Some(r.generation()) != old_ring && matches!(r.read_latest(|_| ()), Ok(Some(_)))
-            });
+            let flowing = Reader::attach_in(nvr.shm_dir(), "cam0")
+                .ok()
+                .is_some_and(|mut r| {
+                    Some(r.generation()) != old_ring && matches!(r.read_latest(|_| ()), Ok(Some(_)))
+                });
             if hello.is_some() && flowing {
                 extras.frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
                 break;

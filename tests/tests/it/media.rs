@@ -88,6 +88,7 @@ fn sub_frames_reach_the_ring_and_preview_clients_h264_and_h265() {
         // A preview client in its own process reads the ring.
         let path = dir.path().join(format!("{id}.jpg"));
         let out = Command::new(bin("nvr-preview"))
+            .env(shm_bus::SHM_DIR_ENV, nvr.shm_dir())
             .args([id, "--snapshot"])
             .arg(&path)
             .output()

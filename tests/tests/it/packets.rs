@@ -7,6 +7,7 @@ use nvr_tests::nvr::{bin, camera_config, signal, wait_until, Nvr};
 use nvr_tests::status::{camera_in, pid, stream_up};
 use serde_json::json;
 use shm_bus::{Codec, PacketMeta, PacketReader, PacketWait, Read, StreamKind, Track};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use worker_nal::{idr, nal_types};
 
@@ -56,12 +57,12 @@ struct Seen {
 }
 
 /// Reads `kind` of camera `id` from its newest keyframe for [`READ_FOR`], checking every packet.
-fn read_stream(id: &str, kind: StreamKind, codec: Codec) -> Seen {
+fn read_stream(shm: &Path, id: &str, kind: StreamKind, codec: Codec) -> Seen {
     let mut r = wait_until(
         Duration::from_secs(20),
         &format!("{id}'s {kind} packet ring"),
         || {
-            let r = PacketReader::attach(id, kind).ok()?;
+            let r = PacketReader::attach_in(shm, id, kind).ok()?;
             (r.params().is_some() && r.newest_keyframe_seq().is_some()).then_some(r)
         },
     );
@@ -196,16 +197,16 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
     // A viewer that attaches and never reads (nor unregisters): it must not hold anything up.
     let idle: Vec<PacketReader> = [("ring264", StreamKind::Sub), ("ring264", StreamKind::Main)]
         .into_iter()
-        .map(|(id, kind)| PacketReader::attach(id, kind).unwrap())
+        .map(|(id, kind)| PacketReader::attach_in(nvr.shm_dir(), id, kind).unwrap())
         .collect();
 
     eprintln!("streams up after {:?}", t0.elapsed());
-    let sub = read_stream("ring264", StreamKind::Sub, Codec::H264);
+    let sub = read_stream(nvr.shm_dir(), "ring264", StreamKind::Sub, Codec::H264);
     check_video("ring264", StreamKind::Sub, &sub, SUB_GOP_FRAMES);
     assert!(sub.audio.is_empty(), "the SUB mount has no audio");
-    let main = read_stream("ring264", StreamKind::Main, Codec::H264);
+    let main = read_stream(nvr.shm_dir(), "ring264", StreamKind::Main, Codec::H264);
     check_video("ring264", StreamKind::Main, &main, MAIN_GOP_FRAMES);
-    let (_, params) = PacketReader::attach("ring264", StreamKind::Main)
+    let (_, params) = PacketReader::attach_in(nvr.shm_dir(), "ring264", StreamKind::Main)
         .unwrap()
         .params()
         .unwrap();
@@ -241,9 +242,9 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
     );
     let mean = (a[a.len() - 1].pts - a[0].pts) as f64 / steps.len() as f64;
     assert!((mean - 1024.0).abs() < 1.0, "AAC mean step {mean}");
-    let sub265 = read_stream("ring265", StreamKind::Sub, Codec::H265);
+    let sub265 = read_stream(nvr.shm_dir(), "ring265", StreamKind::Sub, Codec::H265);
     check_video("ring265", StreamKind::Sub, &sub265, SUB_GOP_FRAMES);
-    let main265 = read_stream("ring265", StreamKind::Main, Codec::H265);
+    let main265 = read_stream(nvr.shm_dir(), "ring265", StreamKind::Main, Codec::H265);
     check_video("ring265", StreamKind::Main, &main265, MAIN_GOP_FRAMES);
 
     eprintln!("streams read after {:?}", t0.elapsed());
@@ -281,6 +282,7 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
     // nvr-preview --packets, another process, sees the same stream.
     for (stream, w, gop, kbit) in [("main", 1920, 2.0, 4000.0), ("sub", 640, 1.0, 370.0)] {
         let out = std::process::Command::new(bin("nvr-preview"))
+            .env(shm_bus::SHM_DIR_ENV, nvr.shm_dir())
             .args([
                 "--packets",
                 "ring264",
@@ -322,7 +324,7 @@ fn sub_and_main_packets_reach_a_reader_and_a_killed_worker_starts_a_new_generati
     }
     eprintln!("status checked after {:?}", t0.elapsed());
     // kill -9 of the worker: the next one takes the rings over with a new generation.
-    let mut reader = PacketReader::attach("ring264", StreamKind::Sub).unwrap();
+    let mut reader = PacketReader::attach_in(nvr.shm_dir(), "ring264", StreamKind::Sub).unwrap();
     let before = reader.generation();
     let old_pid = pid(&camera_in(&nvr.status(), "ring264").unwrap()).unwrap();
     signal(old_pid, "KILL");

@@ -55,9 +55,9 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
 
     // The frame ring and the packet rings exist and only their owner may read or write them.
     for ring in [
-        shm_bus::segment_path("ok").unwrap(),
-        shm_bus::packet_segment_path("ok", shm_bus::StreamKind::Sub).unwrap(),
-        shm_bus::packet_segment_path("ok", shm_bus::StreamKind::Main).unwrap(),
+        shm_bus::segment_path_in(nvr.shm_dir(), "ok").unwrap(),
+        shm_bus::packet_segment_path_in(nvr.shm_dir(), "ok", shm_bus::StreamKind::Sub).unwrap(),
+        shm_bus::packet_segment_path_in(nvr.shm_dir(), "ok", shm_bus::StreamKind::Main).unwrap(),
     ] {
         let mode = std::fs::metadata(&ring).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{}: mode {mode:o}", ring.display());

@@ -51,9 +51,9 @@ pub fn run(sec: &mut Section) -> Result<()> {
         .iter()
         .flat_map(|id| {
             [
-                shm_bus::segment_path(id).ok(),
-                shm_bus::packet_segment_path(id, shm_bus::StreamKind::Sub).ok(),
-                shm_bus::packet_segment_path(id, shm_bus::StreamKind::Main).ok(),
+                shm_bus::segment_path_in(nvr.shm_dir(), id).ok(),
+                shm_bus::packet_segment_path_in(nvr.shm_dir(), id, shm_bus::StreamKind::Sub).ok(),
+                shm_bus::packet_segment_path_in(nvr.shm_dir(), id, shm_bus::StreamKind::Main).ok(),
             ]
         })
         .flatten()
