@@ -15,12 +15,22 @@ fn run_ui(args: &[&str]) {
 
 /// [`run_ui`] within `timeout_s`, handing each line the script prints to `on_line` as it comes
 /// (the script asks for things only the test can do, such as taking a fake camera's mount down).
-fn run_ui_with(args: &[&str], timeout_s: u32, mut on_line: impl FnMut(&str)) -> String {
+fn run_ui_with(args: &[&str], timeout_s: u32, on_line: impl FnMut(&str)) -> String {
+    run_script("ui.mjs", args, timeout_s, on_line)
+}
+
+/// Runs `tests/ui/<script>` like [`run_ui_with`].
+fn run_script(
+    script: &str,
+    args: &[&str],
+    timeout_s: u32,
+    mut on_line: impl FnMut(&str),
+) -> String {
     use std::io::{BufRead, BufReader};
     let root = workspace_root();
     let mut child = Command::new("timeout")
         .args(["-k", "5", &timeout_s.to_string(), "node"])
-        .arg(root.join("tests/ui/ui.mjs"))
+        .arg(root.join("tests/ui").join(script))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -236,4 +246,91 @@ fn the_single_view_plays_main_and_recovers_from_a_killed_worker() {
         150,
         |_| {},
     );
+}
+
+/// Camera set-up without editing JSON, in Chromium at phone width: the first login on the set-up
+/// page, "Add camera" (Test with a wrong password, then the right one; Save) and its tile live,
+/// the camera's live motion level, and a zone and a mask drawn in the editor, checked in the file.
+#[test]
+fn a_camera_and_its_zones_are_set_up_in_chromium() {
+    let fc = FakeCam::start(FakeCamOpts {
+        auth: Some(("admin".into(), "cam-secret".into())),
+        ..FakeCamOpts::scenes(&["motion"])
+    })
+    .unwrap();
+    let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": []}), &[]);
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    let (main, sub) = (fc.url("motion/main"), fc.url("motion/sub"));
+    let out = run_script(
+        "setup.mjs",
+        &[
+            "--base",
+            &base,
+            "--shots",
+            &shots("setup"),
+            "--main",
+            &main,
+            "--sub",
+            &sub,
+            "--cam-user",
+            "admin",
+            "--cam-password",
+            "cam-secret",
+        ],
+        180,
+        |_| {},
+    );
+    assert!(out.contains("@zones-saved"), "{out}");
+    let text = std::fs::read_to_string(nvr.config_path()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(file["api"]["auth"]["password_hash"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("$argon2")));
+    let cams = file["cameras"].as_array().unwrap();
+    assert_eq!(cams.len(), 1, "{text}");
+    let cam = &cams[0];
+    assert_eq!(
+        (&cam["id"], &cam["name"], &cam["main_url"], &cam["sub_url"]),
+        (&json!("yard"), &json!("Yard"), &json!(main), &json!(sub)),
+        "{text}"
+    );
+    assert_eq!(
+        cam["password"], "cam-secret",
+        "where the user chose: the file"
+    );
+    let near = |got: &serde_json::Value, want: &[[f64; 2]]| {
+        let got: Vec<[f64; 2]> = serde_json::from_value(got.clone()).unwrap();
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| (g[0] - w[0]).abs() < 0.01 && (g[1] - w[1]).abs() < 0.01)
+    };
+    let zones = cam["motion"]["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 1, "{text}");
+    assert_eq!(zones[0]["name"], "path");
+    assert!(
+        near(
+            &zones[0]["points"],
+            &[[0.3, 0.25], [0.7, 0.25], [0.7, 0.75], [0.3, 0.75]]
+        ),
+        "the zone as drawn, normalised: {text}"
+    );
+    let masks = cam["motion"]["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 1, "{text}");
+    assert!(
+        near(&masks[0], &[[0.12, 0.02], [0.3, 0.02], [0.3, 0.15]]),
+        "the mask as drawn, then moved right by 0.1: {text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(nvr.config_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let log = nvr.log_text();
+    assert!(!log.contains("cam-secret") && !log.contains("correct horse"));
 }
