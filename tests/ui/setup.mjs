@@ -8,7 +8,8 @@
 //
 // Creates the admin login on the set-up page, logs in, adds camera `yard` through the form (Test,
 // then Save), sees its tile go live, draws a zone `path` across the middle of the picture (where
-// the fake camera's box crosses) and a mask in the top left corner, and saves them. Prints
+// the fake camera's box crosses), a zone `ground` along the bottom (where nothing moves) and a mask
+// in the top left corner, and saves them. Prints
 // `@zones-saved` when done; the Rust test then checks the file.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -126,13 +127,18 @@ try {
   await page.mouse.down();
   await page.mouse.move(box.x + 0.24 * box.width, box.y + 0.06 * box.height, { steps: 5 });
   await page.mouse.up();
-  // A third shape, drawn and deleted.
+  // A zone along the bottom, where nothing moves, named `ground`.
   await page.click("#draw-zone");
-  for (const [x, y] of [[0.8, 0.8], [0.95, 0.8], [0.9, 0.95]]) await at(x, y);
+  for (const [x, y] of [[0.05, 0.82], [0.95, 0.82], [0.95, 0.97], [0.05, 0.97]]) await at(x, y);
+  await page.click("#finish-shape");
+  await page.fill("#zone-name", "ground");
+  // A fourth shape, drawn and deleted.
+  await page.click("#draw-zone");
+  for (const [x, y] of [[0.8, 0.05], [0.95, 0.05], [0.9, 0.2]]) await at(x, y);
   await page.click("#finish-shape");
   await page.click("#delete-shape");
   const shapes = await page.$$eval("#shapes li", (l) => l.map((x) => x.dataset.kind + ":" + x.dataset.name));
-  check(JSON.stringify(shapes) === JSON.stringify(["zone:path", "mask:"]), `the editor holds one zone and one mask (${shapes})`);
+  check(JSON.stringify(shapes) === JSON.stringify(["zone:path", "mask:", "zone:ground"]), `the editor holds two zones and one mask (${shapes})`);
   await fits("the zone editor");
   await shot("zones-before-save");
   await page.click("#save-zones");

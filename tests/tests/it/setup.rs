@@ -290,32 +290,6 @@ fn kill_9_during_a_write_leaves_the_old_file() {
     assert_eq!(std::fs::read(&path).unwrap(), before, "the old file, whole");
 }
 
-/// Logs in: (the session cookie, the CSRF token).
-fn login(port: u16, user: &str, password: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let body = json!({"username": user, "password": password}).to_string();
-    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let cookie = raw
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap_or_else(|| panic!("no session cookie in {raw}"))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = raw
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
-        .and_then(|v| v["csrf"].as_str().map(String::from))
-        .unwrap();
-    (cookie, csrf)
-}
-
 /// `POST /api/probe` against one fake-camera server (digest auth on): a good camera's codec, size
 /// and fps; a wrong password; a wrong path; the MJPEG mount as MAIN.
 #[test]
@@ -331,7 +305,7 @@ fn probes_of_the_fake_cameras_classify_each_stream() {
                "cameras": []}),
         &[],
     );
-    let (cookie, csrf) = login(nvr.port, "admin", "correct horse");
+    let (cookie, csrf) = nvr_tests::nvr::login(nvr.port, "admin", "correct horse");
     let probe = |camera: Value| -> Value {
         let started = Instant::now();
         let (code, v) = call(

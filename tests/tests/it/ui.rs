@@ -307,8 +307,11 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
                 .all(|(g, w)| (g[0] - w[0]).abs() < 0.01 && (g[1] - w[1]).abs() < 0.01)
     };
     let zones = cam["motion"]["zones"].as_array().unwrap();
-    assert_eq!(zones.len(), 1, "{text}");
-    assert_eq!(zones[0]["name"], "path");
+    assert_eq!(zones.len(), 2, "{text}");
+    assert_eq!(
+        (&zones[0]["name"], &zones[1]["name"]),
+        (&json!("path"), &json!("ground"))
+    );
     assert!(
         near(
             &zones[0]["points"],
@@ -331,6 +334,104 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
             & 0o777,
         0o600
     );
+    zone_events_follow_the_ground_truth(&nvr, &fc);
     let log = nvr.log_text();
     assert!(!log.contains("cam-secret") && !log.contains("correct horse"));
+}
+
+/// With the zones the editor saved, the box's crossing (the fake camera's `motion_start`, then 10 s
+/// left to right through the middle) makes motion events that name `path` and never `ground`; a
+/// mask over the box's band then silences the next crossing.
+fn zone_events_follow_the_ground_truth(nvr: &Nvr, fc: &FakeCam) {
+    let port = nvr.port;
+    let (cookie, csrf) = nvr_tests::nvr::login(port, "admin", "correct horse");
+    let events = || -> Vec<serde_json::Value> {
+        let (code, v) = nvr_tests::nvr::send_json(
+            port,
+            "GET",
+            "/api/events?camera=yard",
+            &[("Cookie", &cookie)],
+            "",
+        );
+        assert_eq!(code, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    };
+    let wall_ms = |e: &serde_json::Value| e["wall_ns"].as_u64().unwrap() as i64 / 1_000_000;
+    let saved = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // The first crossing that starts after the zones were applied.
+    let crossing = wall_ms(
+        &fc.wait_next("motion_start", Duration::from_secs(25))
+            .unwrap(),
+    );
+    assert!(crossing > saved);
+    let during = |e: &serde_json::Value, from: i64| {
+        e["start"]
+            .as_i64()
+            .is_some_and(|s| s >= from && s <= from + 10_000)
+    };
+    let event = nvr_tests::nvr::wait_until(
+        Duration::from_secs(30),
+        "a finished event of the crossing",
+        || {
+            events()
+                .into_iter()
+                .find(|e| during(e, crossing) && !e["end"].is_null())
+        },
+    );
+    assert_eq!(event["zones"], json!(["path"]), "{event}");
+    assert!(
+        events()
+            .iter()
+            .all(|e| !e["zones"].as_array().unwrap().contains(&json!("ground"))),
+        "no event in the zone where nothing moves"
+    );
+    // A mask over the box's band (its 0.32-0.68 of the height), drawn wider.
+    let (_, cfg) =
+        nvr_tests::nvr::send_json(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
+    let etag = cfg["etag"].as_str().unwrap().to_string();
+    let mut masks = cfg["cameras"][0]["motion"]["masks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    masks.push(json!([[0.0, 0.28], [1.0, 0.28], [1.0, 0.72], [0.0, 0.72]]));
+    let (code, v) = nvr_tests::nvr::send_json(
+        port,
+        "PUT",
+        "/api/config/cameras/yard/zones",
+        &[
+            ("Cookie", &cookie),
+            ("X-NVR-CSRF", &csrf),
+            ("If-Match", &etag),
+        ],
+        &json!({"masks": masks}).to_string(),
+    );
+    assert_eq!(
+        (code, &v["reload"]["summary"]["updated"]),
+        (200, &json!(["yard"])),
+        "{v}"
+    );
+    let masked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let next = wall_ms(
+        &fc.wait_next("motion_start", Duration::from_secs(25))
+            .unwrap(),
+    );
+    // The whole crossing, and the detector's post-motion time, without an event.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(
+        (next + 12_000 - now_ms).clamp(0, 30_000) as u64,
+    ));
+    let late: Vec<_> = events()
+        .into_iter()
+        .filter(|e| e["start"].as_i64().is_some_and(|s| s >= masked))
+        .collect();
+    assert!(late.is_empty(), "the mask silences the crossing: {late:?}");
 }
