@@ -52,15 +52,17 @@
 
   // ---- First start: no login yet ----
 
-  // A note in the header on first start: until the admin login exists the config is read-only.
+  // A link in the header on first start: until the admin login exists the config is read-only.
   async function banner(api) {
     try {
       const s = await (await fetch("/api/session", { credentials: "same-origin" })).json();
       if (s.auth) return;
       const cfg = await loadConfig(api);
       if (!cfg.setup_needed || document.getElementById("setup-banner")) return;
-      document.querySelector("header").after(h("p", { id: "setup-banner", class: "banner" },
-        "No admin login yet: the configuration is read-only. ", h("a", { href: "#/setup" }, "Create the admin login")));
+      // In the header's row, so the pages below do not move.
+      document.getElementById("health").before(h("a", { id: "setup-banner", class: "pill warn", href: "#/setup",
+        title: "No admin login yet: the configuration is read-only. Create the admin login on the set-up page." },
+      "no login: set up"));
     } catch (e) { /* logged in elsewhere or offline: nothing to say */ }
   }
 

@@ -384,3 +384,61 @@ fn probes_of_the_fake_cameras_classify_each_stream() {
     assert!(stream(&mjpeg, "sub")["failure"].is_null(), "{mjpeg}");
     assert!(!nvr.log_text().contains("cam-secret"));
 }
+
+/// The repeated-kills variant: without the fault switch, `kill -9` lands at a spread of moments
+/// after a camera is added (before, during or after the write); every time the file is the old one
+/// or the new one, whole and valid, never torn, and the next supervisor starts on it.
+#[test]
+fn repeated_kill_9_during_writes_never_tears_the_file() {
+    let mut nvr = Nvr::start(
+        json!({"api": {"auth": {"username": "admin", "password_hash": nvr_tests::nvr::hash_password("correct horse")}},
+               "cameras": []}),
+        &[],
+    );
+    let path = nvr.config_path();
+    let (mut old_kept, mut new_written) = (0, 0);
+    for i in 0..20u64 {
+        if i > 0 {
+            nvr.restart(&[]);
+        }
+        let port = nvr.port;
+        let (cookie, csrf) = nvr_tests::nvr::login(port, "admin", "correct horse");
+        let (_, cfg) = call(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
+        let etag = cfg["etag"].as_str().unwrap().to_string();
+        let before = std::fs::read(&path).unwrap();
+        let id = format!("c{i}");
+        let body =
+            json!({"id": id, "main_url": "rtsp://127.0.0.1:1/x", "enabled": false}).to_string();
+        // The request, its answer never read (the supervisor dies under it).
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "POST /api/config/cameras HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nCookie: {cookie}\r\nX-NVR-CSRF: {csrf}\r\nIf-Match: {etag}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        // 0 to 19 ms after the request went out, one more each time.
+        std::thread::sleep(Duration::from_millis(i));
+        nvr.kill();
+        let after = std::fs::read(&path).unwrap();
+        if after == before {
+            old_kept += 1;
+        } else {
+            let v: Value = serde_json::from_slice(&after)
+                .unwrap_or_else(|e| panic!("a torn file after kill {i}: {e}"));
+            let ids: Vec<&str> = v["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids.last(), Some(&id.as_str()), "the new file, whole");
+            new_written += 1;
+        }
+        let check = std::process::Command::new(bin("supervisor"))
+            .args(["check-config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+    }
+    eprintln!(
+        "repeated kills: old file kept {old_kept} times, new file written {new_written} times"
+    );
+    nvr.restart(&[]);
+}
