@@ -249,6 +249,17 @@
 
   // ---- A camera's settings ----
 
+  // What a save did, from the write's answer and its reload summary.
+  function savedText(a, camId) {
+    if (!a.changed) return "Nothing changed.";
+    const r = a.reload;
+    if (!r || r.status === "rejected") return `Saved, but not applied${r ? ": " + r.error : ""}.`;
+    const s = r.summary || {};
+    if ((s.changed || []).includes(camId)) return "Saved; the camera's worker restarts with the new settings.";
+    if ((s.removed || []).includes(camId)) return "Removed.";
+    return "Saved and applied (no restart).";
+  }
+
   // The worker's motion level (heartbeat): the whole watched area and each zone.
   function motionLevel(c) {
     return (c && c.worker && c.worker.motion) || null;
@@ -278,7 +289,7 @@
     const level = h("span", { id: "motion-level", class: "level" }, "–");
     const bar = h("span", { class: "bar" });
     const msg = h("div", { class: "note", hidden: true });
-    const saved = h("span", { class: "saved" });
+    const saved = h("span", { class: "saved", id: "settings-saved" });
     const send = async (method, path, body) => {
       msg.hidden = true;
       saved.textContent = "";
@@ -286,7 +297,7 @@
       if (r.ok) {
         const a = await r.json();
         etag = a.etag || etag;
-        saved.textContent = a.changed ? (a.reload && a.reload.status === "rejected" ? `Saved, but not applied: ${a.reload.error}` : "Saved and applied.") : "Nothing changed.";
+        saved.textContent = savedText(a, camId);
         return true;
       }
       const b = await problems(r, msg);
@@ -314,10 +325,11 @@
       h("p", {}, "Motion now: ", level, bar),
       field("Sensitivity: pixel change that counts (1-255, lower is more sensitive)", h("span", { class: "row" }, threshold, thresholdOut)),
       field("Smallest changed area, % of the watched area (0: the object rule alone)", minArea),
-      h("small", {}, "The level shown is the worker's, with the settings in force; Save applies new ones at once (no restart).")),
+      h("small", {}, "The level shown is the worker's, with the settings in force; Save applies new sensitivity, zones and masks at once, without a restart.")),
     h("fieldset", {}, h("legend", {}, "Recording"),
       field("Mode", mode, c.schedule ? `Decided by the schedule ${c.schedule}.` : null),
-      h("div", { class: "row" }, field("Pre-roll (s)", pre), field("Post-roll (s)", post))),
+      h("div", { class: "row" }, field("Pre-roll (s)", pre), field("Post-roll (s)", post)),
+      h("small", {}, "Turning recording or detection on or off, and the pre-roll, restart the camera's worker (a second or two without a picture).")),
     h("fieldset", {}, h("legend", {}, "Streams (a change restarts the camera's worker)"),
       field("Main stream URL", mainUrl), field("Sub stream URL", subUrl),
       h("div", { class: "row" }, field("User", user), field("Password", pass, "*** keeps the stored one."))),
@@ -539,7 +551,7 @@
         const a = await r.json();
         etag = a.etag;
         dirty = false;
-        saved.textContent = a.changed ? "Saved and applied." : "Nothing changed.";
+        saved.textContent = savedText(a, camId);
         return;
       }
       const b = await problems(r, msg);

@@ -108,6 +108,13 @@ try {
   await page.waitForFunction(() => document.getElementById("motion-level").dataset.score !== "", null, { timeout: 30000 });
   check(true, "the camera's settings show the live motion level");
   await fits("the camera settings");
+  // A new sensitivity: written, and applied without restarting the worker.
+  await page.fill("#camera-form input[name=threshold]", "40");
+  await page.fill("#camera-form input[name=min_area]", "0.5");
+  await page.click("#camera-form #save");
+  await page.waitForFunction(() => document.getElementById("settings-saved").textContent !== "", null, { timeout: 20000 });
+  const said = await page.textContent("#settings-saved");
+  check(said.includes("no restart"), `a new sensitivity is saved and applied in place ("${said}")`);
   await shot("camera-settings");
 
   // Zone editor: a zone across the middle (the box's path), renamed `path`; a mask top left.

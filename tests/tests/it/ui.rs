@@ -298,6 +298,11 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
         cam["password"], "cam-secret",
         "where the user chose: the file"
     );
+    assert_eq!(
+        (&cam["motion"]["threshold"], &cam["motion"]["min_area"]),
+        (&json!(40), &json!(0.5)),
+        "the settings page's sensitivity: {text}"
+    );
     let near = |got: &serde_json::Value, want: &[[f64; 2]]| {
         let got: Vec<[f64; 2]> = serde_json::from_value(got.clone()).unwrap();
         got.len() == want.len()
