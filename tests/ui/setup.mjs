@@ -9,8 +9,10 @@
 // Creates the admin login on the set-up page, logs in, adds camera `yard` through the form (Test,
 // then Save), sees its tile go live, draws a zone `path` across the middle of the picture (where
 // the fake camera's box crosses), a zone `ground` along the bottom (where nothing moves) and a mask
-// in the top left corner, and saves them. Prints
-// `@zones-saved` when done; the Rust test then checks the file.
+// in the top left corner, and saves them (prints `@zones-saved`). Then waits for a motion event
+// of the box's crossing, draws a mask over the box's band (the middle 0.28-0.72 of the height) and
+// saves it (prints `@mask-saved`); the Rust test checks the file and the events against the fake
+// camera's ground truth.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -157,6 +159,21 @@ try {
   check(true, "the editor shows the zone's live motion level");
   await shot("zones-saved");
   console.log("@zones-saved");
+
+  // A finished motion event naming the zone, then a mask over the box's band silences it.
+  const zoneEvent = async () => (await page.evaluate(async () =>
+    (await (await fetch("/api/events?camera=yard", { credentials: "same-origin" })).json())))
+    .find((e) => e.end != null && e.zones.includes("path"));
+  let seen;
+  for (const until = Date.now() + 60000; !(seen = await zoneEvent()) && Date.now() < until;) await page.waitForTimeout(1000);
+  check(seen, `a motion event names the zone the box crosses (${JSON.stringify(seen)})`);
+  await page.click("#draw-mask");
+  for (const [x, y] of [[0.02, 0.28], [0.98, 0.28], [0.98, 0.72], [0.02, 0.72]]) await at(x, y);
+  await page.click("#finish-shape");
+  await page.click("#save-zones");
+  await page.waitForFunction(() => document.getElementById("zones-saved").textContent.includes("Saved"), null, { timeout: 30000 });
+  console.log("@mask-saved " + Date.now());
+  await shot("mask-saved");
   const v = await page.evaluate(() => window.__nvrtest.violations);
   check(v.length === 0, `the set-up pages run within the Content-Security-Policy (${v.join("; ") || "no violations"})`);
 } catch (e) {

@@ -250,7 +250,8 @@ fn the_single_view_plays_main_and_recovers_from_a_killed_worker() {
 
 /// Camera set-up without editing JSON, in Chromium at phone width: the first login on the set-up
 /// page, "Add camera" (Test with a wrong password, then the right one; Save) and its tile live,
-/// the camera's live motion level, and a zone and a mask drawn in the editor, checked in the file.
+/// the camera's live motion level and sensitivity, zones and masks drawn in the editor, checked in
+/// the file and against the fake camera's ground truth.
 #[test]
 fn a_camera_and_its_zones_are_set_up_in_chromium() {
     let fc = FakeCam::start(FakeCamOpts {
@@ -261,6 +262,7 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
     let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": []}), &[]);
     let base = format!("http://127.0.0.1:{}", nvr.port);
     let (main, sub) = (fc.url("motion/main"), fc.url("motion/sub"));
+    let mut masked: Option<i64> = None;
     let out = run_script(
         "setup.mjs",
         &[
@@ -277,10 +279,15 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
             "--cam-password",
             "cam-secret",
         ],
-        180,
-        |_| {},
+        240,
+        |line| {
+            if let Some(ms) = line.strip_prefix("@mask-saved ") {
+                masked = ms.trim().parse().ok();
+            }
+        },
     );
     assert!(out.contains("@zones-saved"), "{out}");
+    let masked = masked.expect("the script saved the mask");
     let text = std::fs::read_to_string(nvr.config_path()).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(file["api"]["auth"]["password_hash"]
@@ -325,10 +332,17 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
         "the zone as drawn, normalised: {text}"
     );
     let masks = cam["motion"]["masks"].as_array().unwrap();
-    assert_eq!(masks.len(), 1, "{text}");
+    assert_eq!(masks.len(), 2, "{text}");
     assert!(
         near(&masks[0], &[[0.12, 0.02], [0.3, 0.02], [0.3, 0.15]]),
         "the mask as drawn, then moved right by 0.1: {text}"
+    );
+    assert!(
+        near(
+            &masks[1],
+            &[[0.02, 0.28], [0.98, 0.28], [0.98, 0.72], [0.02, 0.72]]
+        ),
+        "the mask over the box's band: {text}"
     );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -339,17 +353,18 @@ fn a_camera_and_its_zones_are_set_up_in_chromium() {
             & 0o777,
         0o600
     );
-    zone_events_follow_the_ground_truth(&nvr, &fc);
+    zone_events_follow_the_ground_truth(&nvr, &fc, masked);
     let log = nvr.log_text();
     assert!(!log.contains("cam-secret") && !log.contains("correct horse"));
 }
 
-/// With the zones the editor saved, the box's crossing (the fake camera's `motion_start`, then 10 s
-/// left to right through the middle) makes motion events that name `path` and never `ground`; a
-/// mask over the box's band then silences the next crossing.
-fn zone_events_follow_the_ground_truth(nvr: &Nvr, fc: &FakeCam) {
+/// With the zones the editor saved, every motion event before the mask lies within one of the box's
+/// crossings (the fake camera's `motion_start`, then 10 s left to right through the middle) and
+/// names `path` only, never `ground`; after the mask over the box's band (saved at `masked`, Unix
+/// ms) the next whole crossing makes no event.
+fn zone_events_follow_the_ground_truth(nvr: &Nvr, fc: &FakeCam, masked: i64) {
     let port = nvr.port;
-    let (cookie, csrf) = nvr_tests::nvr::login(port, "admin", "correct horse");
+    let (cookie, _) = nvr_tests::nvr::login(port, "admin", "correct horse");
     let events = || -> Vec<serde_json::Value> {
         let (code, v) = nvr_tests::nvr::send_json(
             port,
@@ -362,71 +377,37 @@ fn zone_events_follow_the_ground_truth(nvr: &Nvr, fc: &FakeCam) {
         v.as_array().cloned().unwrap_or_default()
     };
     let wall_ms = |e: &serde_json::Value| e["wall_ns"].as_u64().unwrap() as i64 / 1_000_000;
-    let saved = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    // The first crossing that starts after the zones were applied.
-    let crossing = wall_ms(
-        &fc.wait_next("motion_start", Duration::from_secs(25))
-            .unwrap(),
-    );
-    assert!(crossing > saved);
-    let during = |e: &serde_json::Value, from: i64| {
-        e["start"]
-            .as_i64()
-            .is_some_and(|s| s >= from && s <= from + 10_000)
-    };
-    let event = nvr_tests::nvr::wait_until(
-        Duration::from_secs(30),
-        "a finished event of the crossing",
-        || {
-            events()
-                .into_iter()
-                .find(|e| during(e, crossing) && !e["end"].is_null())
-        },
-    );
-    assert_eq!(event["zones"], json!(["path"]), "{event}");
+    let crossings: Vec<i64> = fc
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "motion_start")
+        .map(wall_ms)
+        .collect();
+    let all = events();
+    let zoned: Vec<_> = all
+        .iter()
+        .filter(|e| !e["zones"].as_array().unwrap().is_empty())
+        .collect();
     assert!(
-        events()
-            .iter()
-            .all(|e| !e["zones"].as_array().unwrap().contains(&json!("ground"))),
-        "no event in the zone where nothing moves"
+        !zoned.is_empty(),
+        "an event with zones before the mask: {all:?}"
     );
-    // A mask over the box's band (its 0.32-0.68 of the height), drawn wider.
-    let (_, cfg) =
-        nvr_tests::nvr::send_json(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
-    let etag = cfg["etag"].as_str().unwrap().to_string();
-    let mut masks = cfg["cameras"][0]["motion"]["masks"]
-        .as_array()
-        .unwrap()
-        .clone();
-    masks.push(json!([[0.0, 0.28], [1.0, 0.28], [1.0, 0.72], [0.0, 0.72]]));
-    let (code, v) = nvr_tests::nvr::send_json(
-        port,
-        "PUT",
-        "/api/config/cameras/yard/zones",
-        &[
-            ("Cookie", &cookie),
-            ("X-NVR-CSRF", &csrf),
-            ("If-Match", &etag),
-        ],
-        &json!({"masks": masks}).to_string(),
-    );
-    assert_eq!(
-        (code, &v["reload"]["summary"]["updated"]),
-        (200, &json!(["yard"])),
-        "{v}"
-    );
-    let masked = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    for e in &zoned {
+        let start = e["start"].as_i64().unwrap();
+        assert!(
+            crossings.iter().any(|c| start >= *c && start <= c + 10_000),
+            "the event starts during a crossing ({crossings:?}): {e}"
+        );
+        assert_eq!(e["zones"], json!(["path"]), "{e}");
+    }
+    // The first crossing that starts after the mask, and the detector's post-motion time.
     let next = wall_ms(
-        &fc.wait_next("motion_start", Duration::from_secs(25))
-            .unwrap(),
+        &fc.wait_event(
+            |e| e["event"] == "motion_start" && wall_ms(e) > masked,
+            Duration::from_secs(25),
+        )
+        .unwrap(),
     );
-    // The whole crossing, and the detector's post-motion time, without an event.
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
