@@ -497,7 +497,7 @@ async function route() {
   cleanup();
   const [path, query] = location.hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
-  const page = path.startsWith("/camera/") ? "grid" : (path.slice(1) || "grid");
+  const page = path.startsWith("/camera/") ? "grid" : path.startsWith("/setup") ? "setup" : (path.slice(1) || "grid");
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page);
   try {
     const s = await fetch("/api/session", { credentials: "same-origin" });
@@ -505,6 +505,7 @@ async function route() {
     if (path.startsWith("/camera/")) await cameraPage(decodeURIComponent(path.slice(8)));
     else if (path === "/status") await statusPage();
     else if (path === "/recordings") await recordingsPage(params);
+    else if (path.startsWith("/setup")) await nvrSetup.page(path, { main, api, onStatus, cleanup: pageCleanup, showLogin }); // setup.js
     else await gridPage();
     connectStatus();
   } catch (e) {
@@ -514,3 +515,4 @@ async function route() {
 
 window.addEventListener("hashchange", route);
 route();
+nvrSetup.banner(api); // setup.js

@@ -454,3 +454,71 @@ pub fn hash_password(password: &str) -> String {
     assert!(out.status.success(), "supervisor --hash-password failed");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// One request with a JSON body and extra headers: (status, the body as JSON or `Null`).
+pub fn send_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let mut extra = String::from("Content-Type: application/json\r\n");
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("no status code");
+    let mut body = raw[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Logs in on the API: (the `Cookie` header's value, the CSRF token).
+pub fn login(port: u16, user: &str, password: &str) -> (String, String) {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let cookie = raw
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no session cookie in {raw}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = raw
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
+        .and_then(|v| v["csrf"].as_str().map(String::from))
+        .expect("no CSRF token");
+    (cookie, csrf)
+}

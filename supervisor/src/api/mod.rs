@@ -59,6 +59,8 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/schedule.js", get(ui::schedule_js))
         .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
+        .route("/ui/setup.js", get(ui::setup_js))
+        .route("/ui/setup.css", get(ui::setup_css))
         .route(
             "/api/login",
             post(auth::login)

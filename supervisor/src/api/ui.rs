@@ -1,5 +1,5 @@
 //! The web UI's files, embedded in the binary (no CDN, no build step, works offline): `/` and
-//! `/ui/{app.js,schedule.js,style.css,schedule.css}`. The page itself talks to the JSON API.
+//! `/ui/{app.js,schedule.js,setup.js,style.css,schedule.css,setup.css}`. The page itself talks to the JSON API.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -47,5 +47,20 @@ fn page(content_type: &'static str, body: &'static str) -> impl IntoResponse {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         body,
+    )
+}
+
+/// The camera set-up pages (`setup.js`, `setup.css`).
+pub async fn setup_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/setup.js"),
+    )
+}
+
+pub async fn setup_css() -> impl IntoResponse {
+    page(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/setup.css"),
     )
 }

@@ -289,3 +289,156 @@ fn kill_9_during_a_write_leaves_the_old_file() {
     nvr.kill();
     assert_eq!(std::fs::read(&path).unwrap(), before, "the old file, whole");
 }
+
+/// `POST /api/probe` against one fake-camera server (digest auth on): a good camera's codec, size
+/// and fps; a wrong password; a wrong path; the MJPEG mount as MAIN.
+#[test]
+fn probes_of_the_fake_cameras_classify_each_stream() {
+    use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
+    let fc = FakeCam::start(FakeCamOpts {
+        auth: Some(("admin".into(), "cam-secret".into())),
+        ..FakeCamOpts::scenes(&["motion"])
+    })
+    .unwrap();
+    let nvr = Nvr::start(
+        json!({"api": {"auth": {"username": "admin", "password_hash": nvr_tests::nvr::hash_password("correct horse")}},
+               "cameras": []}),
+        &[],
+    );
+    let (cookie, csrf) = nvr_tests::nvr::login(nvr.port, "admin", "correct horse");
+    let probe = |camera: Value| -> Value {
+        let started = Instant::now();
+        let (code, v) = call(
+            nvr.port,
+            "POST",
+            "/api/probe",
+            &[("Cookie", &cookie), ("X-NVR-CSRF", &csrf)],
+            &camera.to_string(),
+        );
+        assert_eq!(code, 200, "{v}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{v}");
+        v
+    };
+    let stream = |v: &Value, role: &str| -> Value {
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} stream in {v}"))
+            .clone()
+    };
+    // A good camera: MAIN 1920x1080 H.264 High at 30 fps, GOP 2 s, recordable; SUB 640x360.
+    let good = probe(json!({"id": "new", "main_url": fc.url("motion/main"),
+        "sub_url": fc.url("motion/sub"), "username": "admin", "password": "cam-secret"}));
+    assert_eq!(good["usable"], true, "{good}");
+    let main = stream(&good, "main");
+    assert_eq!(
+        (
+            &main["codec"],
+            &main["profile"],
+            &main["width"],
+            &main["height"]
+        ),
+        (&json!("h264"), &json!("High"), &json!(1920), &json!(1080)),
+        "{main}"
+    );
+    assert!((main["fps"].as_f64().unwrap() - 30.0).abs() < 0.5, "{main}");
+    assert!(
+        (main["gop_s"].as_f64().unwrap_or(0.0) - 2.0).abs() < 0.2,
+        "{main}"
+    );
+    assert_eq!(main["recordable"], true, "{main}");
+    assert!(main["failure"].is_null(), "{main}");
+    let sub = stream(&good, "sub");
+    assert_eq!(
+        (&sub["codec"], &sub["width"], &sub["height"]),
+        (&json!("h264"), &json!(640), &json!(360)),
+        "{sub}"
+    );
+    assert!((sub["fps"].as_f64().unwrap() - 30.0).abs() < 0.5, "{sub}");
+    // A wrong password: unauthorized, and the password is in no answer.
+    let wrong = probe(json!({"id": "new", "main_url": fc.url("motion/main"),
+        "username": "admin", "password": "not-the-one"}));
+    assert_eq!(wrong["usable"], false, "{wrong}");
+    assert_eq!(stream(&wrong, "main")["failure"], "unauthorized", "{wrong}");
+    assert!(!wrong.to_string().contains("not-the-one"), "{wrong}");
+    // A wrong path: not found.
+    let missing = probe(json!({"id": "new", "main_url": fc.url("motion/nope"),
+        "username": "admin", "password": "cam-secret"}));
+    assert_eq!(
+        stream(&missing, "main")["failure"],
+        "not_found",
+        "{missing}"
+    );
+    // The MJPEG mount as MAIN: it plays, but cannot be recorded.
+    let mjpeg = probe(json!({"id": "new", "main_url": fc.url("motion/mjpeg"),
+        "sub_url": fc.url("motion/sub"), "username": "admin", "password": "cam-secret"}));
+    assert_eq!(mjpeg["usable"], false, "{mjpeg}");
+    let main = stream(&mjpeg, "main");
+    assert_eq!(
+        (&main["codec"], &main["recordable"], &main["failure"]),
+        (&json!("mjpeg"), &json!(false), &json!("not_recordable")),
+        "{main}"
+    );
+    assert!(stream(&mjpeg, "sub")["failure"].is_null(), "{mjpeg}");
+    assert!(!nvr.log_text().contains("cam-secret"));
+}
+
+/// The repeated-kills variant: without the fault switch, `kill -9` lands at a spread of moments
+/// after a camera is added (before, during or after the write); every time the file is the old one
+/// or the new one, whole and valid, never torn, and the next supervisor starts on it.
+#[test]
+fn repeated_kill_9_during_writes_never_tears_the_file() {
+    let mut nvr = Nvr::start(
+        json!({"api": {"auth": {"username": "admin", "password_hash": nvr_tests::nvr::hash_password("correct horse")}},
+               "cameras": []}),
+        &[],
+    );
+    let path = nvr.config_path();
+    let (mut old_kept, mut new_written) = (0, 0);
+    for i in 0..20u64 {
+        if i > 0 {
+            nvr.restart(&[]);
+        }
+        let port = nvr.port;
+        let (cookie, csrf) = nvr_tests::nvr::login(port, "admin", "correct horse");
+        let (_, cfg) = call(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
+        let etag = cfg["etag"].as_str().unwrap().to_string();
+        let before = std::fs::read(&path).unwrap();
+        let id = format!("c{i}");
+        let body =
+            json!({"id": id, "main_url": "rtsp://127.0.0.1:1/x", "enabled": false}).to_string();
+        // The request, its answer never read (the supervisor dies under it).
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "POST /api/config/cameras HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nCookie: {cookie}\r\nX-NVR-CSRF: {csrf}\r\nIf-Match: {etag}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        // 0 to 19 ms after the request went out, one more each time.
+        std::thread::sleep(Duration::from_millis(i));
+        nvr.kill();
+        let after = std::fs::read(&path).unwrap();
+        if after == before {
+            old_kept += 1;
+        } else {
+            let v: Value = serde_json::from_slice(&after)
+                .unwrap_or_else(|e| panic!("a torn file after kill {i}: {e}"));
+            let ids: Vec<&str> = v["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids.last(), Some(&id.as_str()), "the new file, whole");
+            new_written += 1;
+        }
+        let check = std::process::Command::new(bin("supervisor"))
+            .args(["check-config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+    }
+    eprintln!(
+        "repeated kills: old file kept {old_kept} times, new file written {new_written} times"
+    );
+    nvr.restart(&[]);
+}

@@ -15,12 +15,22 @@ fn run_ui(args: &[&str]) {
 
 /// [`run_ui`] within `timeout_s`, handing each line the script prints to `on_line` as it comes
 /// (the script asks for things only the test can do, such as taking a fake camera's mount down).
-fn run_ui_with(args: &[&str], timeout_s: u32, mut on_line: impl FnMut(&str)) -> String {
+fn run_ui_with(args: &[&str], timeout_s: u32, on_line: impl FnMut(&str)) -> String {
+    run_script("ui.mjs", args, timeout_s, on_line)
+}
+
+/// Runs `tests/ui/<script>` like [`run_ui_with`].
+fn run_script(
+    script: &str,
+    args: &[&str],
+    timeout_s: u32,
+    mut on_line: impl FnMut(&str),
+) -> String {
     use std::io::{BufRead, BufReader};
     let root = workspace_root();
     let mut child = Command::new("timeout")
         .args(["-k", "5", &timeout_s.to_string(), "node"])
-        .arg(root.join("tests/ui/ui.mjs"))
+        .arg(root.join("tests/ui").join(script))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -236,4 +246,178 @@ fn the_single_view_plays_main_and_recovers_from_a_killed_worker() {
         150,
         |_| {},
     );
+}
+
+/// Camera set-up without editing JSON, in Chromium at phone width: the first login on the set-up
+/// page, "Add camera" (Test with a wrong password, then the right one; Save) and its tile live,
+/// the camera's live motion level and sensitivity, zones and masks drawn in the editor, checked in
+/// the file and against the fake camera's ground truth.
+#[test]
+fn a_camera_and_its_zones_are_set_up_in_chromium() {
+    let fc = FakeCam::start(FakeCamOpts {
+        auth: Some(("admin".into(), "cam-secret".into())),
+        ..FakeCamOpts::scenes(&["motion"])
+    })
+    .unwrap();
+    let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": []}), &[]);
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    let (main, sub) = (fc.url("motion/main"), fc.url("motion/sub"));
+    let mut masked: Option<i64> = None;
+    let out = run_script(
+        "setup.mjs",
+        &[
+            "--base",
+            &base,
+            "--shots",
+            &shots("setup"),
+            "--main",
+            &main,
+            "--sub",
+            &sub,
+            "--cam-user",
+            "admin",
+            "--cam-password",
+            "cam-secret",
+        ],
+        240,
+        |line| {
+            if let Some(ms) = line.strip_prefix("@mask-saved ") {
+                masked = ms.trim().parse().ok();
+            }
+        },
+    );
+    assert!(out.contains("@zones-saved"), "{out}");
+    let masked = masked.expect("the script saved the mask");
+    let text = std::fs::read_to_string(nvr.config_path()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(file["api"]["auth"]["password_hash"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("$argon2")));
+    let cams = file["cameras"].as_array().unwrap();
+    assert_eq!(cams.len(), 1, "{text}");
+    let cam = &cams[0];
+    assert_eq!(
+        (&cam["id"], &cam["name"], &cam["main_url"], &cam["sub_url"]),
+        (&json!("yard"), &json!("Yard"), &json!(main), &json!(sub)),
+        "{text}"
+    );
+    assert_eq!(
+        cam["password"], "cam-secret",
+        "where the user chose: the file"
+    );
+    assert_eq!(
+        (&cam["motion"]["threshold"], &cam["motion"]["min_area"]),
+        (&json!(40), &json!(0.5)),
+        "the settings page's sensitivity: {text}"
+    );
+    let near = |got: &serde_json::Value, want: &[[f64; 2]]| {
+        let got: Vec<[f64; 2]> = serde_json::from_value(got.clone()).unwrap();
+        got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| (g[0] - w[0]).abs() < 0.01 && (g[1] - w[1]).abs() < 0.01)
+    };
+    let zones = cam["motion"]["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 2, "{text}");
+    assert_eq!(
+        (&zones[0]["name"], &zones[1]["name"]),
+        (&json!("path"), &json!("ground"))
+    );
+    assert!(
+        near(
+            &zones[0]["points"],
+            &[[0.3, 0.25], [0.7, 0.25], [0.7, 0.75], [0.3, 0.75]]
+        ),
+        "the zone as drawn, normalised: {text}"
+    );
+    let masks = cam["motion"]["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2, "{text}");
+    assert!(
+        near(&masks[0], &[[0.12, 0.02], [0.3, 0.02], [0.3, 0.15]]),
+        "the mask as drawn, then moved right by 0.1: {text}"
+    );
+    assert!(
+        near(
+            &masks[1],
+            &[[0.02, 0.28], [0.98, 0.28], [0.98, 0.72], [0.02, 0.72]]
+        ),
+        "the mask over the box's band: {text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(nvr.config_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    zone_events_follow_the_ground_truth(&nvr, &fc, masked);
+    let log = nvr.log_text();
+    assert!(!log.contains("cam-secret") && !log.contains("correct horse"));
+}
+
+/// With the zones the editor saved, every motion event before the mask lies within one of the box's
+/// crossings (the fake camera's `motion_start`, then 10 s left to right through the middle) and
+/// names `path` only, never `ground`; after the mask over the box's band (saved at `masked`, Unix
+/// ms) the next whole crossing makes no event.
+fn zone_events_follow_the_ground_truth(nvr: &Nvr, fc: &FakeCam, masked: i64) {
+    let port = nvr.port;
+    let (cookie, _) = nvr_tests::nvr::login(port, "admin", "correct horse");
+    let events = || -> Vec<serde_json::Value> {
+        let (code, v) = nvr_tests::nvr::send_json(
+            port,
+            "GET",
+            "/api/events?camera=yard",
+            &[("Cookie", &cookie)],
+            "",
+        );
+        assert_eq!(code, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    };
+    let wall_ms = |e: &serde_json::Value| e["wall_ns"].as_u64().unwrap() as i64 / 1_000_000;
+    let crossings: Vec<i64> = fc
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "motion_start")
+        .map(wall_ms)
+        .collect();
+    let all = events();
+    let zoned: Vec<_> = all
+        .iter()
+        .filter(|e| !e["zones"].as_array().unwrap().is_empty())
+        .collect();
+    assert!(
+        !zoned.is_empty(),
+        "an event with zones before the mask: {all:?}"
+    );
+    for e in &zoned {
+        let start = e["start"].as_i64().unwrap();
+        assert!(
+            crossings.iter().any(|c| start >= *c && start <= c + 10_000),
+            "the event starts during a crossing ({crossings:?}): {e}"
+        );
+        assert_eq!(e["zones"], json!(["path"]), "{e}");
+    }
+    // The first crossing that starts after the mask, and the detector's post-motion time.
+    let next = wall_ms(
+        &fc.wait_event(
+            |e| e["event"] == "motion_start" && wall_ms(e) > masked,
+            Duration::from_secs(25),
+        )
+        .unwrap(),
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(
+        (next + 12_000 - now_ms).clamp(0, 30_000) as u64,
+    ));
+    let late: Vec<_> = events()
+        .into_iter()
+        .filter(|e| e["start"].as_i64().is_some_and(|s| s >= masked))
+        .collect();
+    assert!(late.is_empty(), "the mask silences the crossing: {late:?}");
 }
