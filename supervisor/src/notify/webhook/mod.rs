@@ -429,7 +429,17 @@ async fn run(
                     s.webhooks = stats.clone();
                 }
             }
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                // What the last moments produced (a recording closed at the stop) goes into the
+                // outbox, for the next start to deliver.
+                let now = now_ms();
+                while let Ok(note) = notes.try_recv() {
+                    for (event, camera, time, data) in deliveries_of(&note, &mut health, now) {
+                        enqueue(&hooks, &store, event, &camera, time, &data, now);
+                    }
+                }
+                return;
+            }
         }
     }
 }
