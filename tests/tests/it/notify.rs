@@ -5,7 +5,7 @@
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::mqtt::{Mosquitto, Received, Subscriber};
-use nvr_tests::nvr::{http, Nvr};
+use nvr_tests::nvr::{http, wait_until, Nvr};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -226,4 +226,83 @@ fn mqtt_motion_events_snapshots_and_last_will() {
     let log = nvr.log_text();
     assert!(log.contains("mqtt: connected"), "{log}");
     assert!(!log.contains(PASSWORD), "the MQTT password is in the log");
+}
+
+/// A wrong broker password: `refused` in `/status` with growing waits, the camera untouched; then,
+/// with the right one, `recordings/set` OFF and ON switch the mode override and `recordings/state`
+/// echoes them.
+#[test]
+fn mqtt_wrong_password_is_refused_and_recordings_set_switches_the_mode() {
+    let broker = Mosquitto::start(USER, PASSWORD).unwrap();
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let wrong = [(PASSWORD_ENV, "not-the-password-3390")];
+    let mut nvr = Nvr::start(config(&fc, &broker), &wrong);
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    // Refused, retried after waits that grow (1 s, 2 s, 4 s, ...).
+    let mut waits: Vec<f64> = Vec::new();
+    wait_until(Duration::from_secs(40), "three refused attempts", || {
+        let m = nvr.status()["mqtt"].clone();
+        if let Some(w) = m["retry_in_s"].as_f64() {
+            if waits.last() != Some(&w) {
+                waits.push(w);
+            }
+        }
+        (m["state"] == "refused" && m["failures"].as_u64()? >= 3).then_some(())
+    });
+    let m = nvr.status()["mqtt"].clone();
+    assert!(m["last_error"].as_str().unwrap().contains("refused"), "{m}");
+    assert!(
+        waits.windows(2).all(|w| w[1] > w[0]) && waits.len() >= 2,
+        "the waits do not grow: {waits:?}"
+    );
+    // Nothing else is affected: the worker runs without a restart, the stream is up.
+    let a = nvr.camera("a");
+    assert_eq!(a["state"], "running", "{a}");
+    assert_eq!(a["restarts"], 0, "{a}");
+    assert_eq!(a["worker"]["sub"]["state"], "up", "{a}");
+    let (code, _) = http(nvr.port, "GET", "/api/recordings").unwrap();
+    assert_eq!(code, 200);
+    let wrong_log = nvr.log_text();
+    assert!(
+        !wrong_log.contains("not-the-password-3390"),
+        "the password is in the log"
+    );
+
+    // The right password: recordings/set OFF, then ON.
+    let env = [(PASSWORD_ENV, PASSWORD)];
+    nvr.restart(&env);
+    let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
+    sub.wait_for(0, "nvr/a/recordings/state", "ON", Duration::from_secs(30));
+    let mode = |nvr: &Nvr| nvr.camera("a")["mode"].clone();
+    let since = sub.len();
+    sub.publish("nvr/a/recordings/set", "OFF");
+    sub.wait_for(
+        since,
+        "nvr/a/recordings/state",
+        "OFF",
+        Duration::from_secs(10),
+    );
+    let m = mode(&nvr);
+    assert_eq!(
+        (m["current"].as_str(), m["source"].as_str()),
+        (Some("off"), Some("override")),
+        "{m}"
+    );
+    let since = sub.len();
+    sub.publish("nvr/a/recordings/set", "ON");
+    sub.wait_for(
+        since,
+        "nvr/a/recordings/state",
+        "ON",
+        Duration::from_secs(10),
+    );
+    let m = mode(&nvr);
+    assert_eq!(
+        (m["current"].as_str(), m["source"].as_str()),
+        (Some("motion"), Some("config")),
+        "{m}"
+    );
+    nvr.terminate().unwrap();
 }
