@@ -306,3 +306,75 @@ fn mqtt_wrong_password_is_refused_and_recordings_set_switches_the_mode() {
     );
     nvr.terminate().unwrap();
 }
+
+/// The broker stopped while motion happens, then started: the events of the outage are delivered
+/// after the reconnect (with the ids `/api/events` shows), no worker restarted, and the camera's
+/// frame count kept pace.
+#[test]
+fn mqtt_events_of_a_broker_outage_arrive_after_the_reconnect() {
+    let mut broker = Mosquitto::start(USER, PASSWORD).unwrap();
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let env = [(PASSWORD_ENV, PASSWORD)];
+    let nvr = Nvr::start(config(&fc, &broker), &env);
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    wait_until(Duration::from_secs(20), "connected", || {
+        (nvr.status()["mqtt"]["state"] == "connected").then_some(())
+    });
+    let frames = |nvr: &Nvr| nvr.camera("a")["worker"]["sub"]["frames"].as_u64().unwrap();
+    let (frames_before, t_before) = (frames(&nvr), std::time::Instant::now());
+
+    broker.stop();
+    wait_until(Duration::from_secs(30), "the broker noticed down", || {
+        (nvr.status()["mqtt"]["state"] != "connected").then_some(())
+    });
+    let stopped_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // An onset, and its end, while the broker is away.
+    fc.wait_next("motion_start", Duration::from_secs(40))
+        .unwrap();
+    let ended: Vec<String> = wait_until(Duration::from_secs(30), "an event ended", || {
+        let (_, events) = nvr.get_json("/api/events?camera=a");
+        let ids: Vec<String> = events
+            .as_array()?
+            .iter()
+            .filter(|e| e["start"].as_i64().unwrap_or(0) >= stopped_ms && !e["end"].is_null())
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    });
+    assert!(nvr.status()["mqtt"]["queued"].as_u64().unwrap() >= 2);
+
+    broker.resume().unwrap();
+    let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
+    for id in &ended {
+        for kind in ["new", "end"] {
+            sub.wait_since(
+                0,
+                &format!("{kind} of {id}"),
+                Duration::from_secs(60),
+                |m| {
+                    m.topic == "nvr/events"
+                        && event_json(m)["id"] == id.as_str()
+                        && event_json(m)["type"] == kind
+                },
+            );
+        }
+    }
+    let a = nvr.camera("a");
+    assert_eq!(a["restarts"], 0, "a worker restarted: {a}");
+    assert_eq!(a["state"], "running", "{a}");
+    // The frame count kept pace: at least half the camera's nominal rate over the outage.
+    let (gained, secs) = (
+        frames(&nvr) - frames_before,
+        t_before.elapsed().as_secs_f64(),
+    );
+    let fps = a["worker"]["sub"]["fps"].as_f64().unwrap();
+    assert!(
+        gained as f64 >= 0.5 * fps * secs,
+        "{gained} frames in {secs:.1} s at {fps} fps"
+    );
+}
