@@ -61,6 +61,9 @@ pub struct WebhookConfig {
     pub tries: u32,
     /// How long one attempt may take, connect to response. Default 10 s.
     pub timeout_s: f64,
+    /// Per camera, the quiet time after a `motion_start` during which further motion events of
+    /// that camera are not sent. Default 0 (off).
+    pub cooldown_s: f64,
 }
 
 impl WebhookConfig {
@@ -242,6 +245,10 @@ fn read_webhook(
         None => Some(10.0),
         Some(_) => obj.number_in("timeout_s", 0.1, 300.0, problems),
     };
+    let cooldown_s = match obj.raw("cooldown_s") {
+        None => Some(0.0),
+        Some(_) => obj.number_in("cooldown_s", 0.0, 86_400.0, problems),
+    };
     obj.finish(problems);
     let cameras_ok = cameras.iter().all(|c| camera_ids.contains(&c.as_str()));
     Some(WebhookConfig {
@@ -251,6 +258,7 @@ fn read_webhook(
         secret: secret?,
         tries: tries?,
         timeout_s: timeout_s?,
+        cooldown_s: cooldown_s?,
     })
 }
 
@@ -304,18 +312,18 @@ mod tests {
         let h = &c.webhooks[0];
         assert_eq!(h.events, WebhookEvent::ALL);
         assert!(h.cameras.is_empty() && h.wants(WebhookEvent::CameraUp, "back"));
-        assert_eq!((h.tries, h.timeout_s), (10, 10.0));
+        assert_eq!((h.tries, h.timeout_s, h.cooldown_s), (10, 10.0, 0.0));
         assert_eq!(h.secret.expose(), "hook-secret-31");
         assert!(!format!("{c:?}").contains("hook-secret-31"));
         let c = parse(
-            r#"[{"url": "http://10.0.0.9:8123/x?a=1", "secret_env": "HOOK", "events": ["motion_start", "camera_down"], "cameras": ["front"], "tries": 3, "timeout_s": 2.5}]"#,
+            r#"[{"url": "http://10.0.0.9:8123/x?a=1", "secret_env": "HOOK", "events": ["motion_start", "camera_down"], "cameras": ["front"], "tries": 3, "timeout_s": 2.5, "cooldown_s": 60}]"#,
         )
         .unwrap();
         let h = &c.webhooks[0];
         assert!(h.wants(WebhookEvent::MotionStart, "front"));
         assert!(!h.wants(WebhookEvent::MotionEnd, "front"));
         assert!(!h.wants(WebhookEvent::MotionStart, "back"));
-        assert_eq!((h.tries, h.timeout_s), (3, 2.5));
+        assert_eq!((h.tries, h.timeout_s, h.cooldown_s), (3, 2.5, 60.0));
     }
 
     #[test]

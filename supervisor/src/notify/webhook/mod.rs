@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use nvr_config::{redact_url, WebhookConfig, WebhookEvent};
-use policy::{Change, Health, Verdict};
+use policy::{Change, Cooldown, Health, Verdict};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -347,6 +347,7 @@ async fn run(
         })
         .collect();
     let mut health = Health::default();
+    let mut cooldowns: Vec<Cooldown> = hooks.iter().map(|_| Cooldown::default()).collect();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let mut busy: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(TICK);
@@ -358,7 +359,7 @@ async fn run(
                 Some(note) => {
                     let now = now_ms();
                     for (event, camera, time, data) in deliveries_of(&note, &mut health, now) {
-                        enqueue(&hooks, &store, event, &camera, time, &data, now);
+                        enqueue(&hooks, &mut cooldowns, &store, event, &camera, time, &data, now);
                     }
                 }
                 None => return,
@@ -399,7 +400,7 @@ async fn run(
                 let now = now_ms();
                 for (camera, change) in health.tick(now) {
                     let (event, camera, time, data) = camera_change(&camera, change, now);
-                    enqueue(&hooks, &store, event, &camera, time, &data, now);
+                    enqueue(&hooks, &mut cooldowns, &store, event, &camera, time, &data, now);
                 }
                 let room = IN_FLIGHT_MAX.saturating_sub(busy.len());
                 if room > 0 {
@@ -435,7 +436,7 @@ async fn run(
                 let now = now_ms();
                 while let Ok(note) = notes.try_recv() {
                     for (event, camera, time, data) in deliveries_of(&note, &mut health, now) {
-                        enqueue(&hooks, &store, event, &camera, time, &data, now);
+                        enqueue(&hooks, &mut cooldowns, &store, event, &camera, time, &data, now);
                     }
                 }
                 return;
@@ -445,8 +446,10 @@ async fn run(
 }
 
 /// Writes a delivery of `event` for every webhook that wants it.
+#[allow(clippy::too_many_arguments)]
 fn enqueue(
     hooks: &[Hook],
+    cooldowns: &mut [Cooldown],
     store: &Store,
     event: WebhookEvent,
     camera: &str,
@@ -454,7 +457,21 @@ fn enqueue(
     data: &serde_json::Value,
     now: i64,
 ) {
-    for hook in hooks.iter().filter(|h| h.config.wants(event, camera)) {
+    for (i, hook) in hooks.iter().enumerate() {
+        if !hook.config.wants(event, camera) {
+            continue;
+        }
+        let motion = match event {
+            WebhookEvent::MotionStart => Some(true),
+            WebhookEvent::MotionEnd => Some(false),
+            _ => None,
+        };
+        if let (Some(start), Some(event_id)) = (motion, data["id"].as_str()) {
+            let cooldown_ms = (hook.config.cooldown_s * 1000.0) as i64;
+            if !cooldowns[i].admit(camera, event_id, start, cooldown_ms, now) {
+                continue;
+            }
+        }
         let id = delivery_id();
         let body = Body {
             id: &id,

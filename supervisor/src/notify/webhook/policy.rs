@@ -116,6 +116,52 @@ impl Health {
     }
 }
 
+/// A webhook's per-camera quiet time after a `motion_start`: further motion events of that camera
+/// within `cooldown_ms` are not sent (nor the `motion_end` of one that was not), so a busy camera
+/// does not flood the receiver. Other events are never held back.
+#[derive(Debug, Default)]
+pub struct Cooldown {
+    /// Per camera: when its last sent `motion_start` was.
+    last_start: HashMap<String, i64>,
+    /// Events whose start was held back, so their end is too.
+    held: Vec<String>,
+}
+
+impl Cooldown {
+    /// Whether a motion event's `start` (or its end, `start == false`) with index id `event_id` is
+    /// sent, at `now_ms`, with `cooldown_ms` (0: everything is sent).
+    pub fn admit(
+        &mut self,
+        camera: &str,
+        event_id: &str,
+        start: bool,
+        cooldown_ms: i64,
+        now_ms: i64,
+    ) -> bool {
+        if !start {
+            let held = self.held.iter().position(|e| e == event_id);
+            if let Some(i) = held {
+                self.held.swap_remove(i);
+            }
+            return held.is_none();
+        }
+        match self.last_start.get(camera) {
+            Some(&last) if cooldown_ms > 0 && now_ms - last < cooldown_ms => {
+                // Bounded: an end that never comes must not make this grow forever.
+                if self.held.len() >= 1000 {
+                    self.held.remove(0);
+                }
+                self.held.push(event_id.to_string());
+                false
+            }
+            _ => {
+                self.last_start.insert(camera.to_string(), now_ms);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +231,28 @@ mod tests {
         h.observe("b", bad(), 300_000);
         h.retain(&["a".to_string()]);
         assert!(h.tick(400_000).is_empty());
+    }
+
+    #[test]
+    fn a_cooldown_holds_back_a_cameras_motion_events_and_their_ends() {
+        let mut c = Cooldown::default();
+        let min = 60_000;
+        assert!(c.admit("a", "e1", true, min, 0));
+        assert!(c.admit("b", "f1", true, min, 1_000), "per camera");
+        assert!(!c.admit("a", "e2", true, min, 30_000), "within a minute");
+        assert!(
+            c.admit("a", "e1", false, min, 31_000),
+            "a sent start's end is sent"
+        );
+        assert!(
+            !c.admit("a", "e2", false, min, 32_000),
+            "a held start's end is held"
+        );
+        // The quiet time counts from the last sent start, not from held ones.
+        assert!(c.admit("a", "e3", true, min, 60_000));
+        assert!(c.admit("a", "e3", false, min, 61_000));
+        // Without a cooldown everything goes.
+        let mut none = Cooldown::default();
+        assert!(none.admit("a", "e1", true, 0, 0) && none.admit("a", "e2", true, 0, 1));
     }
 }
