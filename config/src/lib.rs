@@ -12,10 +12,12 @@ mod mqtt;
 mod reader;
 mod schedule;
 mod secret;
+mod webhook;
 
 pub use mqtt::MqttConfig;
 pub use reader::Problem;
 pub use secret::{redact_url, url_has_credentials, Password};
+pub use webhook::{WebhookConfig, WebhookEvent};
 
 use reader::{kind, ObjReader, Problems};
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,8 @@ pub struct Config {
     pub schedules: BTreeMap<String, Schedule>,
     /// The MQTT broker event notifications go to (`None`: no MQTT).
     pub mqtt: Option<MqttConfig>,
+    /// Receivers of signed event POSTs (empty: none).
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Config {
@@ -564,6 +568,14 @@ fn read_config(
             None
         }
     };
+    let webhooks = match (top.raw("webhooks"), &cameras) {
+        (None, _) => Some(Vec::new()),
+        (Some(v), Some(cams)) => {
+            let ids: Vec<&str> = cams.iter().map(|c| c.id.as_str()).collect();
+            webhook::read_webhooks(v, &ids, env, problems)
+        }
+        (Some(_), None) => None,
+    };
     top.finish(problems);
     Some(Config {
         output_dir: PathBuf::from(output_dir.unwrap_or_else(|| "output".into())),
@@ -578,6 +590,7 @@ fn read_config(
             Some(m) => Some(m?),
             None => None,
         },
+        webhooks: webhooks?,
     })
 }
 

@@ -419,13 +419,11 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
     // Notifications (MQTT) when configured: the channel now, the publisher once the manager's
     // inbox exists (`recordings/set` reaches the manager through it).
     let mqtt = config.mqtt.clone();
-    let (notifier, notes) = match &mqtt {
-        Some(_) => {
-            let (n, rx) = Notifier::channel();
-            (n, Some(rx))
-        }
-        None => (Notifier::default(), None),
-    };
+    let mut notifier = Notifier::default();
+    let notes = mqtt.as_ref().map(|_| notifier.subscribe());
+    // Webhooks (decision 92): their own consumer of the same notes.
+    let webhooks = config.webhooks.clone();
+    let hook_notes = (!webhooks.is_empty()).then(|| notifier.subscribe());
     let archive = archive::spawn(index, Arc::clone(&preview), notifier.clone())
         .context("cannot start the archive thread")?;
 
@@ -447,15 +445,21 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         archive,
         store,
     );
+    if notifier.enabled() {
+        manager.set_notifier(notifier);
+    }
     let publisher = match (&mqtt, notes) {
-        (Some(m), Some(notes)) => {
-            manager.set_notifier(notifier);
-            Some(
-                notify::start(m, notes, Arc::clone(&status), inbox.clone())
-                    .map_err(Failure::Config)?,
-            )
-        }
+        (Some(m), Some(notes)) => Some(
+            notify::start(m, notes, Arc::clone(&status), inbox.clone()).map_err(Failure::Config)?,
+        ),
         _ => None,
+    };
+    let hook_sender = match hook_notes {
+        Some(notes) => Some(
+            notify::webhook::start(&webhooks, &output_dir, notes, Arc::clone(&status))
+                .map_err(Failure::Config)?,
+        ),
+        None => None,
     };
     let pulse = manager.pulse();
     let manager_thread = std::thread::Builder::new()
@@ -493,6 +497,9 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
     let _ = manager_thread.join();
     if let Some(p) = publisher {
         p.stop(std::time::Duration::from_secs(3));
+    }
+    if let Some(w) = hook_sender {
+        w.stop(std::time::Duration::from_secs(1));
     }
     info!("supervisor stopped");
     Ok(())

@@ -16,6 +16,9 @@ pub struct Snapshot {
     /// The MQTT broker connection (written by the publisher's thread); absent without `mqtt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::notify::MqttStatus>,
+    /// Every webhook's deliveries (written by the sender's thread); absent without `webhooks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::notify::webhook::WebhookStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

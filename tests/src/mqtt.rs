@@ -176,6 +176,13 @@ impl Subscriber {
         Subscriber { log, client }
     }
 
+    /// Publishes `payload` to `topic` (QoS 1, not retained), as a home-automation client would.
+    pub fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .expect("queue a publication");
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.log.messages.lock().unwrap().clone()
     }

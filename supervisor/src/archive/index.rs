@@ -715,7 +715,7 @@ fn zones_json(zones: &[String]) -> Option<String> {
 }
 
 /// The id of a clip or event: its file name up to the first `.`.
-fn stem(path: &str) -> String {
+pub(crate) fn stem(path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.split('.').next().unwrap_or(name).to_string()
 }

@@ -9,7 +9,7 @@
 pub mod index;
 mod retention;
 
-use crate::notify::{EventMessage, EventType, Note, Notifier};
+use crate::notify::{EventMessage, EventType, Note, Notifier, RecordingNote};
 use crate::preview::PreviewHub;
 use index::{ClipState, EventFacts, Index, Recording, EVENT_SUFFIX, THUMB_SUFFIX};
 use nvr_config::{Config, RetentionConfig};
@@ -271,14 +271,28 @@ fn write(
         ArchiveOp::RecordingStarted { camera_id, r } => {
             index.recording_started(camera_id, &r.path, r.start_unix_ms as i64, &r.codec)
         }
-        ArchiveOp::RecordingFinished { camera_id, r } => index.recording_finished(
-            camera_id,
-            &r.path,
-            r.start_unix_ms as i64,
-            r.duration_s,
-            r.bytes,
-            r.recovered,
-        ),
+        ArchiveOp::RecordingFinished { camera_id, r } => {
+            index.recording_finished(
+                camera_id,
+                &r.path,
+                r.start_unix_ms as i64,
+                r.duration_s,
+                r.bytes,
+                r.recovered,
+            )?;
+            if notifier.enabled() {
+                let id = index::stem(&r.path);
+                notifier.send(Note::RecordingFinished(RecordingNote {
+                    file_url: format!("/api/recordings/{id}/file"),
+                    recording_id: id,
+                    camera: camera_id.clone(),
+                    start: r.start_unix_ms as i64,
+                    end: r.start_unix_ms as i64 + (r.duration_s * 1000.0) as i64,
+                    bytes: r.bytes,
+                }));
+            }
+            Ok(())
+        }
         ArchiveOp::MotionStart { camera_id, m } => {
             // The thumbnail is the live frame now, a few frames after the onset (or, on a retry,
             // when the error cleared).

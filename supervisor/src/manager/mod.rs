@@ -585,6 +585,7 @@ impl Manager {
         // The archive, the index and the API serve the directory the supervisor started with;
         // workers must keep writing there until a restart moves everything at once.
         let output_dir_changed = config.output_dir != self.config.output_dir;
+        let webhooks_changed = config.webhooks != self.config.webhooks;
         config.output_dir = self.config.output_dir.clone();
         let current: Vec<CameraConfig> = self.slots.iter().map(|s| s.cfg.clone()).collect();
         let summary = reload::diff(&current, &config.cameras);
@@ -627,6 +628,9 @@ impl Manager {
         let mut summary = summary;
         if output_dir_changed {
             summary.restart_needed.push("output_dir".into());
+        }
+        if webhooks_changed {
+            summary.restart_needed.push("webhooks".into());
         }
         self.modes_stale = true;
         self.sync_modes(now);
@@ -1101,6 +1105,10 @@ fn notify_status(notifier: &Notifier, c: &crate::status::CameraStatus) {
     notifier.send(Note::Recording {
         camera: c.id.clone(),
         on: c.mode.current != nvr_schedule::Mode::Off,
+    });
+    notifier.send(Note::Health {
+        camera: c.id.clone(),
+        problem: c.enabled.then(|| c.problem()).flatten(),
     });
 }
 

@@ -418,6 +418,9 @@ pub fn render(snap: &Snapshot, extra: &Extra) -> String {
     if let Some(m) = &snap.mqtt {
         m.prometheus(&mut x);
     }
+    if !snap.webhooks.is_empty() {
+        crate::notify::webhook::WebhookStatus::prometheus(&snap.webhooks, &mut x);
+    }
     x.finish()
 }
 

@@ -1,14 +1,17 @@
-//! Event notifications: the MQTT publisher (`mqtt`) and what it owes the broker (`outbox`, pure).
+//! Event notifications: the MQTT publisher (`mqtt`) and what it owes the broker (`outbox`, pure),
+//! and the webhook sender (`webhook`, with its durable outbox and pure policy).
 //!
-//! The manager (motion on/off, a camera's status, its recording state) and the archive (motion
-//! events with the ids the index gave them, and their thumbnails) hand [`Note`]s to a [`Notifier`]:
-//! an unbounded channel that the publisher's own thread drains at once, so sending never blocks a
-//! thread that matters to the cameras. Everything that can wait (a broker that is down, refuses us,
-//! or is slow) waits in the publisher's bounded outbox.
+//! The manager (motion on/off, a camera's status and health, its recording state) and the archive
+//! (motion events with the ids the index gave them, and their thumbnails; finished recordings)
+//! hand [`Note`]s to a [`Notifier`]: one unbounded channel per consumer (MQTT, webhooks), each
+//! drained at once by the consumer's own thread, so sending never blocks a thread that matters to
+//! the cameras. Everything that can wait (a broker or receiver that is down, refuses us, or is
+//! slow) waits in the consumer's outbox.
 
 mod discovery;
 mod mqtt;
 pub mod outbox;
+pub mod webhook;
 
 pub use mqtt::{start, Publisher};
 
@@ -16,7 +19,7 @@ use crate::metrics::exposition::{Exposition, Kind};
 use serde::Serialize;
 
 /// What happened, for the publisher to tell the world.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Note {
     /// A camera's motion started (`true`) or ended.
     Motion { camera: String, active: bool },
@@ -33,6 +36,26 @@ pub enum Note {
     /// The cameras configured now (at start and after a reload), in config order, with their
     /// display names.
     Cameras(Vec<(String, String)>),
+    /// A recording file was closed and indexed.
+    RecordingFinished(RecordingNote),
+    /// An enabled camera's health with its status: why it is unhealthy (`/ready`'s reason), or
+    /// `None`.
+    Health {
+        camera: String,
+        problem: Option<String>,
+    },
+}
+
+/// A finished recording, as `/api/recordings` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingNote {
+    pub recording_id: String,
+    pub camera: String,
+    /// Unix ms.
+    pub start: i64,
+    pub end: i64,
+    pub bytes: u64,
+    pub file_url: String,
 }
 
 /// Whether an event message announces an event or its end.
@@ -87,10 +110,10 @@ impl EventMessage {
     }
 }
 
-/// Where notes go; a disabled one (no `mqtt` in the config) drops them.
+/// Where notes go; a disabled one (no `mqtt`, no `webhooks` in the config) drops them.
 #[derive(Debug, Clone, Default)]
 pub struct Notifier {
-    tx: Option<tokio::sync::mpsc::UnboundedSender<Note>>,
+    txs: Vec<tokio::sync::mpsc::UnboundedSender<Note>>,
 }
 
 /// The receiving end of a [`Notifier`], for [`start`].
@@ -99,19 +122,30 @@ pub type Notes = tokio::sync::mpsc::UnboundedReceiver<Note>;
 impl Notifier {
     /// A notifier and the receiver the publisher will drain.
     pub fn channel() -> (Notifier, Notes) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Notifier { tx: Some(tx) }, rx)
+        let mut n = Notifier::default();
+        let rx = n.subscribe();
+        (n, rx)
     }
 
-    /// Hands a note to the publisher; never blocks.
+    /// Another consumer: every note sent from now on reaches it too.
+    pub fn subscribe(&mut self) -> Notes {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.txs.push(tx);
+        rx
+    }
+
+    /// Hands a note to every consumer; never blocks.
     pub fn send(&self, note: Note) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(note);
+        if let Some((last, rest)) = self.txs.split_last() {
+            for tx in rest {
+                let _ = tx.send(note.clone());
+            }
+            let _ = last.send(note);
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        !self.txs.is_empty()
     }
 }
 

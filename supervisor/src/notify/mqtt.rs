@@ -399,6 +399,7 @@ fn on_note(
             }
             *cameras = list;
         }
+        Note::RecordingFinished(_) | Note::Health { .. } => {}
     }
 }
 

@@ -18,3 +18,4 @@ mod security;
 mod setup;
 mod supervisor;
 mod ui;
+mod webhooks;

@@ -5,7 +5,7 @@
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::mqtt::{Mosquitto, Received, Subscriber};
-use nvr_tests::nvr::{http, Nvr};
+use nvr_tests::nvr::{http, wait_until, Nvr};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -226,4 +226,155 @@ fn mqtt_motion_events_snapshots_and_last_will() {
     let log = nvr.log_text();
     assert!(log.contains("mqtt: connected"), "{log}");
     assert!(!log.contains(PASSWORD), "the MQTT password is in the log");
+}
+
+/// A wrong broker password: `refused` in `/status` with growing waits, the camera untouched; then,
+/// with the right one, `recordings/set` OFF and ON switch the mode override and `recordings/state`
+/// echoes them.
+#[test]
+fn mqtt_wrong_password_is_refused_and_recordings_set_switches_the_mode() {
+    let broker = Mosquitto::start(USER, PASSWORD).unwrap();
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let wrong = [(PASSWORD_ENV, "not-the-password-3390")];
+    let mut nvr = Nvr::start(config(&fc, &broker), &wrong);
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    // Refused, retried after waits that grow (1 s, 2 s, 4 s, ...).
+    let mut waits: Vec<f64> = Vec::new();
+    wait_until(Duration::from_secs(40), "three refused attempts", || {
+        let m = nvr.status()["mqtt"].clone();
+        if let Some(w) = m["retry_in_s"].as_f64() {
+            if waits.last() != Some(&w) {
+                waits.push(w);
+            }
+        }
+        (m["state"] == "refused" && m["failures"].as_u64()? >= 3).then_some(())
+    });
+    let m = nvr.status()["mqtt"].clone();
+    assert!(m["last_error"].as_str().unwrap().contains("refused"), "{m}");
+    assert!(
+        waits.windows(2).all(|w| w[1] > w[0]) && waits.len() >= 2,
+        "the waits do not grow: {waits:?}"
+    );
+    // Nothing else is affected: the worker runs without a restart, the stream is up.
+    let a = nvr.camera("a");
+    assert_eq!(a["state"], "running", "{a}");
+    assert_eq!(a["restarts"], 0, "{a}");
+    assert_eq!(a["worker"]["sub"]["state"], "up", "{a}");
+    let (code, _) = http(nvr.port, "GET", "/api/recordings").unwrap();
+    assert_eq!(code, 200);
+    let wrong_log = nvr.log_text();
+    assert!(
+        !wrong_log.contains("not-the-password-3390"),
+        "the password is in the log"
+    );
+
+    // The right password: recordings/set OFF, then ON.
+    let env = [(PASSWORD_ENV, PASSWORD)];
+    nvr.restart(&env);
+    let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
+    sub.wait_for(0, "nvr/a/recordings/state", "ON", Duration::from_secs(30));
+    let mode = |nvr: &Nvr| nvr.camera("a")["mode"].clone();
+    let since = sub.len();
+    sub.publish("nvr/a/recordings/set", "OFF");
+    sub.wait_for(
+        since,
+        "nvr/a/recordings/state",
+        "OFF",
+        Duration::from_secs(10),
+    );
+    let m = mode(&nvr);
+    assert_eq!(
+        (m["current"].as_str(), m["source"].as_str()),
+        (Some("off"), Some("override")),
+        "{m}"
+    );
+    let since = sub.len();
+    sub.publish("nvr/a/recordings/set", "ON");
+    sub.wait_for(
+        since,
+        "nvr/a/recordings/state",
+        "ON",
+        Duration::from_secs(10),
+    );
+    let m = mode(&nvr);
+    assert_eq!(
+        (m["current"].as_str(), m["source"].as_str()),
+        (Some("motion"), Some("config")),
+        "{m}"
+    );
+    nvr.terminate().unwrap();
+}
+
+/// The broker stopped while motion happens, then started: the events of the outage are delivered
+/// after the reconnect (with the ids `/api/events` shows), no worker restarted, and the camera's
+/// frame count kept pace.
+#[test]
+fn mqtt_events_of_a_broker_outage_arrive_after_the_reconnect() {
+    let mut broker = Mosquitto::start(USER, PASSWORD).unwrap();
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let env = [(PASSWORD_ENV, PASSWORD)];
+    let nvr = Nvr::start(config(&fc, &broker), &env);
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    wait_until(Duration::from_secs(20), "connected", || {
+        (nvr.status()["mqtt"]["state"] == "connected").then_some(())
+    });
+    let frames = |nvr: &Nvr| nvr.camera("a")["worker"]["sub"]["frames"].as_u64().unwrap();
+    let (frames_before, t_before) = (frames(&nvr), std::time::Instant::now());
+
+    broker.stop();
+    wait_until(Duration::from_secs(30), "the broker noticed down", || {
+        (nvr.status()["mqtt"]["state"] != "connected").then_some(())
+    });
+    let stopped_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // An onset, and its end, while the broker is away.
+    fc.wait_next("motion_start", Duration::from_secs(40))
+        .unwrap();
+    let ended: Vec<String> = wait_until(Duration::from_secs(30), "an event ended", || {
+        let (_, events) = nvr.get_json("/api/events?camera=a");
+        let ids: Vec<String> = events
+            .as_array()?
+            .iter()
+            .filter(|e| e["start"].as_i64().unwrap_or(0) >= stopped_ms && !e["end"].is_null())
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    });
+    assert!(nvr.status()["mqtt"]["queued"].as_u64().unwrap() >= 2);
+
+    broker.resume().unwrap();
+    let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
+    for id in &ended {
+        for kind in ["new", "end"] {
+            sub.wait_since(
+                0,
+                &format!("{kind} of {id}"),
+                Duration::from_secs(60),
+                |m| {
+                    m.topic == "nvr/events"
+                        && event_json(m)["id"] == id.as_str()
+                        && event_json(m)["type"] == kind
+                },
+            );
+        }
+    }
+    let a = nvr.camera("a");
+    assert_eq!(a["restarts"], 0, "a worker restarted: {a}");
+    assert_eq!(a["state"], "running", "{a}");
+    // The frame count kept pace: at least half the camera's nominal rate over the outage.
+    let (gained, secs) = (
+        frames(&nvr) - frames_before,
+        t_before.elapsed().as_secs_f64(),
+    );
+    let fps = a["worker"]["sub"]["fps"].as_f64().unwrap();
+    assert!(
+        gained as f64 >= 0.5 * fps * secs,
+        "{gained} frames in {secs:.1} s at {fps} fps"
+    );
 }

@@ -4,7 +4,7 @@
 //! above all for every state change.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{hash_password, http, Nvr, TempDir};
+use nvr_tests::nvr::{free_port, hash_password, http, Nvr, TempDir};
 use nvr_tests::status::{self, camera_in};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -39,9 +39,20 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
         json!({"id": "refused", "main_url": fc.url("motion/main_h265"), "sub_url": fc.url("motion/sub_h265"),
                "username": user, "password_env": "REFUSED_CAM_PASSWORD"}),
     ];
+    // An MQTT broker and a webhook receiver that are not there: their secrets are in play (a
+    // connection attempt, a signature) and their failures are logged and shown in /status.
+    let (mqtt_password, hook_secret) = ("mq-pw-6620-secret", "wh-secret-7731-secret");
     let mut nvr = Nvr::start(
-        json!({"heartbeat_interval_s": 0.5, "cameras": cameras}),
-        &[("REFUSED_CAM_PASSWORD", wrong)],
+        json!({"heartbeat_interval_s": 0.5, "cameras": cameras,
+               "mqtt": {"host": "127.0.0.1", "port": free_port(), "username": "nvr",
+                        "password_env": "SEC_MQTT_PASSWORD"},
+               "webhooks": [{"url": format!("http://127.0.0.1:{}/hook", free_port()),
+                             "secret_env": "SEC_WEBHOOK_SECRET", "tries": 2}]}),
+        &[
+            ("REFUSED_CAM_PASSWORD", wrong),
+            ("SEC_MQTT_PASSWORD", mqtt_password),
+            ("SEC_WEBHOOK_SECRET", hook_secret),
+        ],
     );
     let ok = nvr.wait_camera(
         "ok",
@@ -89,11 +100,24 @@ fn camera_passwords_stay_out_of_command_lines_status_logs_errors_and_file_names(
             .is_some_and(|e| e.contains("refused the credentials")),
         "{error}"
     );
+    let status = nvr.status();
+    assert!(
+        status["mqtt"]["failures"].as_u64().unwrap() >= 1,
+        "{}",
+        status["mqtt"]
+    );
     nvr.terminate().unwrap();
     seen.push_str(&nvr.log_text());
     names_under(&nvr.output_dir(), &mut seen);
+    // The webhook outbox stores bodies, never the secret.
+    let state = std::fs::read(nvr.output_dir().join("state.sqlite3")).unwrap();
+    seen.push_str(&String::from_utf8_lossy(&state));
     assert!(seen.contains("ok_"), "no clip name among what was searched");
-    for secret in [right, wrong] {
+    assert!(
+        seen.contains("mqtt: broker unavailable"),
+        "no MQTT failure was logged"
+    );
+    for secret in [right, wrong, mqtt_password, hook_secret] {
         assert!(!seen.contains(secret), "{secret} leaked");
     }
 }
