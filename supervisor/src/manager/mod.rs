@@ -585,6 +585,7 @@ impl Manager {
         // The archive, the index and the API serve the directory the supervisor started with;
         // workers must keep writing there until a restart moves everything at once.
         let output_dir_changed = config.output_dir != self.config.output_dir;
+        let metrics_changed = config.metrics != self.config.metrics;
         config.output_dir = self.config.output_dir.clone();
         let current: Vec<CameraConfig> = self.slots.iter().map(|s| s.cfg.clone()).collect();
         let summary = reload::diff(&current, &config.cameras);
@@ -627,6 +628,9 @@ impl Manager {
         let mut summary = summary;
         if output_dir_changed {
             summary.restart_needed.push("output_dir".into());
+        }
+        if metrics_changed {
+            summary.restart_needed.push("metrics".into());
         }
         self.modes_stale = true;
         self.sync_modes(now);
