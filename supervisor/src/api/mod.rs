@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod guard;
+mod history;
 pub mod live;
 pub mod mode;
 mod recordings;
@@ -98,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/probe", post(config::probe))
         .route("/api/setup", post(config::setup))
+        .route("/api/metrics/history", get(history::metrics_history))
         .route("/api/recordings", get(recordings::list_recordings))
         .route("/api/recordings/{id}/file", get(recordings::recording_file))
         .route("/api/events", get(recordings::list_events))

@@ -226,11 +226,14 @@ pub fn spawn(
         .map(|_| ())
 }
 
-fn open(output_dir: &Path) -> Option<Store> {
+fn open(output_dir: &Path, config: &nvr_config::MetricsConfig) -> Option<Store> {
     match Store::open(output_dir) {
         Ok((store, note)) => {
             if let Some(note) = note {
-                warn!(%note, "metrics store was unreadable; history starts afresh");
+                warn!(%note, "metrics history starts afresh");
+            }
+            if let Err(e) = store.set_settings(config) {
+                warn!(error = %e, "metrics store: cannot record its settings");
             }
             Some(store)
         }
@@ -244,7 +247,7 @@ fn open(output_dir: &Path) -> Option<Store> {
 fn run(output_dir: &Path, status: &RwLock<Snapshot>, config: &nvr_config::MetricsConfig) {
     let every = Duration::from_secs_f64(config.sample_every_s);
     let keep = Keep::from(config);
-    let mut store = open(output_dir);
+    let mut store = open(output_dir, config);
     let mut mem = Memory::default();
     let mut stored = StoredBytes::default();
     let mut paused: Option<String> = None;
@@ -256,7 +259,7 @@ fn run(output_dir: &Path, status: &RwLock<Snapshot>, config: &nvr_config::Metric
             next = Instant::now() + every;
         }
         let Some(s) = store.as_mut() else {
-            store = open(output_dir);
+            store = open(output_dir, config);
             continue;
         };
         let snap = status.read().map(|s| s.clone()).unwrap_or_default();

@@ -492,6 +492,35 @@ impl Store {
         tx.commit().map_err(|e| self.db(e))
     }
 
+    /// Records the sampling period and keep times, so a reader (the API) chooses resolutions
+    /// the way the writer keeps them.
+    pub fn set_settings(&self, c: &nvr_config::MetricsConfig) -> Result<(), StoreError> {
+        self.set_meta(
+            "sample_every_ms",
+            (c.sample_every_s * 1000.0).round() as i64,
+        )?;
+        let keep = Keep::from(c);
+        self.set_meta("keep_raw_s", keep.raw_s)?;
+        self.set_meta("keep_minute_s", keep.minute_s)?;
+        self.set_meta("keep_hour_s", keep.hour_s)
+    }
+
+    /// The settings [`Store::set_settings`] recorded (the defaults where none are):
+    /// (sample period in seconds, keep times).
+    pub fn settings(&self) -> Result<(i64, Keep), StoreError> {
+        let d = nvr_config::MetricsConfig::default();
+        let dk = Keep::from(&d);
+        let every_ms = self.meta("sample_every_ms")?.unwrap_or(10_000);
+        Ok((
+            (every_ms / 1000).max(1),
+            Keep {
+                raw_s: self.meta("keep_raw_s")?.unwrap_or(dk.raw_s),
+                minute_s: self.meta("keep_minute_s")?.unwrap_or(dk.minute_s),
+                hour_s: self.meta("keep_hour_s")?.unwrap_or(dk.hour_s),
+            },
+        ))
+    }
+
     fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
