@@ -60,6 +60,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/schedule.js", get(ui::schedule_js))
         .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
+        .route("/ui/metrics.js", get(ui::metrics_js))
+        .route("/ui/vendor/uPlot.iife.min.js", get(ui::uplot_js))
+        .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
         .route(
             "/api/login",
             post(auth::login)

@@ -49,3 +49,25 @@ fn page(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         body,
     )
 }
+
+pub async fn metrics_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/metrics.js"),
+    )
+}
+
+/// uPlot 1.6.31 (MIT, `ui/vendor/uPlot.LICENSE`), the metrics page's charts.
+pub async fn uplot_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.iife.min.js"),
+    )
+}
+
+pub async fn uplot_css() -> impl IntoResponse {
+    page(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.min.css"),
+    )
+}

@@ -1,6 +1,6 @@
 //! The metrics history: a worker killed twice shows in the restarts series and as two markers;
 //! the fps series has data; a damaged metrics file is set aside and the supervisor runs on; bad
-//! parameters are a 400 naming the field.
+//! parameters are a 400 naming the field; the metrics page draws it all in Chromium.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_config, signal, wait_until, Nvr, TempDir};
@@ -114,4 +114,29 @@ fn restarts_show_in_the_history_and_a_broken_file_is_set_aside() {
         );
     }
     assert!(camera_in(&nvr.status(), "hist18").is_some());
+
+    // The metrics page in Chromium: charts with drawn data and both markers; a screenshot kept.
+    let root = nvr_tests::fakecam::workspace_root();
+    let shots = root.join("target/ui-screenshots/metrics");
+    let out = std::process::Command::new("timeout")
+        .args(["-k", "5", "120", "node"])
+        .arg(root.join("tests/ui/metrics.mjs"))
+        .args(["--base", &format!("http://127.0.0.1:{}", nvr.port)])
+        .args([
+            "--shots",
+            &shots.display().to_string(),
+            "--camera",
+            "hist18",
+        ])
+        .current_dir(root.join("tests/ui"))
+        .output()
+        .expect("node (see scripts/setup.sh)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "metrics page checks failed:\n{text}");
+    assert!(shots.join("metrics.png").is_file());
 }
