@@ -31,6 +31,7 @@ const nvrMetrics = (() => {
     const width = Math.max(300, Math.min(900, box.clientWidth || 900));
     const u = new uPlot({
       title: spec.title, width, height: 180,
+      axes: [0, 1].map(() => ({ stroke: "#bbb", grid: { stroke: "#333" }, ticks: { stroke: "#333" } })),
       series: [{}, ...spec.series.map((s, i) => ({ label: s, stroke: COLOURS[i], width: 2, spanGaps: false }))],
       hooks: { draw: [(u) => {
         const ctx = u.ctx;
