@@ -345,3 +345,69 @@ fn resolution_follows_the_range_unless_step_asks() {
     assert_eq!(r(8 * DAY, None), Resolution::Hour);
     assert_eq!(r(90 * DAY, None), Resolution::Hour);
 }
+
+/// Benchmark (run by hand: `cargo test --release -p supervisor cost_of_storing -- --ignored
+/// --nocapture`): storing and maintenance per sample at 1 and 16 cameras, over two simulated
+/// hours; a 90-day query of one camera at the hour resolution. Figures in decision 78.
+#[test]
+#[ignore]
+fn cost_of_storing() {
+    let names: Vec<&'static str> = SERIES
+        .iter()
+        .filter(|s| s.per_camera)
+        .map(|s| s.name)
+        .collect();
+    for n_cams in [1, 16] {
+        let dir = scratch(&format!("cost-{n_cams}"));
+        let (mut store, _) = Store::open(&dir).unwrap();
+        let cams: Vec<String> = (0..n_cams).map(|i| format!("cam{i}")).collect();
+        let started = std::time::Instant::now();
+        let n_samples = 720;
+        for k in 0..n_samples {
+            let t = T0 + k * 10;
+            let samples: Vec<Sample<'_>> = cams
+                .iter()
+                .flat_map(|c| names.iter().map(move |n| (c.as_str(), *n, (t % 97) as f64)))
+                .collect();
+            store.insert(t, &samples, &[]).unwrap();
+            for _ in 0..8 {
+                if !store.maintain(t, KEEP).unwrap() {
+                    break;
+                }
+            }
+        }
+        let per_sample = started.elapsed() / n_samples as u32;
+        println!(
+            "{n_cams} cameras: {per_sample:?} per sample (store and maintain), {:.3} % of a core at 10 s",
+            per_sample.as_secs_f64() / 10.0 * 100.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let dir = scratch("cost-query");
+    let (mut store, _) = Store::open(&dir).unwrap();
+    store.insert(T0, &[("cam", "cpu", 0.0)], &[]).unwrap();
+    let samples: Vec<Sample<'_>> = names.iter().map(|n| ("cam", *n, 1.0)).collect();
+    store.insert(T0, &samples, &[]).unwrap();
+    {
+        let tx = store.conn.transaction().unwrap();
+        for h in 0..90 * 24 {
+            tx.execute(
+                "INSERT INTO hour (series, t, v, lo, hi, n) SELECT id, ?1, 1, 0, 2, 360 FROM series",
+                [T0 + h * 3600],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let got = store
+        .query("cam", &names, T0, T0 + 90 * DAY, 3600, Resolution::Hour)
+        .unwrap();
+    println!(
+        "90 days of one camera, {} series at the hour resolution: {} points each in {:?}",
+        names.len(),
+        got.t.len(),
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
