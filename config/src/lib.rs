@@ -8,12 +8,14 @@ mod camera;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod layout;
+mod metrics;
 mod mqtt;
 mod reader;
 mod schedule;
 mod secret;
 mod webhook;
 
+pub use metrics::{MetricsConfig, MAX_SAMPLE_EVERY_S, MIN_SAMPLE_EVERY_S};
 pub use mqtt::MqttConfig;
 pub use reader::Problem;
 pub use secret::{redact_url, url_has_credentials, Password};
@@ -48,6 +50,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// Receivers of signed event POSTs (empty: none).
     pub webhooks: Vec<WebhookConfig>,
+    /// The metrics history: sampling period and how long each resolution is kept.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -509,6 +513,10 @@ fn read_config(
         None => (BTreeMap::new(), Vec::new()),
     };
     let mqtt = top.raw("mqtt").map(|v| mqtt::read_mqtt(v, env, problems));
+    let metrics = match top.raw("metrics") {
+        Some(v) => metrics::read_metrics(v, problems),
+        None => Some(MetricsConfig::default()),
+    };
     // Defaults are validated on their own (errors point at `defaults.*`); cameras inherit them only
     // when they are valid, so one mistake is reported once.
     let defaults = top.raw("defaults").cloned();
@@ -591,6 +599,7 @@ fn read_config(
             None => None,
         },
         webhooks: webhooks?,
+        metrics: metrics?,
     })
 }
 

@@ -530,3 +530,46 @@ fn metrics_token_rules() {
         assert!(!e.contains("0123456789abcdef"), "no token in errors: {e}");
     }
 }
+
+#[test]
+fn metrics_history_settings() {
+    let c = parse_with_env(MINIMAL, &[]).unwrap();
+    assert_eq!(c.metrics, MetricsConfig::default());
+    assert_eq!(c.metrics.sample_every_s, 10.0);
+    assert_eq!(c.metrics.keep_hour_s, 7_776_000.0);
+    let with = |m: &str| {
+        format!(r#"{{"metrics": {m}, "cameras": [{{"id": "a", "main_url": "rtsp://h/1"}}]}}"#)
+    };
+    let c = parse_with_env(
+        &with(r#"{"sample_every_s": 1, "keep_raw_s": 7200, "keep_minute_s": 86400, "keep_hour_s": 864000}"#),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.metrics,
+        MetricsConfig {
+            sample_every_s: 1.0,
+            keep_raw_s: 7200.0,
+            keep_minute_s: 86_400.0,
+            keep_hour_s: 864_000.0
+        }
+    );
+    for (text, want) in [
+        (
+            with(r#"{"sample_every_s": 0.5}"#),
+            "metrics.sample_every_s: 0.5 is out of range; use a number from 1 to 60",
+        ),
+        (
+            with(r#"{"keep_raw_s": 60}"#),
+            "metrics.keep_raw_s: 60 seconds is too short; keep at least 3600",
+        ),
+        (
+            with(r#"{"keep_hour_s": -1}"#),
+            "metrics.keep_hour_s: -1 is not positive",
+        ),
+        (with(r#"{"keep_days": 3}"#), "metrics.keep_days"),
+    ] {
+        let e = errors(&text);
+        assert!(e.contains(want), "{e}\nwanted: {want}");
+    }
+}

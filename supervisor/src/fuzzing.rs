@@ -418,7 +418,7 @@ fn replace(input: &[u8], pattern: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-fn camera_status() -> CameraStatus {
+pub(crate) fn camera_status() -> CameraStatus {
     CameraStatus {
         id: CAMERA.into(),
         name: CAMERA.into(),

@@ -435,6 +435,14 @@ fn run(args: Cli, config: nvr_config::Config) -> Result<(), Failure> {
         }
     };
     let status = Arc::new(RwLock::new(status::Snapshot::default()));
+    // The metrics history samples the published snapshot on its own thread, never the manager.
+    if let Err(e) = supervisor::metrics::sampler::spawn(
+        output_dir.clone(),
+        Arc::clone(&status),
+        config.metrics.clone(),
+    ) {
+        error!(error = %e, "cannot start the metrics sampler; no metrics history is kept");
+    }
     let config_path = args.config.display().to_string();
     let (mut manager, inbox) = Manager::new(
         config,

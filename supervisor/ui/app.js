@@ -356,7 +356,8 @@ async function cameraPage(id) {
     el("button", { type: "button", "data-stream": "main", onclick: () => { note.hidden = true; play("main"); } }, "Full resolution"),
     el("button", { type: "button", "data-stream": "sub", onclick: () => play("sub") }, "Sub stream"));
   single.append(el("h2", {}, c.name), box, el("div", { class: "controls" }, switches, mute, full, info), note,
-    el("p", {}, el("a", { href: `#/recordings?camera=${encodeURIComponent(id)}` }, "Recordings of this camera")),
+    el("p", {}, el("a", { href: `#/recordings?camera=${encodeURIComponent(id)}` }, "Recordings of this camera"),
+      " · ", el("a", { href: `#/metrics?camera=${encodeURIComponent(id)}&range=24h` }, "Metrics of this camera")),
     nvrSchedule.panel(id, api)); // schedule.js
   main.replaceChildren(single);
   play("main");
@@ -506,6 +507,7 @@ async function route() {
     else if (path === "/status") await statusPage();
     else if (path === "/recordings") await recordingsPage(params);
     else if (path.startsWith("/setup")) await nvrSetup.page(path, { main, api, onStatus, cleanup: pageCleanup, showLogin }); // setup.js
+    else if (path === "/metrics") await nvrMetrics.page(main, params); // metrics.js
     else await gridPage();
     connectStatus();
   } catch (e) {

@@ -425,7 +425,7 @@ async function gridChecks() {
     `every tile is a link named after its camera ("${tiles[0].label}")`);
   // Past the header's links (and the first-start banner's), the first tile.
   let focused = false;
-  for (let i = 0; i < 8 && !focused; i++) {
+  for (let i = 0; i < 10 && !focused; i++) {
     await page.keyboard.press("Tab");
     focused = await page.evaluate(() => document.activeElement.classList.contains("tile"));
   }

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod guard;
+mod history;
 pub mod live;
 pub mod mode;
 mod recordings;
@@ -61,6 +62,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/style.css", get(ui::style_css))
         .route("/ui/setup.js", get(ui::setup_js))
         .route("/ui/setup.css", get(ui::setup_css))
+        .route("/ui/metrics.js", get(ui::metrics_js))
+        .route("/ui/vendor/uPlot.iife.min.js", get(ui::uplot_js))
+        .route("/ui/vendor/uPlot.min.css", get(ui::uplot_css))
         .route(
             "/api/login",
             post(auth::login)
@@ -100,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/probe", post(config::probe))
         .route("/api/setup", post(config::setup))
+        .route("/api/metrics/history", get(history::metrics_history))
         .route("/api/recordings", get(recordings::list_recordings))
         .route("/api/recordings/{id}/file", get(recordings::recording_file))
         .route("/api/events", get(recordings::list_events))

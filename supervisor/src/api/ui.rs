@@ -64,3 +64,25 @@ pub async fn setup_css() -> impl IntoResponse {
         include_str!("../../ui/setup.css"),
     )
 }
+
+pub async fn metrics_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/metrics.js"),
+    )
+}
+
+/// uPlot 1.6.31 (MIT, `ui/vendor/uPlot.LICENSE`), the metrics page's charts.
+pub async fn uplot_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.iife.min.js"),
+    )
+}
+
+pub async fn uplot_css() -> impl IntoResponse {
+    page(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.min.css"),
+    )
+}

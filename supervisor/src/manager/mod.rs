@@ -586,6 +586,7 @@ impl Manager {
         // workers must keep writing there until a restart moves everything at once.
         let output_dir_changed = config.output_dir != self.config.output_dir;
         let webhooks_changed = config.webhooks != self.config.webhooks;
+        let metrics_changed = config.metrics != self.config.metrics;
         config.output_dir = self.config.output_dir.clone();
         let current: Vec<CameraConfig> = self.slots.iter().map(|s| s.cfg.clone()).collect();
         let summary = reload::diff(&current, &config.cameras);
@@ -631,6 +632,9 @@ impl Manager {
         }
         if webhooks_changed {
             summary.restart_needed.push("webhooks".into());
+        }
+        if metrics_changed {
+            summary.restart_needed.push("metrics".into());
         }
         self.modes_stale = true;
         self.sync_modes(now);

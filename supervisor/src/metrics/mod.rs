@@ -1,6 +1,9 @@
-//! Metrics: `/metrics` in the Prometheus text format ([`exposition`]).
+//! Metrics: `/metrics` in the Prometheus text format ([`exposition`]), and the history of them
+//! ([`sampler`] takes samples into the [`store`]).
 
 pub mod exposition;
+pub mod sampler;
+pub mod store;
 
 use exposition::{Extra, ProcessFigures};
 use std::path::Path;

@@ -5,6 +5,7 @@ mod bench;
 mod deploy;
 mod detection;
 mod fakecam;
+mod history;
 mod live;
 mod media;
 mod metrics;
