@@ -245,3 +245,16 @@ pub struct MqttStatus {
     /// Event messages dropped because the queue was full (`outbox::EVENTS_MAX`).
     pub dropped: u64,
 }
+
+/// Tells a notification thread to stop and waits up to `timeout` for it to finish.
+fn stop_thread(
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: &std::thread::JoinHandle<()>,
+    timeout: std::time::Duration,
+) {
+    let _ = stop.send(());
+    let deadline = std::time::Instant::now() + timeout;
+    while !thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

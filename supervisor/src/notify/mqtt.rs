@@ -28,7 +28,7 @@ use rumqttc::{
 };
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -50,11 +50,7 @@ pub struct Publisher {
 impl Publisher {
     /// Publishes `offline`, disconnects cleanly, and waits up to `timeout` for it.
     pub fn stop(self, timeout: Duration) {
-        let _ = self.stop.send(());
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        super::stop_thread(self.stop, &self.thread, timeout);
     }
 }
 

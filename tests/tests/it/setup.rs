@@ -1,7 +1,7 @@
 //! Camera set-up without editing JSON: the first login, validated config writes (ETag, no-op,
 //! problems, kill -9 mid-write) and probes of a closed port and a garbage server.
 
-use nvr_tests::nvr::{bin, Nvr};
+use nvr_tests::nvr::{bin, login, Nvr};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -96,27 +96,7 @@ fn first_login_then_validated_atomic_edits() {
         0o600
     );
     // Log in (the login answers the CSRF token and sets the cookie).
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let body = r#"{"username":"admin","password":"correct horse"}"#;
-    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let cookie = raw
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = raw
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
-        .and_then(|v| v["csrf"].as_str().map(String::from))
-        .unwrap();
+    let (cookie, csrf) = login(port, "admin", "correct horse");
     let auth = |etag: &str| -> Vec<(&'static str, String)> {
         vec![
             ("Cookie", cookie.clone()),
@@ -244,27 +224,7 @@ fn kill_9_during_a_write_leaves_the_old_file() {
     );
     let port = nvr.port;
     let path = nvr.config_path();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let body = r#"{"username":"admin","password":"correct horse"}"#;
-    write!(s, "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let cookie = raw
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = raw
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str::<Value>(b.trim()).ok())
-        .and_then(|v| v["csrf"].as_str().map(String::from))
-        .unwrap();
+    let (cookie, csrf) = login(port, "admin", "correct horse");
     let (_, cfg) = call(port, "GET", "/api/config", &[("Cookie", &cookie)], "");
     let etag = cfg["etag"].as_str().unwrap().to_string();
     let before = std::fs::read(&path).unwrap();

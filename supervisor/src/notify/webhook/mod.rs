@@ -26,7 +26,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::{Row, Store};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls;
@@ -48,11 +48,7 @@ pub struct Sender {
 impl Sender {
     /// Stops after the attempts under way (up to `timeout`).
     pub fn stop(self, timeout: Duration) {
-        let _ = self.stop.send(());
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::notify::stop_thread(self.stop, &self.thread, timeout);
     }
 }
 
