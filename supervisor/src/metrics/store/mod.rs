@@ -366,19 +366,7 @@ impl Store {
             path: path.to_path_buf(),
             ids: BTreeMap::new(),
         };
-        let rows: Vec<(i64, String, String)> = {
-            let mut q = store
-                .conn
-                .prepare("SELECT id, camera, name FROM series")
-                .map_err(|e| store.db(e))?;
-            let rows = q
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| store.db(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| store.db(e))?
-        };
-        for (id, camera, name) in rows {
-            store.ids.insert((camera, name), id);
-        }
+        store.load_series()?;
         Ok(store)
     }
 
@@ -399,20 +387,26 @@ impl Store {
             path,
             ids: BTreeMap::new(),
         };
+        store.load_series()?;
+        Ok(store)
+    }
+
+    /// Reads the ids of the series already in the file.
+    fn load_series(&mut self) -> Result<(), StoreError> {
         let rows: Vec<(i64, String, String)> = {
-            let mut q = store
+            let mut q = self
                 .conn
                 .prepare("SELECT id, camera, name FROM series")
-                .map_err(|e| store.db(e))?;
+                .map_err(|e| self.db(e))?;
             let rows = q
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| store.db(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| store.db(e))?
+                .map_err(|e| self.db(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.db(e))?
         };
         for (id, camera, name) in rows {
-            store.ids.insert((camera, name), id);
+            self.ids.insert((camera, name), id);
         }
-        Ok(store)
+        Ok(())
     }
 
     fn db(&self, source: rusqlite::Error) -> StoreError {
