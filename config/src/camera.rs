@@ -96,6 +96,15 @@ pub(crate) fn read_camera(
         Some(v) => read_live(v, &obj.field_path("live"), problems),
         None => Some(LiveConfig::default()),
     };
+    let onvif = match obj.raw("onvif") {
+        Some(v) => Some(crate::onvif::read_onvif(
+            v,
+            &obj.field_path("onvif"),
+            env,
+            problems,
+        )),
+        None => None,
+    };
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
@@ -112,6 +121,7 @@ pub(crate) fn read_camera(
         limits: limits?,
         schedule,
         live: live?,
+        onvif: onvif.map(|o| o.ok_or(())).transpose().ok()?,
     })
 }
 

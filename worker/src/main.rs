@@ -169,8 +169,8 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     let config = match down.recv().map(|m| m.body) {
         Ok(ToWorker::Configure(c)) => c,
         Ok(ToWorker::Shutdown { .. }) => return exit_code::OK,
-        Ok(ToWorker::Update { .. }) => {
-            error!("expected Configure, got Update");
+        Ok(ToWorker::Update { .. } | ToWorker::Ptz { .. }) => {
+            error!("expected Configure first");
             return exit_code::PROTOCOL;
         }
         Err(LinkError::Disconnected) => return exit_code::LOST_SUPERVISOR,
@@ -304,6 +304,15 @@ fn command_loop(
                 }
                 if let Ok(mut tx) = up.lock() {
                     let _ = tx.send(&ToSupervisor::Reply { request_id, error });
+                }
+            }
+            Ok(ToWorker::Ptz { request_id, .. }) => {
+                let result = Err(nvr_proto::ptz::PtzError::new(
+                    nvr_proto::ptz::PtzErrorKind::NoOnvif,
+                    "this worker has no PTZ client yet",
+                ));
+                if let Ok(mut tx) = up.lock() {
+                    let _ = tx.send(&ToSupervisor::PtzReply { request_id, result });
                 }
             }
             Err(e @ LinkError::Decode(_)) => {

@@ -505,6 +505,9 @@ impl Manager {
             ToSupervisor::Probed(_) => {
                 warn!(%camera_id, "a camera's worker sent a probe answer; ignored")
             }
+            ToSupervisor::PtzReply { request_id, .. } => {
+                warn!(%camera_id, request_id, "PTZ answer with no request waiting; ignored")
+            }
         }
     }
 
