@@ -96,15 +96,10 @@ pub(crate) fn read_camera(
         Some(v) => read_live(v, &obj.field_path("live"), problems),
         None => Some(LiveConfig::default()),
     };
-    let onvif = match obj.raw("onvif") {
-        Some(v) => Some(crate::onvif::read_onvif(
-            v,
-            &obj.field_path("onvif"),
-            env,
-            problems,
-        )),
-        None => None,
-    };
+    let onvif_path = obj.field_path("onvif");
+    let onvif = obj
+        .raw("onvif")
+        .map(|v| crate::onvif::read_onvif(v, &onvif_path, env, problems));
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
