@@ -137,6 +137,8 @@ pub enum PtzErrorKind {
     CameraError,
     /// The request itself is invalid (a velocity out of range, an unknown preset).
     BadRequest,
+    /// Too many commands are waiting for this camera; try again.
+    Busy,
 }
 
 impl PtzErrorKind {
@@ -150,6 +152,7 @@ impl PtzErrorKind {
             PtzErrorKind::WorkerUnavailable => "worker_unavailable",
             PtzErrorKind::CameraError => "camera_error",
             PtzErrorKind::BadRequest => "bad_request",
+            PtzErrorKind::Busy => "busy",
         }
     }
 }
