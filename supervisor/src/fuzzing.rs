@@ -450,6 +450,7 @@ pub(crate) fn camera_status() -> CameraStatus {
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
         recording_mode: nvr_config::RecordingMode::Off,
+        ptz: false,
         warnings: Vec::new(),
         totals: Default::default(),
     }

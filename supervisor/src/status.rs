@@ -215,6 +215,9 @@ pub struct CameraStatus {
     /// The configured recording mode. With `off` the worker does not connect MAIN at all, so
     /// there is no MAIN live view (`live?stream=main` closes with `main_not_connected`).
     pub recording_mode: nvr_config::RecordingMode,
+    /// Whether the camera has an `onvif` section: the UI shows PTZ controls (what the camera can
+    /// do is `GET /api/cameras/{id}/ptz`).
+    pub ptz: bool,
     /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
     /// two GOPs, packets dropped for being too large for their ring.
     pub warnings: Vec<String>,

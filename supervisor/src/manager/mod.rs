@@ -14,6 +14,7 @@ mod lifecycle;
 mod link;
 mod police;
 pub(crate) mod process;
+mod ptz;
 mod reload;
 mod report;
 
@@ -44,6 +45,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 pub use lifecycle::SHUTDOWN_DEADLINE;
+pub use ptz::PtzResult;
 pub use reload::ReloadSummary;
 
 /// How often the manager looks at its workers when no message arrives and nothing is due sooner (a
@@ -82,6 +84,13 @@ pub enum Command {
         camera_id: Option<String>,
         change: Option<Override>,
         reply: oneshot::Sender<Result<Vec<(String, ModeStatus)>, OverrideError>>,
+    },
+    /// A pan-tilt-zoom command for a camera's worker. Answered with the worker's reply, or at once
+    /// when it cannot be sent (`None`: no such camera).
+    Ptz {
+        camera_id: String,
+        command: nvr_proto::ptz::PtzCommand,
+        reply: ptz::PtzReply,
     },
     /// The modes a camera's config gives over `[from_ms, to_ms)` (its schedule's intervals).
     Schedule {
@@ -227,6 +236,8 @@ pub struct Manager {
     next_generation: u64,
     /// The last `request_id` sent to a worker.
     next_request_id: u64,
+    /// PTZ requests waiting for their worker's answer.
+    ptz: ptz::Pending,
     /// State of the jitter generator (xorshift64).
     rng: u64,
     shutdown_reply: Option<oneshot::Sender<()>>,
@@ -297,6 +308,7 @@ impl Manager {
             clock,
             next_generation: 1,
             next_request_id: 0,
+            ptz: ptz::Pending::default(),
             rng: nvr_proto::unix_ns() ^ u64::from(std::process::id()) | 1,
             shutdown_reply: None,
             last_reload_error: None,
@@ -434,6 +446,15 @@ impl Manager {
         received_ns: u64,
         env: Envelope<ToSupervisor>,
     ) {
+        if let ToSupervisor::PtzReply { request_id, result } = env.body {
+            if !self.ptz.answer(request_id, generation, result) {
+                info!(
+                    request_id,
+                    "a PTZ answer came after its request was answered"
+                );
+            }
+            return;
+        }
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
         let archive = self.archive.clone();
@@ -505,9 +526,7 @@ impl Manager {
             ToSupervisor::Probed(_) => {
                 warn!(%camera_id, "a camera's worker sent a probe answer; ignored")
             }
-            ToSupervisor::PtzReply { request_id, .. } => {
-                warn!(%camera_id, request_id, "PTZ answer with no request waiting; ignored")
-            }
+            ToSupervisor::PtzReply { .. } => {}
         }
     }
 
@@ -544,6 +563,16 @@ impl Manager {
                 reply,
             } => {
                 let _ = reply.send(self.set_override(camera_id, change));
+            }
+            Command::Ptz {
+                camera_id,
+                command,
+                reply,
+            } => {
+                let result = self.ptz_command(&camera_id, command, reply, now);
+                if let Some((reply, result)) = result {
+                    let _ = reply.send(result);
+                }
             }
             Command::Schedule {
                 camera_id,
@@ -809,6 +838,68 @@ impl Manager {
 
     /// How long the manager may sleep: until the next start or forced kill is due, at most [`TICK`],
     /// and [`REAP_POLL`] while a worker is on its way out.
+    /// Sends a PTZ command to the camera's worker and keeps the request until it answers; gives
+    /// the reply back with the answer when there is one at once (no such camera, no `onvif`, no
+    /// running worker, too many waiting).
+    fn ptz_command(
+        &mut self,
+        camera_id: &str,
+        command: nvr_proto::ptz::PtzCommand,
+        reply: ptz::PtzReply,
+        now: Instant,
+    ) -> Option<(ptz::PtzReply, Option<PtzResult>)> {
+        use nvr_proto::ptz::{PtzError, PtzErrorKind};
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.cfg.id.as_str() == camera_id)
+        else {
+            return Some((reply, None));
+        };
+        let refuse = |kind, detail: String| Some(Some(Err(PtzError::new(kind, detail))));
+        let answer = if slot.cfg.onvif.is_none() {
+            refuse(
+                PtzErrorKind::NoOnvif,
+                format!("camera {camera_id:?} has no \"onvif\" section in the config; add one to use PTZ (docs/config.md)"),
+            )
+        } else if slot.life.state() != WorkerState::Running {
+            refuse(
+                PtzErrorKind::WorkerUnavailable,
+                format!(
+                    "the camera's worker is {}; try again when it runs",
+                    format!("{:?}", slot.life.state()).to_lowercase()
+                ),
+            )
+        } else {
+            None
+        };
+        if let Some(answer) = answer {
+            return Some((reply, answer));
+        }
+        let generation = slot.life.run().map_or(0, |r| r.generation);
+        if self.ptz.count_for(generation) >= ptz::MAX_WAITING {
+            let busy = PtzError::new(
+                PtzErrorKind::Busy,
+                "too many PTZ requests are waiting for this camera; try again",
+            );
+            return Some((reply, Some(Err(busy))));
+        }
+        self.next_request_id += 1;
+        let request_id = self.next_request_id;
+        if !slot.send(&ToWorker::Ptz {
+            request_id,
+            command,
+        }) {
+            let gone = PtzError::new(
+                PtzErrorKind::WorkerUnavailable,
+                "the camera's worker is not connected",
+            );
+            return Some((reply, Some(Err(gone))));
+        }
+        self.ptz.add(request_id, generation, now, reply);
+        None
+    }
+
     fn until_due(&self) -> Duration {
         if self.slots.iter().any(|s| s.life.exiting()) {
             return REAP_POLL;
@@ -824,6 +915,7 @@ impl Manager {
             .iter()
             .filter_map(|s| s.life.next_due())
             .chain(self.watchdog.as_ref().map(|w| w.due()))
+            .chain(self.ptz.next_due())
             .map(|t| t.saturating_duration_since(now))
             .chain(mode_due)
             .fold(TICK, Duration::min)
@@ -854,6 +946,9 @@ impl Manager {
         }
         // A removal changes the count of slots, which makes `publish` rebuild every camera.
         self.slots.retain(|s| !s.life.is_gone());
+        let slots = &self.slots;
+        self.ptz
+            .expire(now, |g| slots.iter().any(|s| s.life.owns(g)));
         self.sync_modes(now);
         if now.duration_since(self.last_police) >= POLICE_EVERY {
             self.last_police = now;

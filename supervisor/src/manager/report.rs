@@ -74,6 +74,7 @@ pub fn camera_status(slot: &Slot, now: Instant, clock: WallClock) -> CameraStatu
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
         recording_mode: slot.cfg.recording.mode,
+        ptz: slot.cfg.onvif.is_some(),
         warnings: CameraStatus::warnings_of(slot.last_stats.as_ref()),
         totals: crate::status::Totals {
             cpu_s: slot.totals.cpu_s + process.map_or(0.0, |p| p.cpu_s),
