@@ -61,6 +61,8 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/schedule.js", get(ui::schedule_js))
         .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
+        .route("/ui/ptz.js", get(ui::ptz_js))
+        .route("/ui/ptz.css", get(ui::ptz_css))
         .route("/ui/setup.js", get(ui::setup_js))
         .route("/ui/setup.css", get(ui::setup_css))
         .route("/ui/metrics.js", get(ui::metrics_js))
