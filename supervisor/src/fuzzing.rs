@@ -451,6 +451,7 @@ pub(crate) fn camera_status() -> CameraStatus {
         sub_url: None,
         recording_mode: nvr_config::RecordingMode::Off,
         ptz: false,
+        motion_preview: None,
         warnings: Vec::new(),
         totals: Default::default(),
     }

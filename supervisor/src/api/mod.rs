@@ -14,6 +14,7 @@ pub mod guard;
 mod history;
 pub mod live;
 pub mod mode;
+mod motion_preview;
 mod ptz;
 mod recordings;
 pub mod server;
@@ -91,6 +92,10 @@ pub fn app(state: AppState) -> Router {
             post(mode::set_all_modes).delete(mode::clear_all_modes),
         )
         .route("/api/cameras/{id}/schedule", get(mode::camera_schedule))
+        .route(
+            "/api/cameras/{id}/motion/preview",
+            post(motion_preview::start).delete(motion_preview::end),
+        )
         .route(
             "/api/cameras/{id}/ptz",
             get(ptz::describe).post(ptz::command),
@@ -453,6 +458,7 @@ mod tests {
             sub_url: None,
             recording_mode: nvr_config::RecordingMode::Off,
             ptz: false,
+            motion_preview: None,
             warnings: Vec::new(),
             totals: Default::default(),
         }

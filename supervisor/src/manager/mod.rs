@@ -92,6 +92,13 @@ pub enum Command {
         command: nvr_proto::ptz::PtzCommand,
         reply: ptz::PtzReply,
     },
+    /// Try motion sensitivity on the running worker without saving it (`Some`), for a while, or
+    /// end the trial (`None`): the set-up page's live readout while a slider moves.
+    PreviewMotion {
+        camera_id: String,
+        preview: Option<MotionPreview>,
+        reply: oneshot::Sender<Result<(), PreviewError>>,
+    },
     /// The modes a camera's config gives over `[from_ms, to_ms)` (its schedule's intervals).
     Schedule {
         camera_id: String,
@@ -99,6 +106,25 @@ pub enum Command {
         to_ms: i64,
         reply: oneshot::Sender<Option<serde_json::Value>>,
     },
+}
+
+/// Motion sensitivity being tried on a running worker, not saved: it ends at `until` (or a
+/// reload, a worker restart, or `None`), and the worker goes back to the config's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionPreview {
+    /// `None`: the config's.
+    pub threshold: Option<u8>,
+    pub min_area: Option<f64>,
+    pub until: Instant,
+}
+
+/// Why a motion preview was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no camera with id {0:?}")]
+    UnknownCamera(String),
+    #[error("the camera's worker is not running with motion detection on; try again when it runs")]
+    NotRunning,
 }
 
 /// Why an override was not changed.
@@ -178,6 +204,8 @@ struct Slot {
     /// The settings the running worker has (its `Configure` or last `Update`); `None` until it
     /// said `Hello`.
     sent: Option<CameraSettings>,
+    /// Motion sensitivity being tried, not saved (the set-up page's sliders).
+    motion_preview: Option<MotionPreview>,
     /// Changed since the last publish.
     dirty: bool,
     /// Counters since the supervisor started; `totals.cpu_s` holds the CPU of exited processes
@@ -213,6 +241,7 @@ impl Slot {
             },
             mode_at_ms: i64::MIN,
             sent: None,
+            motion_preview: None,
             dirty: true,
             totals: Default::default(),
         }
@@ -564,6 +593,13 @@ impl Manager {
             } => {
                 let _ = reply.send(self.set_override(camera_id, change));
             }
+            Command::PreviewMotion {
+                camera_id,
+                preview,
+                reply,
+            } => {
+                let _ = reply.send(self.preview_motion(&camera_id, preview, now));
+            }
             Command::Ptz {
                 camera_id,
                 command,
@@ -629,8 +665,10 @@ impl Manager {
                 None => slot.life.removed(now),
                 Some(new) if *new == slot.cfg => continue,
                 Some(new) if reload::in_place(&slot.cfg, new) => {
-                    // `sync_modes` sends the new settings, with the mode in force, as an `Update`.
+                    // `sync_modes` sends the new settings, with the mode in force, as an `Update`;
+                    // saved settings end a preview.
                     slot.cfg = new.clone();
+                    slot.motion_preview = None;
                     slot.dirty = true;
                     continue;
                 }
@@ -717,6 +755,13 @@ impl Manager {
                 }
                 slot.mode = m;
                 slot.mode_at_ms = now_ms;
+            }
+            if slot.motion_preview.as_ref().is_some_and(|p| now >= p.until)
+                || (slot.motion_preview.is_some() && slot.life.state() != WorkerState::Running)
+            {
+                info!(camera_id = %id, "motion preview ended");
+                slot.motion_preview = None;
+                slot.dirty = true;
             }
             let Some(sent) = &slot.sent else { continue };
             if slot.life.state() != WorkerState::Running {
@@ -838,6 +883,37 @@ impl Manager {
 
     /// How long the manager may sleep: until the next start or forced kill is due, at most [`TICK`],
     /// and [`REAP_POLL`] while a worker is on its way out.
+    /// Starts, renews or ends a camera's motion preview; `sync_modes` sends the worker the
+    /// settings with it (or, once it ends, without it).
+    fn preview_motion(
+        &mut self,
+        camera_id: &str,
+        preview: Option<MotionPreview>,
+        now: Instant,
+    ) -> Result<(), PreviewError> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.cfg.id.as_str() == camera_id)
+            .ok_or_else(|| PreviewError::UnknownCamera(camera_id.to_string()))?;
+        if preview.is_some()
+            && (slot.life.state() != WorkerState::Running || !slot.cfg.motion.enabled)
+        {
+            return Err(PreviewError::NotRunning);
+        }
+        match &preview {
+            Some(p) => {
+                info!(camera_id, threshold = ?p.threshold, min_area = ?p.min_area, "motion preview")
+            }
+            None if slot.motion_preview.is_some() => info!(camera_id, "motion preview ended"),
+            None => {}
+        }
+        slot.motion_preview = preview;
+        slot.dirty = true;
+        self.sync_modes(now);
+        Ok(())
+    }
+
     /// Sends a PTZ command to the camera's worker and keeps the request until it answers; gives
     /// the reply back with the answer when there is one at once (no such camera, no `onvif`, no
     /// running worker, too many waiting).
@@ -1182,6 +1258,10 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
 fn desired_settings(slot: &Slot) -> CameraSettings {
     let mut settings = CameraSettings::from(&slot.cfg);
     settings.recording.mode = slot.mode.current.into();
+    if let Some(p) = &slot.motion_preview {
+        settings.motion.threshold = p.threshold.unwrap_or(settings.motion.threshold);
+        settings.motion.min_area = p.min_area.unwrap_or(settings.motion.min_area);
+    }
     settings
 }
 

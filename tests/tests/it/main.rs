@@ -12,7 +12,7 @@ mod metrics;
 mod notify;
 mod ops;
 mod packets;
-mod ptz;
+// mod ptz;
 mod recording;
 mod reliability;
 mod schedule;
