@@ -10,6 +10,7 @@ mod live;
 mod media;
 mod metrics;
 mod notify;
+mod onvif_client;
 mod ops;
 mod packets;
 mod recording;
