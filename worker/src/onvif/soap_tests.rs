@@ -253,3 +253,17 @@ fn xs_durations() {
         assert_eq!(xs_duration(Duration::from_millis(ms)), want);
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_not_text() {
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend_from_slice(
+        std::fs::read_to_string(format!(
+            "{}/src/onvif/testdata/presets.xml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .as_bytes(),
+    );
+    assert_eq!(presets(&parse_reply(&bytes).unwrap()).len(), 1);
+}
