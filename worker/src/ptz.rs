@@ -15,11 +15,13 @@
 //!   restart), and `Stop` when the worker stops or loses the supervisor.
 
 use nvr_proto::ptz::{PtzAnswer, PtzCommand, PtzDescription, PtzError, PtzErrorKind};
+use nvr_proto::settings::OnvifSettings;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+use worker::onvif::Client;
 
 /// What a command got: the camera's answer or why not.
 pub type Reply = Result<PtzAnswer, PtzError>;
@@ -61,15 +63,42 @@ pub trait Device: Send {
 /// Opens a connection to the camera (learns its clock, services and profile).
 pub type Connect = Box<dyn FnMut() -> Result<Box<dyn Device>, PtzError> + Send>;
 
-/// The connection to a camera's ONVIF service.
-pub fn onvif_connector(settings: nvr_proto::settings::OnvifSettings) -> Connect {
-    let _ = settings;
-    Box::new(|| {
-        Err(PtzError::new(
-            PtzErrorKind::NoOnvif,
-            "this build has no ONVIF client yet",
-        ))
+/// How long one exchange with the camera may take; connecting (four exchanges) takes at most
+/// twice this, inside the 5 s the supervisor waits for an answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection to a camera's ONVIF service, made when the first call needs it.
+pub fn onvif_connector(settings: OnvifSettings) -> Connect {
+    Box::new(move || {
+        let client = Client::connect(&settings, CALL_TIMEOUT)?;
+        info!(
+            profile = client.profile_token(),
+            clock_offset_s = client.clock_offset_s(),
+            "connected to the camera's ONVIF service"
+        );
+        Ok(Box::new(client) as Box<dyn Device>)
     })
+}
+
+impl Device for Client {
+    fn continuous_move(&mut self, v: Velocity, timeout: Duration) -> Result<(), PtzError> {
+        Client::continuous_move(self, v.pan, v.tilt, v.zoom, timeout)
+    }
+    fn stop(&mut self) -> Result<(), PtzError> {
+        Client::stop(self)
+    }
+    fn goto_preset(&mut self, preset: &str) -> Result<(), PtzError> {
+        Client::goto_preset(self, preset)
+    }
+    fn set_preset(&mut self, name: &str) -> Result<String, PtzError> {
+        Client::set_preset(self, name)
+    }
+    fn describe(&mut self) -> Result<PtzDescription, PtzError> {
+        Client::describe(self)
+    }
+    fn moving(&mut self) -> Result<Option<bool>, PtzError> {
+        Client::status(self).map(|(_, moving)| moving)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,16 +112,17 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
     cam["onvif"] = onvif_of(device.port(), PASSWORD);
     cam["motion"] = json!({"post_motion_s": 1});
     cam["recording"] = json!({"pre_roll_s": 1, "post_roll_s": 1});
-    let nvr = Nvr::start(
-        json!({"heartbeat_interval_s": 0.5, "cameras": [cam]}),
-        &[],
-    );
+    let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": [cam]}), &[]);
     nvr.wait_running(&["cam"]);
     assert_eq!(nvr.camera("cam")["ptz"], true);
 
     // What the device can do, and its presets.
     let d = describe(&nvr, "cam");
-    assert_eq!((&d["pan_tilt"], &d["zoom"]), (&json!(true), &json!(true)), "{d}");
+    assert_eq!(
+        (&d["pan_tilt"], &d["zoom"]),
+        (&json!(true), &json!(true)),
+        "{d}"
+    );
     let presets = d["presets"].as_array().unwrap();
     assert!(presets.iter().any(|p| p["token"] == "home"), "{d}");
 
@@ -130,19 +131,35 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
         .as_str()
         .unwrap()
         .to_string();
-    let (code, r) = ptz(&nvr, "cam", json!({"action": "goto_preset", "preset": home_name}));
+    let (code, r) = ptz(
+        &nvr,
+        "cam",
+        json!({"action": "goto_preset", "preset": home_name}),
+    );
     assert_eq!(code, 200, "{r}");
     go_home(&nvr, "cam");
-    let (code, r) = ptz(&nvr, "cam", json!({"action": "move", "pan": 0.2, "tilt": -0.1, "zoom": 0.1}));
+    let (code, r) = ptz(
+        &nvr,
+        "cam",
+        json!({"action": "move", "pan": 0.2, "tilt": -0.1, "zoom": 0.1}),
+    );
     assert_eq!(code, 200, "{r}");
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(200));
-        ptz(&nvr, "cam", json!({"action": "move", "pan": 0.2, "tilt": -0.1, "zoom": 0.1}));
+        ptz(
+            &nvr,
+            "cam",
+            json!({"action": "move", "pan": 0.2, "tilt": -0.1, "zoom": 0.1}),
+        );
     }
     let (code, r) = ptz(&nvr, "cam", json!({"action": "stop"}));
     assert_eq!(code, 200, "{r}");
-    let p = stands_still(&nvr, "cam").unwrap_or_else(|(a, b)| panic!("still moving after stop: {a:?} {b:?}"));
-    assert!(p[0] > 0.05 && p[1] < -0.02 && p[2] > 0.02, "the move moved it: {p:?}");
+    let p = stands_still(&nvr, "cam")
+        .unwrap_or_else(|(a, b)| panic!("still moving after stop: {a:?} {b:?}"));
+    assert!(
+        p[0] > 0.05 && p[1] < -0.02 && p[2] > 0.02,
+        "the move moved it: {p:?}"
+    );
 
     // set_preset returns a token the preset list then holds; goto back to it.
     let (code, r) = ptz(&nvr, "cam", json!({"action": "set_preset", "name": "gate"}));
@@ -154,10 +171,16 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
         .iter()
         .any(|p| p["token"] == token.as_str() && p["name"] == "gate"));
     go_home(&nvr, "cam");
-    ptz(&nvr, "cam", json!({"action": "goto_preset", "preset": token}));
-    wait_until(Duration::from_secs(10), "the device at the gate preset", || {
-        close(position(&nvr, "cam"), p).then_some(())
-    });
+    ptz(
+        &nvr,
+        "cam",
+        json!({"action": "goto_preset", "preset": token}),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the device at the gate preset",
+        || close(position(&nvr, "cam"), p).then_some(()),
+    );
 
     // Bad requests change nothing.
     for body in [
@@ -166,7 +189,11 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
         json!({"action": "goto_preset", "preset": ""}),
     ] {
         let (code, r) = ptz(&nvr, "cam", body.clone());
-        assert_eq!((code, &r["error"]), (400, &json!("bad_request")), "{body}: {r}");
+        assert_eq!(
+            (code, &r["error"]),
+            (400, &json!("bad_request")),
+            "{body}: {r}"
+        );
     }
     let (code, r) = ptz(&nvr, "nosuch", json!({"action": "stop"}));
     assert_eq!(code, 404, "{r}");
@@ -174,19 +201,31 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
     // The dead-man stop: one move and no renewal; the device stops within the 0.5 s window.
     go_home(&nvr, "cam");
     let sent = Instant::now();
-    ptz(&nvr, "cam", json!({"action": "move", "pan": 0.2, "tilt": 0, "zoom": 0}));
+    ptz(
+        &nvr,
+        "cam",
+        json!({"action": "move", "pan": 0.2, "tilt": 0, "zoom": 0}),
+    );
     std::thread::sleep(Duration::from_secs(1).saturating_sub(sent.elapsed()));
     let p = stands_still(&nvr, "cam")
         .unwrap_or_else(|(a, b)| panic!("still moving 1 s after the last renewal: {a:?} {b:?}"));
     // 0.2/s for the 0.5 s window plus the round trips: well under a second's worth (0.2).
-    assert!(p[0] > 0.02 && p[0] < 0.2, "pan {} after the dead-man stop", p[0]);
+    assert!(
+        p[0] > 0.02 && p[0] < 0.2,
+        "pan {} after the dead-man stop",
+        p[0]
+    );
     assert_eq!(describe(&nvr, "cam")["moving"], false);
 
     // A worker killed mid-move: the device ignores a move's timeout, so only the restarted
     // worker's start-up Stop can stop it.
     go_home(&nvr, "cam");
     let old = pid(&nvr.camera("cam")).unwrap();
-    ptz(&nvr, "cam", json!({"action": "move", "pan": 0.0, "tilt": 0.1, "zoom": 0}));
+    ptz(
+        &nvr,
+        "cam",
+        json!({"action": "move", "pan": 0.0, "tilt": 0.1, "zoom": 0}),
+    );
     std::thread::sleep(Duration::from_millis(200));
     signal(old, "KILL");
     wait_until(Duration::from_secs(20), "a new worker", || {
@@ -196,7 +235,11 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
     let p = wait_until(Duration::from_secs(10), "the device stopped", || {
         stands_still(&nvr, "cam").ok()
     });
-    assert!(p[1] > 0.01 && p[1] < 0.9, "tilt {} when the restarted worker stopped it", p[1]);
+    assert!(
+        p[1] > 0.01 && p[1] < 0.9,
+        "tilt {} when the restarted worker stopped it",
+        p[1]
+    );
 
     // A pan over the scripted motion records nothing: detection pauses while the camera moves
     // and settles. The fake camera's box starts moving 10 s into each 20 s loop.
@@ -207,7 +250,11 @@ fn moves_presets_the_dead_man_stop_a_killed_worker_and_a_pan_that_records_nothin
     let pan_from_ms = unix_ms();
     go_home(&nvr, "cam");
     while loop_start.elapsed() < Duration::from_secs(15) {
-        let (code, r) = ptz(&nvr, "cam", json!({"action": "move", "pan": 0.05, "tilt": 0, "zoom": 0}));
+        let (code, r) = ptz(
+            &nvr,
+            "cam",
+            json!({"action": "move", "pan": 0.05, "tilt": 0, "zoom": 0}),
+        );
         assert_eq!(code, 200, "{r}");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -261,15 +308,30 @@ fn ptz_errors_are_classified_in_time_and_cost_only_ptz() {
     let d = describe(&nvr, "skew");
     let offset = d["clock_offset_s"].as_f64().unwrap();
     assert!((offset - 3600.0).abs() < 30.0, "clock offset {offset}: {d}");
-    let (code, r) = ptz(&nvr, "skew", json!({"action": "goto_preset", "preset": "home"}));
+    let (code, r) = ptz(
+        &nvr,
+        "skew",
+        json!({"action": "goto_preset", "preset": "home"}),
+    );
     assert_eq!(code, 200, "{r}");
 
     let expect = |cam: &str, status: u16, kind: &str| {
         let at = Instant::now();
-        let (code, r) = ptz(&nvr, cam, json!({"action": "move", "pan": 0.1, "tilt": 0, "zoom": 0}));
-        assert_eq!((code, r["error"].as_str()), (status, Some(kind)), "{cam}: {r}");
+        let (code, r) = ptz(
+            &nvr,
+            cam,
+            json!({"action": "move", "pan": 0.1, "tilt": 0, "zoom": 0}),
+        );
+        assert_eq!(
+            (code, r["error"].as_str()),
+            (status, Some(kind)),
+            "{cam}: {r}"
+        );
         let detail = r["detail"].as_str().unwrap_or_default();
-        assert!(!detail.contains(PASSWORD) && !detail.contains("not-the-password"), "{detail}");
+        assert!(
+            !detail.contains(PASSWORD) && !detail.contains("not-the-password"),
+            "{detail}"
+        );
         at.elapsed()
     };
     expect("wrong", 502, "unauthorized");
@@ -284,7 +346,10 @@ fn ptz_errors_are_classified_in_time_and_cost_only_ptz() {
     });
     let before = frames(&nvr);
     let took = expect("hang", 504, "timeout");
-    assert!(took <= Duration::from_millis(5500), "the timeout took {took:?}");
+    assert!(
+        took <= Duration::from_millis(5500),
+        "the timeout took {took:?}"
+    );
     let (code, r) = nvr.get_json("/api/cameras/hang/ptz");
     assert_eq!((code, r["error"].as_str()), (504, Some("timeout")), "{r}");
     let after = frames(&nvr);
