@@ -52,6 +52,7 @@ try {
   // Press and hold "pan right": the page renews the move while held.
   const start = await position();
   const right = page.locator('.ptz button[aria-label="Pan right"]');
+  await right.scrollIntoViewIfNeeded();
   const box = await right.boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
@@ -66,6 +67,7 @@ try {
 
   // Held, then the window loses focus (another window, a tab switch): the move stops.
   const up = page.locator('.ptz button[aria-label="Tilt up"]');
+  await up.scrollIntoViewIfNeeded();
   const ub = await up.boundingBox();
   await page.mouse.move(ub.x + ub.width / 2, ub.y + ub.height / 2);
   await page.mouse.down();
