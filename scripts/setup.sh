@@ -58,7 +58,10 @@ if ! "$ONVIF_VENV/bin/python" -c 'import ipycam, cv2, numpy' >/dev/null 2>&1; th
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO mkdir -p "$(dirname "$ONVIF_VENV")"
-  $SUDO python3 -m venv "$ONVIF_VENV"
+  # Debian's python3 (with python3-venv above), not whatever python3 comes first on PATH.
+  PY=/usr/bin/python3
+  [ -x "$PY" ] || PY=python3
+  $SUDO "$PY" -m venv "$ONVIF_VENV"
   # ipycam declares opencv-python (GUI libraries); the headless build gives the same cv2.
   $SUDO "$ONVIF_VENV/bin/pip" install -q --disable-pip-version-check numpy==2.4.6 opencv-python-headless==5.1.0.95
   $SUDO "$ONVIF_VENV/bin/pip" install -q --disable-pip-version-check --no-deps ipycam==1.3.0
