@@ -177,6 +177,43 @@ impl OnvifDevice {
         ))
     }
 
+    /// Waits until the device is still: MoveStatus IDLE (the launcher fills it from ipycam's
+    /// velocity, so a move stopped by the clamp at ±1 still reads MOVING) and the same position
+    /// in two readings at least 200 ms apart. Returns that position and how long after the call
+    /// IDLE was first seen; an error if it is not still within `within`.
+    pub fn wait_still(
+        &self,
+        user: &str,
+        password: &str,
+        within: Duration,
+    ) -> Result<(PtzPosition, Duration)> {
+        let mut client = self.client(user, password)?;
+        let t0 = std::time::Instant::now();
+        let mut idle_since: Option<(std::time::Instant, PtzPosition)> = None;
+        loop {
+            let (position, moving) = client
+                .status()
+                .map_err(|e| anyhow::anyhow!("GetStatus: {e}"))?;
+            let position = position.context("the device's GetStatus has no position")?;
+            let now = std::time::Instant::now();
+            match (moving, idle_since) {
+                (Some(false), Some((since, first))) if first == position => {
+                    if now - since >= Duration::from_millis(200) {
+                        return Ok((position, since - t0));
+                    }
+                }
+                (Some(false), _) => idle_since = Some((now, position)),
+                _ => idle_since = None,
+            }
+            if now - t0 > within {
+                bail!(
+                    "the ONVIF device is not still after {within:?}: at {position:?}, moving {moving:?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The last lines the device wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         let log = self.stderr.lock().unwrap();

@@ -62,6 +62,12 @@ fn continuous_move_moves_and_stop_freezes_the_position() {
     // Still moving: the check below could fail.
     wait_position(&mut c, "still moving", |p| p.pan > moved.pan + 0.01);
     assert_eq!(c.status().unwrap().1, Some(true), "MoveStatus while moving");
+    assert!(
+        device
+            .wait_still(USER, PASSWORD, Duration::from_millis(500))
+            .is_err(),
+        "the harness's stillness check sees the move"
+    );
 
     c.stop().unwrap();
     let first = position(&mut c);

@@ -6,7 +6,7 @@
 //! firmware wants instead of, or besides, WS-Security.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
 /// The largest response we read; ONVIF replies are a few kB (a `GetProfiles` of a multi-sensor
@@ -61,10 +61,7 @@ pub fn post(
             .filter(|d| !d.is_zero())
             .ok_or_else(|| HttpError::Timeout(format!("no answer in time ({what})")))
     };
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| HttpError::Unreachable(format!("{host}:{port} does not resolve: {e}")))?
-        .collect();
+    let addrs = resolve(host, port, remaining("resolving")?)?;
     let mut stream = None;
     let mut last_error = None;
     for addr in &addrs {
@@ -221,6 +218,37 @@ pub fn post(
         headers,
         body,
     })
+}
+
+/// The addresses of `host`; a name is looked up on a helper thread so a hung resolver costs at
+/// most `limit` (the thread is left to finish on its own).
+fn resolve(
+    host: &str,
+    port: u16,
+    limit: std::time::Duration,
+) -> Result<Vec<SocketAddr>, HttpError> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("onvif-resolve".into())
+        .spawn(move || {
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect),
+            );
+        })
+        .map_err(|e| HttpError::Unreachable(format!("cannot look up {host}: {e}")))?;
+    match rx.recv_timeout(limit) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(HttpError::Unreachable(format!(
+            "{host}:{port} does not resolve: {e}"
+        ))),
+        Err(_) => Err(HttpError::Timeout(format!("looking up {host} timed out"))),
+    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -534,6 +562,21 @@ mod tests {
         let r = post_to(serve(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n\r\nbye")).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (401, &b"bye"[..]));
         assert_eq!(r.header_values("www-authenticate").count(), 1);
+    }
+
+    #[test]
+    fn a_host_name_is_looked_up() {
+        let port = serve(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+        let r = post(
+            "localhost",
+            port,
+            "/",
+            &[],
+            b"",
+            Instant::now() + Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204);
     }
 
     #[test]
