@@ -3,11 +3,13 @@
 //! camera's send), one `events` new/end pair per onset with the ids `/api/events` shows, the
 //! snapshot a JPEG, the last will on SIGKILL, and everything retained back after a restart.
 
+use crate::webhooks::{Delivery, Receiver, SECRET, SECRET_ENV};
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::mqtt::{Mosquitto, Received, Subscriber};
-use nvr_tests::nvr::{http, wait_until, Nvr};
+use nvr_tests::nvr::{free_port, http, wait_until, Nvr};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const USER: &str = "nvr";
@@ -381,14 +383,17 @@ fn mqtt_events_of_a_broker_outage_arrive_after_the_reconnect() {
 
 /// Quiet hours and cooldown (decision 97): camera `q` is in quiet hours all the time (a schedule
 /// whose default is on), camera `c` has a cooldown longer than the test, and both watch the same
-/// scripted motion. Over two onsets, `events` and `snapshot` carry only `c`'s first event, while
-/// both cameras' retained `motion` state goes ON and OFF at every onset, and `/api/events` has
-/// every event.
+/// scripted motion. Over two onsets, `events` and `snapshot` carry only `c`'s first event, and so
+/// does a webhook (its `motion_start` and `motion_end`, signed), while both cameras' retained
+/// `motion` state goes ON and OFF at every onset, and `/api/events` has every event.
 #[test]
 fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
     let broker = Mosquitto::start(USER, PASSWORD).unwrap();
     let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let hook_port = free_port();
+    let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let _receiver = Receiver::start(hook_port, Arc::clone(&got));
     let camera = |id: &str, notify: Value| {
         json!({"id": id, "main_url": fc.url("motion/main"), "sub_url": fc.url("motion/sub"),
                "recording": {"mode": "off"}, "motion": {"post_motion_s": 1}, "notify": notify})
@@ -398,10 +403,12 @@ fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": USER,
                  "password_env": PASSWORD_ENV},
         "schedules": {"always": {"timezone": "UTC", "default": "motion", "rules": []}},
+        "webhooks": [{"url": format!("http://127.0.0.1:{hook_port}/hook"), "secret_env": SECRET_ENV,
+                      "events": ["motion_start", "motion_end"]}],
         "cameras": [camera("q", json!({"quiet": "always"})),
                     camera("c", json!({"cooldown_s": 3600}))],
     });
-    let env = [(PASSWORD_ENV, PASSWORD)];
+    let env = [(PASSWORD_ENV, PASSWORD), (SECRET_ENV, SECRET)];
     let mut nvr = Nvr::start(config, &env);
     for id in ["q", "c"] {
         nvr.wait_camera(id, Duration::from_secs(30), "SUB up", |c| {
@@ -476,6 +483,39 @@ fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
         .map(|m| m.topic.as_str())
         .collect();
     assert_eq!(snapshots, ["nvr/c/snapshot"], "{snapshots:?}");
+    // The webhook heard the same: c's first event, start and end, signed.
+    let first_c = &sent[0].0;
+    wait_until(
+        Duration::from_secs(10),
+        "c's motion_end at the webhook",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|d| d.event == "motion_end")
+                .then_some(())
+        },
+    );
+    let hooks: Vec<(String, String)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert!(d.signature_ok, "{d:?}");
+            (
+                d.event.clone(),
+                d.body["data"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("motion_start".to_string(), first_c.clone()),
+            ("motion_end".to_string(), first_c.clone())
+        ],
+        "only c's first event may be notified"
+    );
     assert!(ended_events(&nvr, "q").len() >= 2 && ended_events(&nvr, "c").len() >= 2);
     nvr.terminate().unwrap();
 }

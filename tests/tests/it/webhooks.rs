@@ -16,26 +16,26 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const SECRET: &str = "wh-secret-8841-do-not-leak";
-const SECRET_ENV: &str = "NVR_TEST_WEBHOOK_SECRET";
+pub(crate) const SECRET: &str = "wh-secret-8841-do-not-leak";
+pub(crate) const SECRET_ENV: &str = "NVR_TEST_WEBHOOK_SECRET";
 
 /// One POST as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Delivery {
-    id: String,
-    event: String,
-    body: Value,
-    signature_ok: bool,
+pub(crate) struct Delivery {
+    pub(crate) id: String,
+    pub(crate) event: String,
+    pub(crate) body: Value,
+    pub(crate) signature_ok: bool,
 }
 
 /// The receiver: answers 200 to every POST on `port` while running, and records it.
-struct Receiver {
+pub(crate) struct Receiver {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start(port: u16, got: Arc<Mutex<Vec<Delivery>>>) -> Receiver {
+    pub(crate) fn start(port: u16, got: Arc<Mutex<Vec<Delivery>>>) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
