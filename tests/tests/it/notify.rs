@@ -385,7 +385,8 @@ fn mqtt_events_of_a_broker_outage_arrive_after_the_reconnect() {
 /// whose default is on), camera `c` has a cooldown longer than the test, and both watch the same
 /// scripted motion. Over two onsets, `events` and `snapshot` carry only `c`'s first event, and so
 /// does a webhook (its `motion_start` and `motion_end`, signed), while both cameras' retained
-/// `motion` state goes ON and OFF at every onset, and `/api/events` has every event.
+/// `motion` state goes ON and OFF at every onset, and `/api/events` has every event. Then a reload
+/// ends `q`'s quiet hours in place, and its next event is notified.
 #[test]
 fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
     let broker = Mosquitto::start(USER, PASSWORD).unwrap();
@@ -517,5 +518,35 @@ fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
         "only c's first event may be notified"
     );
     assert!(ended_events(&nvr, "q").len() >= 2 && ended_events(&nvr, "c").len() >= 2);
+
+    // The quiet hours end in place: a reload without q's `notify` (no worker restart), and q's
+    // next event is notified; c's cooldown still holds.
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(nvr.config_path()).unwrap()).unwrap();
+    config["cameras"][0]["notify"] = json!({});
+    std::fs::write(nvr.config_path(), config.to_string()).unwrap();
+    let (code, body) = http(nvr.port, "POST", "/api/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["summary"]["updated"], json!(["q"]), "{body}");
+    assert_eq!(summary["summary"]["changed"], json!([]), "{body}");
+    let since = sub.len();
+    fc.wait_next("motion_start", Duration::from_secs(40))
+        .unwrap();
+    let new = sub.wait_since(
+        since,
+        "q's event after the reload",
+        Duration::from_secs(20),
+        |m| m.topic == "nvr/events" && event_json(m)["camera"] == "q",
+    );
+    assert_eq!(event_json(&new)["type"], "new");
+    sub.wait_since(since, "q's snapshot", Duration::from_secs(10), |m| {
+        m.topic == "nvr/q/snapshot"
+    });
+    let c_since = sub.messages()[since..]
+        .iter()
+        .filter(|m| m.topic == "nvr/events" && event_json(m)["camera"] == "c")
+        .count();
+    assert_eq!(c_since, 0, "c is still cooling down");
     nvr.terminate().unwrap();
 }
