@@ -24,6 +24,8 @@ PACKAGES=(
   nginx-light openssl lintian podman runc uidmap debootstrap systemd binutils
   # the notification tests publish to a real MQTT broker
   mosquitto
+  # the PTZ tests' ONVIF device (ipycam, below) runs in its own Python venv
+  python3-venv
 )
 
 missing=()
@@ -46,4 +48,21 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
+fi
+
+# The PTZ tests' ONVIF device: PyPI ipycam in a venv outside the build tree, so `cargo clean` keeps
+# it (tests/onvif/README.md). NVR_ONVIF_VENV moves it; the test harness reads the same variable.
+ONVIF_VENV="${NVR_ONVIF_VENV:-/opt/nvr-test/onvif-venv}"
+if ! "$ONVIF_VENV/bin/python" -c 'import ipycam, cv2, numpy' >/dev/null 2>&1; then
+  echo "setup: installing the ONVIF test device (ipycam) in $ONVIF_VENV"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p "$(dirname "$ONVIF_VENV")"
+  # Debian's python3 (with python3-venv above), not whatever python3 comes first on PATH.
+  PY=/usr/bin/python3
+  [ -x "$PY" ] || PY=python3
+  $SUDO "$PY" -m venv "$ONVIF_VENV"
+  # ipycam declares opencv-python (GUI libraries); the headless build gives the same cv2.
+  $SUDO "$ONVIF_VENV/bin/pip" install -q --disable-pip-version-check numpy==2.4.6 opencv-python-headless==5.1.0.95
+  $SUDO "$ONVIF_VENV/bin/pip" install -q --disable-pip-version-check --no-deps ipycam==1.3.0
 fi

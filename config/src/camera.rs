@@ -102,6 +102,10 @@ pub(crate) fn read_camera(
         Some(v) => read_live(v, &obj.field_path("live"), problems),
         None => Some(LiveConfig::default()),
     };
+    let onvif_path = obj.field_path("onvif");
+    let onvif = obj
+        .raw("onvif")
+        .map(|v| crate::onvif::read_onvif(v, &onvif_path, env, problems));
     obj.finish(problems);
     let id = id?;
     Some(CameraConfig {
@@ -119,6 +123,7 @@ pub(crate) fn read_camera(
         notify: notify?,
         schedule,
         live: live?,
+        onvif: onvif.map(|o| o.ok_or(())).transpose().ok()?,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod layout;
 mod metrics;
 mod mqtt;
 mod notify;
+mod onvif;
 mod reader;
 mod schedule;
 mod secret;
@@ -19,6 +20,7 @@ mod webhook;
 pub use metrics::{MetricsConfig, MAX_SAMPLE_EVERY_S, MIN_SAMPLE_EVERY_S};
 pub use mqtt::MqttConfig;
 pub use notify::NotifyConfig;
+pub use onvif::{url_host, OnvifConfig};
 pub use reader::Problem;
 pub use secret::{redact_url, url_has_credentials, Password};
 pub use webhook::{WebhookConfig, WebhookEvent};
@@ -305,6 +307,8 @@ pub struct CameraConfig {
     /// fixed `recording.mode`. A camera may not set both.
     pub schedule: Option<String>,
     pub live: LiveConfig,
+    /// The camera's ONVIF service, for pan-tilt-zoom; `None`: no PTZ.
+    pub onvif: Option<OnvifConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

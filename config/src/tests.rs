@@ -573,3 +573,49 @@ fn metrics_history_settings() {
         assert!(e.contains(want), "{e}\nwanted: {want}");
     }
 }
+
+#[test]
+fn onvif_defaults_and_problems() {
+    let c = parse_with_env(
+        r#"{"defaults": {"onvif": {"port": 2020}}, "cameras": [
+            {"id": "a", "main_url": "rtsp://10.0.0.5:554/s1", "username": "u", "password": "pw"},
+            {"id": "b", "main_url": "rtsp://h/1", "onvif": {"host": "10.0.0.9", "username": "ptz", "password_env": "PTZ_PW", "move_timeout_s": 1, "settle_s": 0, "profile": "Profile_2"}},
+            {"id": "c", "main_url": "rtsp://h/1", "onvif": null}]}"#,
+        &[("PTZ_PW", "from-env")],
+    )
+    .unwrap();
+    let a = c.cameras[0].onvif.clone().unwrap();
+    assert_eq!(
+        (a.host, a.port, a.move_timeout_s, a.settle_s),
+        (None, 2020, 0.5, 2.0)
+    );
+    let b = c.cameras[1].onvif.clone().unwrap();
+    assert_eq!(b.host.as_deref(), Some("10.0.0.9"));
+    assert_eq!(b.password.as_ref().map(|p| p.expose()), Some("from-env"));
+    assert_eq!((b.move_timeout_s, b.settle_s), (1.0, 0.0));
+    assert_eq!(b.profile.as_deref(), Some("Profile_2"));
+    assert!(
+        c.cameras[2].onvif.is_none(),
+        "null turns the defaults' onvif off"
+    );
+
+    let e = errors(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "onvif": {"port": 70000, "host": "http://h/x", "move_timeout_s": 0, "pasword": "x"}}]}"#,
+    );
+    for want in [
+        "cameras[0].onvif.port: 70000 is not a port",
+        "cameras[0].onvif.host: \"http://h/x\" is not a host name",
+        "cameras[0].onvif.move_timeout_s: 0 is out of range; use a number from 0.1 to 10",
+        "cameras[0].onvif.pasword: unknown field; did you mean \"password\"",
+    ] {
+        assert!(e.contains(want), "{want}\nin:\n{e}");
+    }
+    let e = errors(
+        r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "onvif": {"password": 12345678}}]}"#,
+    );
+    assert!(
+        e.contains("cameras[0].onvif.password: expected a string"),
+        "{e}"
+    );
+    assert!(!e.contains("12345678"), "{e}");
+}

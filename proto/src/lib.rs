@@ -13,6 +13,7 @@
 pub mod fuzzing;
 pub mod link;
 pub mod probe;
+pub mod ptz;
 pub mod settings;
 
 use serde::de::DeserializeOwned;
@@ -26,7 +27,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 ///    under the compatibility rule: `RecordingSettings::keep_main` (schedules; decision 55).
 /// 4: motion settings in seconds and picture fractions (`min_motion_s`, `min_object` replace
 ///    `min_frames`).
-pub const SCHEMA: u16 = 4;
+/// 5: pan-tilt-zoom: `ToWorker::Ptz` and `ToSupervisor::PtzReply` (new variants an older peer
+///    cannot read), `CameraSettings::onvif`.
+pub const SCHEMA: u16 = 5;
 
 /// Exit codes of the worker, so the supervisor's restart policy can tell failures apart.
 pub mod exit_code {
@@ -100,6 +103,11 @@ pub enum ToSupervisor {
     /// A probe worker's (`worker --probe`) only answer: what the camera's streams showed. Added
     /// within 4: only a probe worker sends it, and only to the supervisor that started it.
     Probed(probe::ProbeReport),
+    /// The answer to the `Ptz` request `request_id` (since 5).
+    PtzReply {
+        request_id: u64,
+        result: Result<ptz::PtzAnswer, ptz::PtzError>,
+    },
 }
 
 /// Supervisor → worker.
@@ -115,6 +123,12 @@ pub enum ToWorker {
     Update {
         request_id: u64,
         settings: Box<CameraSettings>,
+    },
+    /// A pan-tilt-zoom command for the camera, answered by a `PtzReply` with the same
+    /// `request_id` (since 5). Run on the worker's PTZ thread: newer moves replace queued ones.
+    Ptz {
+        request_id: u64,
+        command: ptz::PtzCommand,
     },
 }
 

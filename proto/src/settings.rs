@@ -35,6 +35,38 @@ pub struct CameraSettings {
     /// `Configure` without it gets the defaults).
     #[serde(default)]
     pub live: LiveSettings,
+    /// The camera's ONVIF service for pan-tilt-zoom; `None`: no PTZ (since 5).
+    #[serde(default)]
+    pub onvif: Option<OnvifSettings>,
+}
+
+/// Where and how the worker reaches the camera's ONVIF service (`onvif` in the config, with the
+/// defaults resolved: the host of `main_url`, the camera's credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnvifSettings {
+    pub host: String,
+    pub port: u16,
+    /// The media profile token to steer; `None`: the first profile with a PTZ configuration.
+    pub profile: Option<String>,
+    pub username: Option<String>,
+    /// Travels only inside `Configure`, never on a command line; prints as `***`.
+    pub password: Option<Password>,
+    /// The dead-man window, seconds: a move not renewed for this long is stopped.
+    pub move_timeout_s: f64,
+    /// Seconds after a stop before motion detection watches again.
+    pub settle_s: f64,
+}
+
+impl OnvifSettings {
+    /// The device service's URL, e.g. `http://192.168.1.20:2020/onvif/device_service`.
+    pub fn device_url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("http://{host}:{}/onvif/device_service", self.port)
+    }
 }
 
 /// The packet rings' sizes (`live` in the config): MiB of encoded SUB and MAIN packets kept in
@@ -162,6 +194,7 @@ impl CameraSettings {
             && records_the_same
             && self.motion.enabled == new.motion.enabled
             && self.live == new.live
+            && self.onvif == new.onvif
     }
 }
 
@@ -184,6 +217,19 @@ impl From<&CameraConfig> for CameraSettings {
                 ..RecordingSettings::from(&c.recording)
             },
             live: LiveSettings::from(&c.live),
+            onvif: c.onvif.as_ref().map(|o| OnvifSettings {
+                host: o
+                    .host
+                    .clone()
+                    .or_else(|| nvr_config::url_host(&c.main_url))
+                    .unwrap_or_default(),
+                port: o.port,
+                profile: o.profile.clone(),
+                username: o.username.clone().or_else(|| c.username.clone()),
+                password: o.password.clone().or_else(|| c.password.clone()),
+                move_timeout_s: o.move_timeout_s,
+                settle_s: o.settle_s,
+            }),
         }
     }
 }
@@ -271,6 +317,7 @@ mod tests {
             (r#", "live": {"sub_ring_mb": 2}"#, true),
             (r#", "live": {"sub_ring_mb": 4}"#, false),
             (r#", "username": "admin""#, false),
+            (r#", "onvif": {"port": 2020}"#, false),
         ];
         for (extra, live) in table {
             assert_eq!(base.live_only_change(&settings(extra)), live, "{extra}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 fn every_message_round_trips() {
     let camera = CameraSettings::from(
         &nvr_config::parse(
-            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "pw"}]}"#,
+            r#"{"cameras": [{"id": "a", "main_url": "rtsp://h/1", "password": "pw", "onvif": {"port": 2020}}]}"#,
             std::path::Path::new("t.json"),
             &|_| None,
         )
@@ -27,8 +27,29 @@ fn every_message_round_trips() {
             request_id: 7,
             settings: Box::new(camera),
         },
+        ToWorker::Ptz {
+            request_id: 8,
+            command: ptz::PtzCommand::Move {
+                pan: -0.5,
+                tilt: 0.25,
+                zoom: 0.0,
+            },
+        },
+        ToWorker::Ptz {
+            request_id: 9,
+            command: ptz::PtzCommand::GotoPreset {
+                preset: "home".into(),
+            },
+        },
     ];
+    if let ToWorker::Configure(c) = &to_worker[0] {
+        let onvif = c.camera.onvif.as_ref().expect("onvif settings");
+        assert_eq!(onvif.device_url(), "http://h:2020/onvif/device_service");
+        assert_eq!(onvif.password.as_ref().map(|p| p.expose()), Some("pw"));
+    }
+    let mut seeds = Vec::new();
     for (i, msg) in to_worker.iter().enumerate() {
+        seeds.push(encode(i as u64, msg));
         let env: Envelope<ToWorker> = decode(&encode(i as u64, msg)).unwrap();
         assert_eq!((&env.body, env.seq, env.schema), (msg, i as u64, SCHEMA));
     }
@@ -95,11 +116,45 @@ fn every_message_round_trips() {
             detail: "read-only file system".into(),
             kind: RecordingErrorKind::ReadOnly,
         }),
+        ToSupervisor::PtzReply {
+            request_id: 8,
+            result: Ok(ptz::PtzAnswer::Described(ptz::PtzDescription {
+                profile: "Profile_1".into(),
+                pan_tilt: true,
+                zoom: true,
+                presets: vec![ptz::PtzPreset {
+                    token: "1".into(),
+                    name: "Gate".into(),
+                }],
+                position: Some(ptz::PtzPosition {
+                    pan: 0.1,
+                    tilt: -0.2,
+                    zoom: 0.0,
+                }),
+                moving: Some(false),
+                clock_offset_s: 3600.0,
+            })),
+        },
+        ToSupervisor::PtzReply {
+            request_id: 9,
+            result: Err(ptz::PtzError::new(
+                ptz::PtzErrorKind::Unauthorized,
+                "the camera refused the ONVIF user",
+            )),
+        },
     ];
     for msg in &to_sup {
+        seeds.push(encode(7, msg));
         let env: Envelope<ToSupervisor> = decode(&encode(7, msg)).unwrap();
         assert_eq!(&env.body, msg);
         assert!(env.sent_at_ns > 0);
+    }
+    // `NVR_WRITE_SEEDS=1` writes every message as a seed of the `envelope` fuzz target.
+    if std::env::var_os("NVR_WRITE_SEEDS").is_some() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/envelope");
+        for (i, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-schema{SCHEMA}-{i:02}")), seed).unwrap();
+        }
     }
 }
 

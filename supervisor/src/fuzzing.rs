@@ -450,6 +450,8 @@ pub(crate) fn camera_status() -> CameraStatus {
         main_url: "rtsp://127.0.0.1:9/main".into(),
         sub_url: None,
         recording_mode: nvr_config::RecordingMode::Off,
+        ptz: false,
+        motion_preview: None,
         warnings: Vec::new(),
         totals: Default::default(),
     }

@@ -215,11 +215,25 @@ pub struct CameraStatus {
     /// The configured recording mode. With `off` the worker does not connect MAIN at all, so
     /// there is no MAIN live view (`live?stream=main` closes with `main_not_connected`).
     pub recording_mode: nvr_config::RecordingMode,
+    /// Motion sensitivity being tried on the running worker, not saved (the set-up page's
+    /// sliders); `None` when the config's settings are in force.
+    pub motion_preview: Option<MotionPreviewStatus>,
+    /// Whether the camera has an `onvif` section: the UI shows PTZ controls (what the camera can
+    /// do is `GET /api/cameras/{id}/ptz`).
+    pub ptz: bool,
     /// Things worth fixing that do not make the camera unhealthy: a packet ring holding less than
     /// two GOPs, packets dropped for being too large for their ring.
     pub warnings: Vec<String>,
     /// Counters since the supervisor started (for `/metrics` and the metrics history).
     pub totals: Totals,
+}
+
+/// A motion preview in force: the sensitivity tried and how long it still lasts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MotionPreviewStatus {
+    pub threshold: u8,
+    pub min_area: f64,
+    pub remaining_s: f64,
 }
 
 impl CameraStatus {

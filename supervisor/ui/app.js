@@ -359,6 +359,7 @@ async function cameraPage(id) {
     el("p", {}, el("a", { href: `#/recordings?camera=${encodeURIComponent(id)}` }, "Recordings of this camera"),
       " · ", el("a", { href: `#/metrics?camera=${encodeURIComponent(id)}&range=24h` }, "Metrics of this camera")),
     nvrSchedule.panel(id, api)); // schedule.js
+  if (c.ptz) single.append(nvrPtz.panel(id, api, pageCleanup)); // ptz.js
   main.replaceChildren(single);
   play("main");
   // A camera that comes back (a restarted worker whose socket was closed as down) plays again.

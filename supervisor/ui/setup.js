@@ -279,8 +279,30 @@
     const pass = h("input", { name: "password", type: "password", value: c.password ? "***" : "", autocomplete: "new-password", disabled: ro });
     const threshold = h("input", { type: "range", name: "threshold", min: "1", max: "255", value: String(c.motion.threshold), disabled: ro });
     const thresholdOut = h("output", {}, String(c.motion.threshold));
-    threshold.addEventListener("input", () => { thresholdOut.textContent = threshold.value; });
     const minArea = h("input", { type: "number", name: "min_area", min: "0", max: "100", step: "0.1", value: String(c.motion.min_area), disabled: ro });
+    // While a value moves, the worker tries it (not saved, for a minute) so the live level below
+    // shows what it would see; leaving the page or saving ends the trial.
+    const previewUrl = `/api/cameras/${encodeURIComponent(camId)}/motion/preview`;
+    const trying = h("span", { class: "trying", id: "motion-trying" });
+    let previewTimer = null;
+    let previewing = false;
+    const preview = () => {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(async () => {
+        const body = { threshold: Number(threshold.value), min_area: Number(minArea.value), for_s: 60 };
+        const r = await ctx.api(previewUrl, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).catch(() => null);
+        previewing = !!(r && r.ok);
+        trying.textContent = previewing ? ` (trying sensitivity ${body.threshold}, not saved)` : "";
+      }, 150);
+    };
+    const endPreview = () => {
+      clearTimeout(previewTimer);
+      if (previewing) ctx.api(previewUrl, { method: "DELETE" }).catch(() => {});
+      previewing = false;
+      trying.textContent = "";
+    };
+    threshold.addEventListener("input", () => { thresholdOut.textContent = threshold.value; preview(); });
+    minArea.addEventListener("input", preview);
     const motionOn = h("input", { type: "checkbox", name: "motion_enabled", checked: c.motion.enabled, disabled: ro });
     const mode = h("select", { name: "mode", disabled: ro || !!c.schedule },
       ...["motion", "continuous", "off"].map((m) => h("option", { value: m, selected: m === c.recording.mode }, m)));
@@ -315,17 +337,19 @@
       if (user.value.trim() || c.username) edit.username = user.value.trim() || null;
       if (pass.value !== "***") edit.password = pass.value || null;
       if (!c.schedule) edit.recording.mode = mode.value;
-      await send("PUT", `/api/config/cameras/${encodeURIComponent(camId)}`, edit);
+      clearTimeout(previewTimer);
+      // Saved settings replace the trial (the reload ends it; the DELETE makes sure).
+      if (await send("PUT", `/api/config/cameras/${encodeURIComponent(camId)}`, edit)) endPreview();
     } },
     h("h2", {}, c.name, " ", h("small", {}, h("a", { href: `#/setup/zones/${encodeURIComponent(camId)}` }, "zones and masks"))),
     h("label", { class: "check" }, enabled, " Enabled"),
     field("Name", name),
     h("fieldset", {}, h("legend", {}, "Motion"),
       h("label", { class: "check" }, motionOn, " Detect motion"),
-      h("p", {}, "Motion now: ", level, bar),
+      h("p", {}, "Motion now: ", level, trying, bar),
       field("Sensitivity: pixel change that counts (1-255, lower is more sensitive)", h("span", { class: "row" }, threshold, thresholdOut)),
       field("Smallest changed area, % of the watched area (0: the object rule alone)", minArea),
-      h("small", {}, "The level shown is the worker's, with the settings in force; Save applies new sensitivity, zones and masks at once, without a restart.")),
+      h("small", {}, "The level shown is the worker's: while you move the sensitivity it tries the new value for a minute without saving it; Save applies new sensitivity, zones and masks at once, without a restart.")),
     h("fieldset", {}, h("legend", {}, "Recording"),
       field("Mode", mode, c.schedule ? `Decided by the schedule ${c.schedule}.` : null),
       h("div", { class: "row" }, field("Pre-roll (s)", pre), field("Post-roll (s)", post)),
@@ -348,7 +372,7 @@
       level.dataset.score = m ? String(m.score) : "";
       bar.style.width = m ? `${Math.min(100, m.score * 4)}%` : "0";
     });
-    ctx.cleanup.push(off);
+    ctx.cleanup.push(off, endPreview);
   }
 
   // ---- Zone and mask editor ----

@@ -110,6 +110,14 @@ try {
   await page.waitForFunction(() => document.getElementById("motion-level").dataset.score !== "", null, { timeout: 30000 });
   check(true, "the camera's settings show the live motion level");
   await fits("the camera settings");
+  // Moving the sensitivity tries it on the running worker without saving it.
+  const yardNow = () => page.evaluate(async () => (await (await fetch("/status")).json()).cameras.find((c) => c.id === "yard"));
+  await page.fill("#camera-form input[name=threshold]", "7");
+  await page.waitForFunction(() => /trying sensitivity 7/.test(document.getElementById("motion-trying").textContent), null, { timeout: 10000 });
+  const tried = (await yardNow()).motion_preview;
+  check(tried && tried.threshold === 7 && tried.remaining_s > 30, `the worker tries the new sensitivity, unsaved (${JSON.stringify(tried)})`);
+  const stored = await page.evaluate(async () => (await (await fetch("/api/config")).json()).cameras.find((c) => c.id === "yard").motion.threshold);
+  check(stored !== 7, `the file keeps the saved sensitivity while trying (${stored})`);
   // A new sensitivity: written, and applied without restarting the worker.
   await page.fill("#camera-form input[name=threshold]", "40");
   await page.fill("#camera-form input[name=min_area]", "0.5");
@@ -117,6 +125,8 @@ try {
   await page.waitForFunction(() => document.getElementById("settings-saved").textContent !== "", null, { timeout: 20000 });
   const said = await page.textContent("#settings-saved");
   check(said.includes("no restart"), `a new sensitivity is saved and applied in place ("${said}")`);
+  await page.waitForFunction(async () => !(await (await fetch("/status")).json()).cameras.find((c) => c.id === "yard").motion_preview, null, { timeout: 10000, polling: 250 });
+  check(true, "saving ends the trial");
   await shot("camera-settings");
 
   // Zone editor: a zone across the middle (the box's path), renamed `path`; a mask top left.

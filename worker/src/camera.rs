@@ -3,10 +3,12 @@
 //! [`crate::recording`]), their status for heartbeats, and an orderly stop. Used the same way
 //! supervised and standalone; events go to whatever [`EventSink`] the caller gives.
 
+use crate::ptz::{self, Pushed, ReplySink};
 use crate::recording::{self, MainPipeline, RecorderSignal, SharedRecording};
 use crate::stream::{SharedStatus, StateChange, StreamRunner};
 use crate::sub::{FrameSink, FrameTimes, SubPipeline};
 use ffmpeg_next as ffmpeg;
+use nvr_proto::ptz::{PtzAnswer, PtzCommand, PtzError, PtzErrorKind};
 use nvr_proto::settings::{CameraSettings, MotionSettings};
 use nvr_proto::{MotionLevel, MotionStart, WorkerEvent, WorkerStats, ZoneLevel};
 use shm_bus::monotonic_ns;
@@ -44,13 +46,23 @@ pub struct CameraRuntime {
     settings: Mutex<CameraSettings>,
     /// The latest frame's motion level, written by the SUB thread, read by heartbeats.
     motion_level: SharedLevel,
+    /// The PTZ thread's commands (`None`: no `onvif` in the settings, or standalone).
+    ptz: Option<Arc<ptz::Queue>>,
+    ptz_replies: Option<ReplySink>,
 }
 
 /// The latest frame's motion level (`None`: no frame judged yet, or detection off).
 type SharedLevel = Arc<Mutex<Option<MotionLevel>>>;
 
 impl CameraRuntime {
-    pub fn start(camera: CameraSettings, output_dir: PathBuf, events: EventSink) -> Self {
+    /// Starts the pipelines; with `ptz_replies` (supervised) and `onvif` in the settings, the PTZ
+    /// thread too, whose answers go to `ptz_replies`.
+    pub fn start(
+        camera: CameraSettings,
+        output_dir: PathBuf,
+        events: EventSink,
+        ptz_replies: Option<ReplySink>,
+    ) -> Self {
         let settings = Mutex::new(camera.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let changed = Arc::new(StateChange::default());
@@ -90,6 +102,23 @@ impl CameraRuntime {
         } else {
             (None, None)
         };
+        let ptz_paused = Arc::new(AtomicBool::new(false));
+        let ptz = match (&camera.onvif, &ptz_replies) {
+            (Some(onvif), Some(replies)) => {
+                let queue = Arc::new(ptz::Queue::default());
+                let thread = ptz::Ptz::new(
+                    ptz::onvif_connector(onvif.clone()),
+                    Duration::from_secs_f64(onvif.move_timeout_s),
+                    Duration::from_secs_f64(onvif.settle_s),
+                    Arc::clone(&ptz_paused),
+                    Arc::clone(replies),
+                );
+                let q = Arc::clone(&queue);
+                threads.extend(spawn("ptz", Box::new(move || thread.run(&q))));
+                Some(queue)
+            }
+            _ => None,
+        };
         // A camera with one stream decodes it for motion and preview too (at MAIN's resolution).
         let sub_url = camera
             .sub_url
@@ -117,6 +146,7 @@ impl CameraRuntime {
                     level,
                     events,
                     recorder: motion_tx,
+                    ptz_paused,
                 };
                 sub.run(&mut sink);
             }),
@@ -132,6 +162,34 @@ impl CameraRuntime {
             recorder,
             settings,
             motion_level,
+            ptz,
+            ptz_replies,
+        }
+    }
+
+    /// Hands a PTZ command to the PTZ thread; the answer goes to the reply sink, now (no PTZ,
+    /// too many waiting, superseded moves) or when the camera answered.
+    pub fn ptz(&self, request_id: u64, command: PtzCommand) {
+        let Some(replies) = &self.ptz_replies else {
+            return;
+        };
+        let Some(queue) = &self.ptz else {
+            replies(
+                request_id,
+                Err(PtzError::new(
+                    PtzErrorKind::NoOnvif,
+                    "the camera has no \"onvif\" section in the config",
+                )),
+            );
+            return;
+        };
+        match queue.push(request_id, command) {
+            Pushed::Queued { superseded } => {
+                for id in superseded {
+                    replies(id, Ok(PtzAnswer::Done));
+                }
+            }
+            Pushed::Refused(e) => replies(request_id, Err(e)),
         }
     }
 
@@ -181,6 +239,9 @@ impl CameraRuntime {
     /// Stops the pipelines (the MAIN one finishes its clip), waiting up to `deadline` for them.
     pub fn stop(&self, deadline: Duration) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(queue) = &self.ptz {
+            queue.close();
+        }
         let until = Instant::now() + deadline;
         // Held until the threads are joined: a second caller (the heartbeat thread and the main
         // thread may both see the supervisor go) waits here instead of returning at once and
@@ -221,6 +282,9 @@ struct BusSink {
     recorder: Option<Sender<RecorderSignal>>,
     /// After a failure to create the ring, when to try again (instead of failing on every frame).
     retry_at: Option<Instant>,
+    /// Set by the PTZ thread while the camera moves or settles: detection pauses, any event ends,
+    /// and the background is learned afresh afterwards.
+    ptz_paused: Arc<AtomicBool>,
 }
 
 /// How long to wait before retrying to create a ring that could not be created.
@@ -303,9 +367,16 @@ impl FrameSink for BusSink {
                 *level = None;
             }
         }
-        if !self.motion.enabled {
+        let ptz_paused = self.ptz_paused.load(Ordering::Relaxed);
+        if !self.motion.enabled || ptz_paused {
             if let Ok(mut level) = self.level.lock() {
                 *level = None;
+            }
+            // A moving camera changes the whole picture: end any event now, and learn the
+            // background afresh once it has settled.
+            if let Some(end) = self.detector.as_mut().and_then(Detector::interrupt) {
+                info!("motion event ended: the camera is moving");
+                self.emit(end, arrival_ns, decoded_ns, clock);
             }
             return;
         }
@@ -350,9 +421,16 @@ impl FrameSink for BusSink {
                 l.score = score;
             }
         }
-        let Some(event) = result.event else {
-            return;
-        };
+        if let Some(event) = result.event {
+            self.emit(event, arrival_ns, decoded_ns, clock);
+        }
+    }
+}
+
+impl BusSink {
+    /// Tells the recorder and the supervisor about a motion decision on the frame that arrived at
+    /// `arrival_ns`.
+    fn emit(&mut self, event: Event, arrival_ns: u64, decoded_ns: u64, clock: &StreamClock) {
         let decided_ns = monotonic_ns();
         let ms = |from: u64| decided_ns.saturating_sub(from) as f64 / 1e6;
         let event = match event {

@@ -3,7 +3,10 @@
 
 pub mod annexb;
 pub mod clock;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod motion;
+pub mod onvif;
 pub mod preroll;
 pub mod reconnect;
 pub mod timeline;

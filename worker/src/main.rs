@@ -12,7 +12,7 @@
 //! settings from `Configure`, probes its streams (see [`probe`]), sends the answer and exits;
 //! `worker <camera_id> --probe [--config PATH]` prints that answer as JSON (exit 0: usable, 5: not).
 //!
-//! Threads: main (commands), heartbeat, SUB (publish packets into the SUB packet ring, decode into
+//! Threads: main (commands), heartbeat, PTZ (the camera's ONVIF service, see [`ptz`]), SUB (publish packets into the SUB packet ring, decode into
 //! the shared-memory frame ring and detect motion) and MAIN (publish packets into the MAIN packet
 //! ring, pre-roll and recording), see [`camera`] and [`live`].
 
@@ -22,6 +22,7 @@ mod ffi;
 mod live;
 mod mp4;
 mod probe;
+mod ptz;
 mod recording;
 mod recovery;
 mod rtsp;
@@ -139,6 +140,7 @@ fn standalone(args: &Args, camera_id: &str) -> i32 {
         CameraSettings::from(camera),
         config.output_dir.clone(),
         print_event,
+        None,
     );
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     for n in 0.. {
@@ -169,8 +171,8 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
     let config = match down.recv().map(|m| m.body) {
         Ok(ToWorker::Configure(c)) => c,
         Ok(ToWorker::Shutdown { .. }) => return exit_code::OK,
-        Ok(ToWorker::Update { .. }) => {
-            error!("expected Configure, got Update");
+        Ok(ToWorker::Update { .. } | ToWorker::Ptz { .. }) => {
+            error!("expected Configure first");
             return exit_code::PROTOCOL;
         }
         Err(LinkError::Disconnected) => return exit_code::LOST_SUPERVISOR,
@@ -195,10 +197,17 @@ fn supervised(camera_id: &str, ipc_name: &str) -> i32 {
             let _ = tx.send(&ToSupervisor::Event(e));
         }
     });
+    let link = Arc::clone(&up);
+    let send_ptz_reply: ptz::ReplySink = Arc::new(move |request_id, result| {
+        if let Ok(mut tx) = link.lock() {
+            let _ = tx.send(&ToSupervisor::PtzReply { request_id, result });
+        }
+    });
     let runtime = Arc::new(CameraRuntime::start(
         config.camera.clone(),
         PathBuf::from(&config.output_dir),
         send_event,
+        Some(send_ptz_reply),
     ));
     let interval = Duration::from_secs_f64(config.heartbeat_interval_s);
     if !faults.contains(&fault::Fault::Hang) {
@@ -306,6 +315,10 @@ fn command_loop(
                     let _ = tx.send(&ToSupervisor::Reply { request_id, error });
                 }
             }
+            Ok(ToWorker::Ptz {
+                request_id,
+                command,
+            }) => runtime.ptz(request_id, command),
             Err(e @ LinkError::Decode(_)) => {
                 error!(error = %e, "bad message from the supervisor");
                 if let Ok(mut tx) = up.lock() {

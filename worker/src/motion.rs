@@ -211,6 +211,22 @@ impl Detector {
     }
 
     /// The source size this detector was built for.
+    /// Ends a motion event at once, if one is open (the camera is about to move, so its whole
+    /// picture will change), and forgets the background: the next frame starts afresh, with the
+    /// usual warm-up. Returns the event's end.
+    pub fn interrupt(&mut self) -> Option<Event> {
+        self.background = None;
+        self.run.0 = 0;
+        self.zone_levels.fill(0.0);
+        let (start, last_moving, peak, touched) = self.active.take()?;
+        Some(Event::End {
+            duration_s: last_moving.saturating_sub(start) as f64 / 1e9,
+            peak_score: peak,
+            last_moving_ns: last_moving,
+            zones: touched,
+        })
+    }
+
     pub fn source_size(&self) -> (usize, usize) {
         (self.src_w, self.src_h)
     }

@@ -1,5 +1,5 @@
 //! The HTTP API: `/health`, `/status`, `/metrics`, `POST /api/reload`,
-//! `POST /api/cameras/{id}/restart`, live pictures (`snapshot.jpg`, `mjpeg`) and the recordings and
+//! `POST /api/cameras/{id}/restart`, pan-tilt-zoom ([`ptz`]), live pictures (`snapshot.jpg`, `mjpeg`) and the recordings and
 //! events of `recordings`. Handlers read the manager's published [`Snapshot`] (or the recordings
 //! index) and send it commands; they never touch workers themselves.
 //!
@@ -14,6 +14,8 @@ pub mod guard;
 mod history;
 pub mod live;
 pub mod mode;
+mod motion_preview;
+mod ptz;
 mod recordings;
 pub mod server;
 mod throttle;
@@ -60,6 +62,8 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/schedule.js", get(ui::schedule_js))
         .route("/ui/schedule.css", get(ui::schedule_css))
         .route("/ui/style.css", get(ui::style_css))
+        .route("/ui/ptz.js", get(ui::ptz_js))
+        .route("/ui/ptz.css", get(ui::ptz_css))
         .route("/ui/setup.js", get(ui::setup_js))
         .route("/ui/setup.css", get(ui::setup_css))
         .route("/ui/metrics.js", get(ui::metrics_js))
@@ -88,6 +92,14 @@ pub fn app(state: AppState) -> Router {
             post(mode::set_all_modes).delete(mode::clear_all_modes),
         )
         .route("/api/cameras/{id}/schedule", get(mode::camera_schedule))
+        .route(
+            "/api/cameras/{id}/motion/preview",
+            post(motion_preview::start).delete(motion_preview::end),
+        )
+        .route(
+            "/api/cameras/{id}/ptz",
+            get(ptz::describe).post(ptz::command),
+        )
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot_jpg))
         .route("/api/cameras/{id}/mjpeg", get(mjpeg))
         .route("/api/cameras/{id}/live", get(live::live))
@@ -445,6 +457,8 @@ mod tests {
             main_url: "rtsp://h/1".into(),
             sub_url: None,
             recording_mode: nvr_config::RecordingMode::Off,
+            ptz: false,
+            motion_preview: None,
             warnings: Vec::new(),
             totals: Default::default(),
         }

@@ -1,5 +1,5 @@
 //! The web UI's files, embedded in the binary (no CDN, no build step, works offline): `/` and
-//! `/ui/{app.js,schedule.js,setup.js,style.css,schedule.css,setup.css}`. The page itself talks to the JSON API.
+//! `/ui/{app.js,schedule.js,setup.js,ptz.js,style.css,schedule.css,setup.css,ptz.css}`. The page itself talks to the JSON API.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -30,6 +30,17 @@ pub async fn schedule_css() -> impl IntoResponse {
         "text/css; charset=utf-8",
         include_str!("../../ui/schedule.css"),
     )
+}
+
+pub async fn ptz_js() -> impl IntoResponse {
+    page(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/ptz.js"),
+    )
+}
+
+pub async fn ptz_css() -> impl IntoResponse {
+    page("text/css; charset=utf-8", include_str!("../../ui/ptz.css"))
 }
 
 pub async fn style_css() -> impl IntoResponse {

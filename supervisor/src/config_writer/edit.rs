@@ -16,7 +16,7 @@ use std::path::Path;
 pub const MASK: &str = "***";
 
 /// Sections of a camera whose fields are edited one by one.
-const SECTIONS: [&str; 4] = ["motion", "recording", "limits", "live"];
+const SECTIONS: [&str; 5] = ["motion", "recording", "limits", "live", "onvif"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -190,6 +190,10 @@ fn apply_camera(
                     .filter(|d| matches!(d, Doc::Object(_)))
                     .unwrap_or(Doc::Object(Vec::new()));
                 for (sub, value) in new.as_object().into_iter().flatten() {
+                    // A section's secret sent back masked (`onvif.password`) keeps the stored one.
+                    if is_secret_key(sub) && value == MASK {
+                        continue;
+                    }
                     apply_field(
                         &mut obj,
                         sub,

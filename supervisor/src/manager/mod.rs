@@ -14,6 +14,7 @@ mod lifecycle;
 mod link;
 mod police;
 pub(crate) mod process;
+mod ptz;
 mod reload;
 mod report;
 
@@ -44,6 +45,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 pub use lifecycle::SHUTDOWN_DEADLINE;
+pub use ptz::PtzResult;
 pub use reload::ReloadSummary;
 
 /// How often the manager looks at its workers when no message arrives and nothing is due sooner (a
@@ -83,6 +85,20 @@ pub enum Command {
         change: Option<Override>,
         reply: oneshot::Sender<Result<Vec<(String, ModeStatus)>, OverrideError>>,
     },
+    /// A pan-tilt-zoom command for a camera's worker. Answered with the worker's reply, or at once
+    /// when it cannot be sent (`None`: no such camera).
+    Ptz {
+        camera_id: String,
+        command: nvr_proto::ptz::PtzCommand,
+        reply: ptz::PtzReply,
+    },
+    /// Try motion sensitivity on the running worker without saving it (`Some`), for a while, or
+    /// end the trial (`None`): the set-up page's live readout while a slider moves.
+    PreviewMotion {
+        camera_id: String,
+        preview: Option<MotionPreview>,
+        reply: oneshot::Sender<Result<(), PreviewError>>,
+    },
     /// The modes a camera's config gives over `[from_ms, to_ms)` (its schedule's intervals).
     Schedule {
         camera_id: String,
@@ -90,6 +106,25 @@ pub enum Command {
         to_ms: i64,
         reply: oneshot::Sender<Option<serde_json::Value>>,
     },
+}
+
+/// Motion sensitivity being tried on a running worker, not saved: it ends at `until` (or a
+/// reload, a worker restart, or `None`), and the worker goes back to the config's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionPreview {
+    /// `None`: the config's.
+    pub threshold: Option<u8>,
+    pub min_area: Option<f64>,
+    pub until: Instant,
+}
+
+/// Why a motion preview was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no camera with id {0:?}")]
+    UnknownCamera(String),
+    #[error("the camera's worker is not running with motion detection on; try again when it runs")]
+    NotRunning,
 }
 
 /// Why an override was not changed.
@@ -169,6 +204,8 @@ struct Slot {
     /// The settings the running worker has (its `Configure` or last `Update`); `None` until it
     /// said `Hello`.
     sent: Option<CameraSettings>,
+    /// Motion sensitivity being tried, not saved (the set-up page's sliders).
+    motion_preview: Option<MotionPreview>,
     /// Changed since the last publish.
     dirty: bool,
     /// Counters since the supervisor started; `totals.cpu_s` holds the CPU of exited processes
@@ -204,6 +241,7 @@ impl Slot {
             },
             mode_at_ms: i64::MIN,
             sent: None,
+            motion_preview: None,
             dirty: true,
             totals: Default::default(),
         }
@@ -227,6 +265,8 @@ pub struct Manager {
     next_generation: u64,
     /// The last `request_id` sent to a worker.
     next_request_id: u64,
+    /// PTZ requests waiting for their worker's answer.
+    ptz: ptz::Pending,
     /// State of the jitter generator (xorshift64).
     rng: u64,
     shutdown_reply: Option<oneshot::Sender<()>>,
@@ -297,6 +337,7 @@ impl Manager {
             clock,
             next_generation: 1,
             next_request_id: 0,
+            ptz: ptz::Pending::default(),
             rng: nvr_proto::unix_ns() ^ u64::from(std::process::id()) | 1,
             shutdown_reply: None,
             last_reload_error: None,
@@ -436,6 +477,15 @@ impl Manager {
         received_ns: u64,
         env: Envelope<ToSupervisor>,
     ) {
+        if let ToSupervisor::PtzReply { request_id, result } = env.body {
+            if !self.ptz.answer(request_id, generation, result) {
+                info!(
+                    request_id,
+                    "a PTZ answer came after its request was answered"
+                );
+            }
+            return;
+        }
         let heartbeat_s = self.config.heartbeat_interval_s;
         let output_dir = self.config.output_dir.display().to_string();
         let archive = self.archive.clone();
@@ -507,6 +557,7 @@ impl Manager {
             ToSupervisor::Probed(_) => {
                 warn!(%camera_id, "a camera's worker sent a probe answer; ignored")
             }
+            ToSupervisor::PtzReply { .. } => {}
         }
     }
 
@@ -543,6 +594,23 @@ impl Manager {
                 reply,
             } => {
                 let _ = reply.send(self.set_override(camera_id, change));
+            }
+            Command::PreviewMotion {
+                camera_id,
+                preview,
+                reply,
+            } => {
+                let _ = reply.send(self.preview_motion(&camera_id, preview, now));
+            }
+            Command::Ptz {
+                camera_id,
+                command,
+                reply,
+            } => {
+                let result = self.ptz_command(&camera_id, command, reply, now);
+                if let Some((reply, result)) = result {
+                    let _ = reply.send(result);
+                }
             }
             Command::Schedule {
                 camera_id,
@@ -599,8 +667,10 @@ impl Manager {
                 None => slot.life.removed(now),
                 Some(new) if *new == slot.cfg => continue,
                 Some(new) if reload::in_place(&slot.cfg, new) => {
-                    // `sync_modes` sends the new settings, with the mode in force, as an `Update`.
+                    // `sync_modes` sends the new settings, with the mode in force, as an `Update`;
+                    // saved settings end a preview.
                     slot.cfg = new.clone();
+                    slot.motion_preview = None;
                     slot.dirty = true;
                     continue;
                 }
@@ -687,6 +757,13 @@ impl Manager {
                 }
                 slot.mode = m;
                 slot.mode_at_ms = now_ms;
+            }
+            if slot.motion_preview.as_ref().is_some_and(|p| now >= p.until)
+                || (slot.motion_preview.is_some() && slot.life.state() != WorkerState::Running)
+            {
+                info!(camera_id = %id, "motion preview ended");
+                slot.motion_preview = None;
+                slot.dirty = true;
             }
             let Some(sent) = &slot.sent else { continue };
             if slot.life.state() != WorkerState::Running {
@@ -808,6 +885,99 @@ impl Manager {
 
     /// How long the manager may sleep: until the next start or forced kill is due, at most [`TICK`],
     /// and [`REAP_POLL`] while a worker is on its way out.
+    /// Starts, renews or ends a camera's motion preview; `sync_modes` sends the worker the
+    /// settings with it (or, once it ends, without it).
+    fn preview_motion(
+        &mut self,
+        camera_id: &str,
+        preview: Option<MotionPreview>,
+        now: Instant,
+    ) -> Result<(), PreviewError> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.cfg.id.as_str() == camera_id)
+            .ok_or_else(|| PreviewError::UnknownCamera(camera_id.to_string()))?;
+        if preview.is_some()
+            && (slot.life.state() != WorkerState::Running || !slot.cfg.motion.enabled)
+        {
+            return Err(PreviewError::NotRunning);
+        }
+        match &preview {
+            Some(p) => {
+                info!(camera_id, threshold = ?p.threshold, min_area = ?p.min_area, "motion preview")
+            }
+            None if slot.motion_preview.is_some() => info!(camera_id, "motion preview ended"),
+            None => {}
+        }
+        slot.motion_preview = preview;
+        slot.dirty = true;
+        self.sync_modes(now);
+        Ok(())
+    }
+
+    /// Sends a PTZ command to the camera's worker and keeps the request until it answers; gives
+    /// the reply back with the answer when there is one at once (no such camera, no `onvif`, no
+    /// running worker, too many waiting).
+    fn ptz_command(
+        &mut self,
+        camera_id: &str,
+        command: nvr_proto::ptz::PtzCommand,
+        reply: ptz::PtzReply,
+        now: Instant,
+    ) -> Option<(ptz::PtzReply, Option<PtzResult>)> {
+        use nvr_proto::ptz::{PtzError, PtzErrorKind};
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.cfg.id.as_str() == camera_id)
+        else {
+            return Some((reply, None));
+        };
+        let refuse = |kind, detail: String| Some(Some(Err(PtzError::new(kind, detail))));
+        let answer = if slot.cfg.onvif.is_none() {
+            refuse(
+                PtzErrorKind::NoOnvif,
+                format!("camera {camera_id:?} has no \"onvif\" section in the config; add one to use PTZ (docs/config.md)"),
+            )
+        } else if slot.life.state() != WorkerState::Running {
+            refuse(
+                PtzErrorKind::WorkerUnavailable,
+                format!(
+                    "the camera's worker is {}; try again when it runs",
+                    format!("{:?}", slot.life.state()).to_lowercase()
+                ),
+            )
+        } else {
+            None
+        };
+        if let Some(answer) = answer {
+            return Some((reply, answer));
+        }
+        let generation = slot.life.run().map_or(0, |r| r.generation);
+        if self.ptz.count_for(generation) >= ptz::MAX_WAITING {
+            let busy = PtzError::new(
+                PtzErrorKind::Busy,
+                "too many PTZ requests are waiting for this camera; try again",
+            );
+            return Some((reply, Some(Err(busy))));
+        }
+        self.next_request_id += 1;
+        let request_id = self.next_request_id;
+        if !slot.send(&ToWorker::Ptz {
+            request_id,
+            command,
+        }) {
+            let gone = PtzError::new(
+                PtzErrorKind::WorkerUnavailable,
+                "the camera's worker is not connected",
+            );
+            return Some((reply, Some(Err(gone))));
+        }
+        self.ptz.add(request_id, generation, now, reply);
+        None
+    }
+
     fn until_due(&self) -> Duration {
         if self.slots.iter().any(|s| s.life.exiting()) {
             return REAP_POLL;
@@ -823,6 +993,7 @@ impl Manager {
             .iter()
             .filter_map(|s| s.life.next_due())
             .chain(self.watchdog.as_ref().map(|w| w.due()))
+            .chain(self.ptz.next_due())
             .map(|t| t.saturating_duration_since(now))
             .chain(mode_due)
             .fold(TICK, Duration::min)
@@ -853,6 +1024,9 @@ impl Manager {
         }
         // A removal changes the count of slots, which makes `publish` rebuild every camera.
         self.slots.retain(|s| !s.life.is_gone());
+        let slots = &self.slots;
+        self.ptz
+            .expire(now, |g| slots.iter().any(|s| s.life.owns(g)));
         self.sync_modes(now);
         if now.duration_since(self.last_police) >= POLICE_EVERY {
             self.last_police = now;
@@ -1086,6 +1260,10 @@ fn carry_out(slot: &mut Slot, action: Option<Action>) {
 fn desired_settings(slot: &Slot) -> CameraSettings {
     let mut settings = CameraSettings::from(&slot.cfg);
     settings.recording.mode = slot.mode.current.into();
+    if let Some(p) = &slot.motion_preview {
+        settings.motion.threshold = p.threshold.unwrap_or(settings.motion.threshold);
+        settings.motion.min_area = p.min_area.unwrap_or(settings.motion.min_area);
+    }
     settings
 }
 

@@ -74,6 +74,15 @@ pub fn camera_status(slot: &Slot, now: Instant, clock: WallClock) -> CameraStatu
         main_url: redact_url(&slot.cfg.main_url),
         sub_url: slot.cfg.sub_url.as_deref().map(redact_url),
         recording_mode: slot.cfg.recording.mode,
+        ptz: slot.cfg.onvif.is_some(),
+        motion_preview: slot
+            .motion_preview
+            .as_ref()
+            .map(|p| crate::status::MotionPreviewStatus {
+                threshold: p.threshold.unwrap_or(slot.cfg.motion.threshold),
+                min_area: p.min_area.unwrap_or(slot.cfg.motion.min_area),
+                remaining_s: p.until.saturating_duration_since(now).as_secs_f64(),
+            }),
         warnings: CameraStatus::warnings_of(slot.last_stats.as_ref()),
         totals: crate::status::Totals {
             cpu_s: slot.totals.cpu_s + process.map_or(0.0, |p| p.cpu_s),

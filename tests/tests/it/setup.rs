@@ -402,3 +402,117 @@ fn repeated_kill_9_during_writes_never_tears_the_file() {
     );
     nvr.restart(&[]);
 }
+
+/// The set-up page's sensitivity trial: a preview changes what the running worker detects, for
+/// its time only, and never the file. Threshold 255 (no pixel can change that much) over the fake
+/// camera's box, which moves from 10 s to 20 s of each loop: no motion while the trial lasts, motion
+/// of the same box once it has ended by itself.
+#[test]
+fn a_motion_preview_changes_detection_for_its_time_and_never_the_file() {
+    use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
+    use nvr_tests::nvr::{camera_config, wait_until};
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let mut cam = camera_config("cam", &fc, "motion/main", "motion/sub");
+    cam["motion"] = json!({"post_motion_s": 1});
+    cam["recording"] = json!({"mode": "off"});
+    let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": [cam]}), &[]);
+    nvr.wait_running(&["cam"]);
+    let file = std::fs::read(nvr.config_path()).unwrap();
+    let csrf = [("X-NVR-CSRF", "1")];
+    let starts = || -> Vec<i64> {
+        let (code, rows) = nvr.get_json("/api/events?camera=cam");
+        assert_eq!(code, 200, "{rows}");
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["start"].as_i64())
+            .collect()
+    };
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    // Bad values change nothing.
+    for body in [
+        r#"{"threshold": 0}"#,
+        r#"{"for_s": 1000}"#,
+        r#"{"sensitivity": 3}"#,
+    ] {
+        let (code, r) = call(
+            nvr.port,
+            "POST",
+            "/api/cameras/cam/motion/preview",
+            &csrf,
+            body,
+        );
+        assert_eq!(code, 400, "{body}: {r}");
+    }
+    let (code, _) = call(
+        nvr.port,
+        "POST",
+        "/api/cameras/nosuch/motion/preview",
+        &csrf,
+        "{}",
+    );
+    assert_eq!(code, 404);
+
+    fc.wait_next("loop_start", Duration::from_secs(40)).unwrap();
+    let loop_start = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let from_ms = unix_ms();
+    let (code, r) = call(
+        nvr.port,
+        "POST",
+        "/api/cameras/cam/motion/preview",
+        &csrf,
+        r#"{"threshold": 255, "for_s": 5}"#,
+    );
+    assert_eq!(code, 200, "{r}");
+    let preview = |want: Value| {
+        wait_until(Duration::from_secs(5), "the preview in /status", || {
+            (nvr.camera("cam")["motion_preview"]["threshold"] == want).then_some(())
+        })
+    };
+    preview(json!(255));
+    let until_ms = from_ms + 5000;
+    // The trial ends by itself; the box, still moving, is then caught.
+    let after = wait_until(
+        Duration::from_secs(20),
+        "motion once the trial ended",
+        || starts().into_iter().find(|&s| s >= from_ms),
+    );
+    assert!(
+        after >= until_ms - 200,
+        "motion started at {after}, inside the trial ({from_ms}..{until_ms})"
+    );
+    assert!(
+        loop_start.elapsed() < Duration::from_secs(21),
+        "caught in the same loop"
+    );
+    preview(Value::Null);
+    assert_eq!(
+        std::fs::read(nvr.config_path()).unwrap(),
+        file,
+        "the file changed"
+    );
+    // A preview can be ended at once.
+    call(
+        nvr.port,
+        "POST",
+        "/api/cameras/cam/motion/preview",
+        &csrf,
+        r#"{"threshold": 50}"#,
+    );
+    preview(json!(50));
+    let (code, _) = call(
+        nvr.port,
+        "DELETE",
+        "/api/cameras/cam/motion/preview",
+        &csrf,
+        "",
+    );
+    assert_eq!(code, 200);
+    preview(Value::Null);
+}

@@ -227,3 +227,28 @@ fn secret_keys_are_recognised_by_name() {
         assert!(!is_secret_key(k), "{k}");
     }
 }
+
+#[test]
+fn the_onvif_password_is_masked_and_kept_when_sent_back_masked() {
+    let file = FILE.replace(
+        r#""password": "hunter2","#,
+        r#""password": "hunter2",
+      "onvif": { "port": 2020, "password": "ptz-secret" },"#,
+    );
+    let d = Doc::parse(&file).unwrap();
+    let config = validate(&d, &env).unwrap();
+    let shown = effective_camera(config.camera("door").unwrap());
+    assert_eq!(shown["onvif"]["password"], "***");
+    assert!(!shown.to_string().contains("ptz-secret"));
+    let (out, _) = put_camera(&d, "door", &shown, &env).unwrap();
+    assert_eq!(out.print(), file, "a no-op edit gives the same bytes");
+    let edit = json!({"onvif": {"port": 8000, "password": "***", "move_timeout_s": 1}});
+    let (out, config) = put_camera(&d, "door", &edit, &env).unwrap();
+    let onvif = config.camera("door").unwrap().onvif.clone().unwrap();
+    assert_eq!((onvif.port, onvif.move_timeout_s), (8000, 1.0));
+    assert_eq!(
+        onvif.password.as_ref().map(|p| p.expose()),
+        Some("ptz-secret")
+    );
+    assert!(out.print().contains("\"ptz-secret\""));
+}
