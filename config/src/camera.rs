@@ -91,6 +91,12 @@ pub(crate) fn read_camera(
         Some(v) => read_limits(v, &obj.field_path("limits"), problems),
         None => Some(LimitsConfig::default()),
     };
+    let notify = match obj.raw("notify") {
+        Some(v) => {
+            crate::notify::read_notify(v, &obj.field_path("notify"), schedule_names, problems)
+        }
+        None => Some(crate::NotifyConfig::default()),
+    };
     let schedule = read_schedule_ref(&mut obj, schedule_names, problems);
     let live = match obj.raw("live") {
         Some(v) => read_live(v, &obj.field_path("live"), problems),
@@ -114,6 +120,7 @@ pub(crate) fn read_camera(
         motion: motion?,
         recording: recording?,
         limits: limits?,
+        notify: notify?,
         schedule,
         live: live?,
         onvif: onvif.map(|o| o.ok_or(())).transpose().ok()?,

@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod layout;
 mod metrics;
 mod mqtt;
+mod notify;
 mod onvif;
 mod reader;
 mod schedule;
@@ -18,6 +19,7 @@ mod webhook;
 
 pub use metrics::{MetricsConfig, MAX_SAMPLE_EVERY_S, MIN_SAMPLE_EVERY_S};
 pub use mqtt::MqttConfig;
+pub use notify::NotifyConfig;
 pub use onvif::{url_host, OnvifConfig};
 pub use reader::Problem;
 pub use secret::{redact_url, url_has_credentials, Password};
@@ -298,6 +300,9 @@ pub struct CameraConfig {
     pub motion: MotionConfig,
     pub recording: RecordingConfig,
     pub limits: LimitsConfig,
+    /// Quiet hours, cooldown and `camera_down` delay of its notifications.
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// The name of the schedule (in `schedules`) that decides the recording mode; `None`: the
     /// fixed `recording.mode`. A camera may not set both.
     pub schedule: Option<String>,

@@ -375,6 +375,8 @@ impl Manager {
                 .map(|c| (c.id.to_string(), c.name.clone()))
                 .collect(),
         ));
+        self.notifier
+            .send(Note::Rules(crate::notify::gate::rules(&self.config)));
     }
 
     /// The loop's liveness signal, for `/health`.

@@ -9,6 +9,7 @@
 //! slow) waits in the consumer's outbox.
 
 mod discovery;
+pub mod gate;
 mod mqtt;
 pub mod outbox;
 pub mod webhook;
@@ -38,6 +39,9 @@ pub enum Note {
     Cameras(Vec<(String, String)>),
     /// A recording file was closed and indexed.
     RecordingFinished(RecordingNote),
+    /// Every camera's notification rule (quiet hours, cooldown, `camera_down` delay), at start
+    /// and after a reload.
+    Rules(Vec<(String, gate::Rule)>),
     /// An enabled camera's health with its status: why it is unhealthy (`/ready`'s reason), or
     /// `None`.
     Health {

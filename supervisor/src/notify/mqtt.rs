@@ -13,6 +13,7 @@
 //! retained), `<p>/events` (JSON `new`/`end`), `<p>/<camera>/snapshot` (the event's JPEG at its
 //! start, retained); subscribed: `<p>/<camera>/recordings/set` (`ON`/`OFF`).
 
+use super::gate::{Gate, Verdict};
 use super::outbox::{Kind, Message, Outbox, IN_FLIGHT_MAX};
 use super::{BrokerState, EventType, MqttStatus, Note, Notes};
 use crate::manager::{Command, Inbox, Msg};
@@ -30,7 +31,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The first wait before a reconnect; it doubles up to [`RETRY_MAX`] and starts again after a
 /// successful connect.
@@ -266,6 +267,7 @@ async fn run(
     tokio::spawn(drive(eventloop, conn_tx));
     let mut outbox = Outbox::default();
     let mut cameras: Vec<(String, String)> = Vec::new();
+    let mut gate = Gate::default();
     let mut st = MqttStatus {
         broker,
         state: BrokerState::Connecting,
@@ -299,7 +301,7 @@ async fn run(
         }
         tokio::select! {
             note = notes.recv(), if !stopping => match note {
-                Some(note) => on_note(note, &topics, &mut outbox, &mut cameras, home_assistant),
+                Some(note) => on_note(note, &topics, &mut outbox, &mut cameras, &mut gate, home_assistant),
                 None => stopping = true,
             },
             conn = conn_rx.recv() => match conn {
@@ -365,6 +367,7 @@ fn on_note(
     topics: &Topics,
     outbox: &mut Outbox,
     cameras: &mut Vec<(String, String)>,
+    gate: &mut Gate,
     home_assistant: bool,
 ) {
     let on_off = |on: bool| if on { b"ON".to_vec() } else { b"OFF".to_vec() };
@@ -379,6 +382,13 @@ fn on_note(
             outbox.set_state(topics.camera(&camera, "recordings/state"), on_off(on))
         }
         Note::Event { event, snapshot } => {
+            // Quiet hours and cooldown hold the event messages; the motion state stays true.
+            let start = event.message == EventType::New;
+            let verdict = gate.judge(&event.camera, &event.id, start, event.start);
+            if verdict != Verdict::Send {
+                debug!(camera_id = %event.camera, event = %event.id, ?verdict, "mqtt: event not notified");
+                return;
+            }
             if let (EventType::New, Some(jpeg)) = (event.message, snapshot) {
                 outbox.push_event(topics.camera(&event.camera, "snapshot"), jpeg, true);
             }
@@ -395,6 +405,7 @@ fn on_note(
             }
             *cameras = list;
         }
+        Note::Rules(rules) => gate.set_rules(rules),
         Note::RecordingFinished(_) | Note::Health { .. } => {}
     }
 }

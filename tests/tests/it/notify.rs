@@ -3,11 +3,13 @@
 //! camera's send), one `events` new/end pair per onset with the ids `/api/events` shows, the
 //! snapshot a JPEG, the last will on SIGKILL, and everything retained back after a restart.
 
+use crate::webhooks::{Delivery, Receiver, SECRET, SECRET_ENV};
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::mqtt::{Mosquitto, Received, Subscriber};
-use nvr_tests::nvr::{http, wait_until, Nvr};
+use nvr_tests::nvr::{free_port, http, wait_until, Nvr};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const USER: &str = "nvr";
@@ -377,4 +379,174 @@ fn mqtt_events_of_a_broker_outage_arrive_after_the_reconnect() {
         gained as f64 >= 0.5 * fps * secs,
         "{gained} frames in {secs:.1} s at {fps} fps"
     );
+}
+
+/// Quiet hours and cooldown (decision 97): camera `q` is in quiet hours all the time (a schedule
+/// whose default is on), camera `c` has a cooldown longer than the test, and both watch the same
+/// scripted motion. Over two onsets, `events` and `snapshot` carry only `c`'s first event, and so
+/// does a webhook (its `motion_start` and `motion_end`, signed), while both cameras' retained
+/// `motion` state goes ON and OFF at every onset, and `/api/events` has every event. Then a reload
+/// ends `q`'s quiet hours in place, and its next event is notified.
+#[test]
+fn mqtt_quiet_hours_and_cooldown_hold_event_messages_not_the_motion_state() {
+    let broker = Mosquitto::start(USER, PASSWORD).unwrap();
+    let sub = Subscriber::start(broker.port, USER, PASSWORD, "nvr/#");
+    let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let hook_port = free_port();
+    let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let _receiver = Receiver::start(hook_port, Arc::clone(&got));
+    let camera = |id: &str, notify: Value| {
+        json!({"id": id, "main_url": fc.url("motion/main"), "sub_url": fc.url("motion/sub"),
+               "recording": {"mode": "off"}, "motion": {"post_motion_s": 1}, "notify": notify})
+    };
+    let config = json!({
+        "heartbeat_interval_s": 0.5,
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": USER,
+                 "password_env": PASSWORD_ENV},
+        "schedules": {"always": {"timezone": "UTC", "default": "motion", "rules": []}},
+        "webhooks": [{"url": format!("http://127.0.0.1:{hook_port}/hook"), "secret_env": SECRET_ENV,
+                      "events": ["motion_start", "motion_end"]}],
+        "cameras": [camera("q", json!({"quiet": "always"})),
+                    camera("c", json!({"cooldown_s": 3600}))],
+    });
+    let env = [(PASSWORD_ENV, PASSWORD), (SECRET_ENV, SECRET)];
+    let mut nvr = Nvr::start(config, &env);
+    for id in ["q", "c"] {
+        nvr.wait_camera(id, Duration::from_secs(30), "SUB up", |c| {
+            c["worker"]["sub"]["state"] == "up"
+        });
+    }
+    let ended_events = |nvr: &Nvr, id: &str| -> Vec<String> {
+        let (_, events) = nvr.get_json(&format!("/api/events?camera={id}"));
+        let mut list = events.as_array().cloned().unwrap_or_default();
+        list.retain(|e| !e["end"].is_null());
+        list.sort_by_key(|e| e["start"].as_i64());
+        list.iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for onset in 1..=2 {
+        let since = sub.len();
+        fc.wait_next("motion_start", Duration::from_secs(40))
+            .unwrap();
+        // The state is a state: both cameras' motion goes ON and then OFF.
+        for id in ["q", "c"] {
+            let topic = format!("nvr/{id}/motion");
+            sub.wait_for(since, &topic, "ON", Duration::from_secs(10));
+            sub.wait_for(since, &topic, "OFF", Duration::from_secs(40));
+        }
+        // The index has each camera's event of this onset, ended.
+        wait_until(
+            Duration::from_secs(30),
+            "the onset's events indexed",
+            || {
+                (ended_events(&nvr, "q").len() >= onset && ended_events(&nvr, "c").len() >= onset)
+                    .then_some(())
+            },
+        );
+        if onset == 1 {
+            // The cooled camera's first event goes out, start and end.
+            let id = ended_events(&nvr, "c")[0].clone();
+            sub.wait_since(since, "c's end", Duration::from_secs(10), |m| {
+                m.topic == "nvr/events"
+                    && event_json(m)["id"] == id.as_str()
+                    && event_json(m)["type"] == "end"
+            });
+        }
+    }
+    // What was published for the second onset would have gone out by now (it takes
+    // milliseconds once indexed); give a loaded machine a moment more.
+    std::thread::sleep(Duration::from_secs(2));
+    let messages = sub.messages();
+    let events: Vec<Value> = messages
+        .iter()
+        .filter(|m| m.topic == "nvr/events")
+        .map(event_json)
+        .collect();
+    let first_c = ended_events(&nvr, "c")[0].clone();
+    let sent: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().into(),
+                e["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [(first_c.clone(), "new".into()), (first_c, "end".into())],
+        "only c's first event may be notified: {events:?}"
+    );
+    let snapshots: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.topic.ends_with("/snapshot"))
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert_eq!(snapshots, ["nvr/c/snapshot"], "{snapshots:?}");
+    // The webhook heard the same: c's first event, start and end, signed.
+    let first_c = &sent[0].0;
+    wait_until(
+        Duration::from_secs(10),
+        "c's motion_end at the webhook",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|d| d.event == "motion_end")
+                .then_some(())
+        },
+    );
+    let hooks: Vec<(String, String)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert!(d.signature_ok, "{d:?}");
+            (
+                d.event.clone(),
+                d.body["data"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("motion_start".to_string(), first_c.clone()),
+            ("motion_end".to_string(), first_c.clone())
+        ],
+        "only c's first event may be notified"
+    );
+    assert!(ended_events(&nvr, "q").len() >= 2 && ended_events(&nvr, "c").len() >= 2);
+
+    // The quiet hours end in place: a reload without q's `notify` (no worker restart), and q's
+    // next event is notified; c's cooldown still holds.
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(nvr.config_path()).unwrap()).unwrap();
+    config["cameras"][0]["notify"] = json!({});
+    std::fs::write(nvr.config_path(), config.to_string()).unwrap();
+    let (code, body) = http(nvr.port, "POST", "/api/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["summary"]["updated"], json!(["q"]), "{body}");
+    assert_eq!(summary["summary"]["changed"], json!([]), "{body}");
+    let since = sub.len();
+    fc.wait_next("motion_start", Duration::from_secs(40))
+        .unwrap();
+    let new = sub.wait_since(
+        since,
+        "q's event after the reload",
+        Duration::from_secs(20),
+        |m| m.topic == "nvr/events" && event_json(m)["camera"] == "q",
+    );
+    assert_eq!(event_json(&new)["type"], "new");
+    sub.wait_since(since, "q's snapshot", Duration::from_secs(10), |m| {
+        m.topic == "nvr/q/snapshot"
+    });
+    let c_since = sub.messages()[since..]
+        .iter()
+        .filter(|m| m.topic == "nvr/events" && event_json(m)["camera"] == "c")
+        .count();
+    assert_eq!(c_since, 0, "c is still cooling down");
+    nvr.terminate().unwrap();
 }

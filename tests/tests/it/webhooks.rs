@@ -16,26 +16,26 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const SECRET: &str = "wh-secret-8841-do-not-leak";
-const SECRET_ENV: &str = "NVR_TEST_WEBHOOK_SECRET";
+pub(crate) const SECRET: &str = "wh-secret-8841-do-not-leak";
+pub(crate) const SECRET_ENV: &str = "NVR_TEST_WEBHOOK_SECRET";
 
 /// One POST as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Delivery {
-    id: String,
-    event: String,
-    body: Value,
-    signature_ok: bool,
+pub(crate) struct Delivery {
+    pub(crate) id: String,
+    pub(crate) event: String,
+    pub(crate) body: Value,
+    pub(crate) signature_ok: bool,
 }
 
 /// The receiver: answers 200 to every POST on `port` while running, and records it.
-struct Receiver {
+pub(crate) struct Receiver {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start(port: u16, got: Arc<Mutex<Vec<Delivery>>>) -> Receiver {
+    pub(crate) fn start(port: u16, got: Arc<Mutex<Vec<Delivery>>>) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -287,5 +287,88 @@ fn webhooks_are_signed_retried_durable_and_dropped_after_their_tries() {
     nvr.terminate().unwrap();
     drop(receiver);
     assert!(!status.contains(SECRET), "the secret is in /status");
+    assert!(!nvr.log_text().contains(SECRET), "the secret is in the log");
+}
+
+/// `camera_down` and `camera_up`: the fake camera stops serving (its streams drop and reconnects
+/// are refused); after the camera's `notify.down_after_s` unhealthy the receiver gets a signed
+/// `camera_down` with the reason, and once the camera serves again a `camera_up` with how long it
+/// was down. Nothing more until the next outage.
+#[test]
+fn webhooks_tell_camera_down_after_its_delay_and_up_when_it_is_back() {
+    let mut fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).unwrap();
+    let port = free_port();
+    let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let _receiver = Receiver::start(port, Arc::clone(&got));
+    let config = json!({
+        "heartbeat_interval_s": 0.5,
+        "webhooks": [
+            {"url": format!("http://127.0.0.1:{port}/hook"), "secret_env": SECRET_ENV,
+             "events": ["camera_down", "camera_up"]},
+        ],
+        "cameras": [{"id": "a", "main_url": fc.url("motion/main"), "sub_url": fc.url("motion/sub"),
+                     "recording": {"mode": "off"}, "notify": {"down_after_s": 3}}],
+    });
+    let env = [(SECRET_ENV, SECRET)];
+    let mut nvr = Nvr::start(config, &env);
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    let events = |got: &Mutex<Vec<Delivery>>, since: usize| -> Vec<Delivery> {
+        let got = got.lock().unwrap();
+        assert!(
+            got.iter().all(|d| d.signature_ok),
+            "a bad signature: {got:?}"
+        );
+        got.iter().skip(since).cloned().collect()
+    };
+    // A slow first connect may itself have been an outage: settle before counting.
+    std::thread::sleep(Duration::from_secs(1));
+    let since = got.lock().unwrap().len();
+
+    let stopped = std::time::Instant::now();
+    fc.command("stop").unwrap();
+    // Well within the 30 s default, so the camera's own delay is what counts.
+    let down = wait_until(Duration::from_secs(20), "camera_down", || {
+        events(&got, since)
+            .into_iter()
+            .find(|d| d.event == "camera_down")
+    });
+    // Not before the delay (measured from the stop, which is at or before the stream's loss).
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(down.body["camera"], "a", "{:?}", down.body);
+    assert!(
+        down.body["data"]["problem"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
+        "{:?}",
+        down.body
+    );
+    assert!(
+        down.body["data"]["since"].as_i64().unwrap() <= down.body["time"].as_i64().unwrap() - 3000
+    );
+
+    fc.command("start").unwrap();
+    let up = wait_until(Duration::from_secs(60), "camera_up", || {
+        events(&got, since)
+            .into_iter()
+            .find(|d| d.event == "camera_up")
+    });
+    assert_eq!(up.body["camera"], "a", "{:?}", up.body);
+    assert!(
+        up.body["data"]["down_s"].as_f64().unwrap() >= 3.0,
+        "{:?}",
+        up.body
+    );
+    nvr.wait_camera("a", Duration::from_secs(30), "SUB up again", |c| {
+        c["worker"]["sub"]["state"] == "up"
+    });
+    let kinds: Vec<String> = events(&got, since).into_iter().map(|d| d.event).collect();
+    assert_eq!(kinds, ["camera_down", "camera_up"], "one of each");
+    nvr.terminate().unwrap();
     assert!(!nvr.log_text().contains(SECRET), "the secret is in the log");
 }

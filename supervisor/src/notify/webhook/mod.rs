@@ -14,6 +14,7 @@
 pub mod policy;
 pub mod store;
 
+use super::gate::{Gate, Verdict as GateVerdict};
 use super::{EventType, Note, Notes};
 use crate::status::Snapshot;
 use anyhow::Context;
@@ -256,6 +257,7 @@ struct Body<'a, T: Serialize> {
 fn deliveries_of(
     note: &Note,
     health: &mut Health,
+    gate: &mut Gate,
     now: i64,
 ) -> Vec<(WebhookEvent, String, i64, serde_json::Value)> {
     fn json<T: Serialize>(v: &T) -> serde_json::Value {
@@ -271,6 +273,11 @@ fn deliveries_of(
                 EventType::New => event.start,
                 EventType::End => event.end.unwrap_or(now),
             };
+            // The camera's quiet hours and cooldown (every webhook's `cooldown_s` comes after).
+            let start = event.message == EventType::New;
+            if gate.judge(&event.camera, &event.id, start, event.start) != GateVerdict::Send {
+                return Vec::new();
+            }
             vec![(kind, event.camera.clone(), time, json(event))]
         }
         Note::RecordingFinished(r) => vec![(
@@ -286,6 +293,11 @@ fn deliveries_of(
         Note::Cameras(list) => {
             let ids: Vec<String> = list.iter().map(|(id, _)| id.clone()).collect();
             health.retain(&ids);
+            Vec::new()
+        }
+        Note::Rules(rules) => {
+            health.set_down_after(rules.iter().map(|(id, r)| (id.clone(), r.down_after_ms)));
+            gate.set_rules(rules.clone());
             Vec::new()
         }
         Note::Motion { .. } | Note::Status { .. } | Note::Recording { .. } => Vec::new(),
@@ -343,6 +355,7 @@ async fn run(
         })
         .collect();
     let mut health = Health::default();
+    let mut gate = Gate::default();
     let mut cooldowns: Vec<Cooldown> = hooks.iter().map(|_| Cooldown::default()).collect();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let mut busy: Vec<String> = Vec::new();
@@ -354,7 +367,7 @@ async fn run(
             note = notes.recv() => match note {
                 Some(note) => {
                     let now = now_ms();
-                    for (event, camera, time, data) in deliveries_of(&note, &mut health, now) {
+                    for (event, camera, time, data) in deliveries_of(&note, &mut health, &mut gate, now) {
                         enqueue(&hooks, &mut cooldowns, &store, event, &camera, time, &data, now);
                     }
                 }
@@ -431,7 +444,7 @@ async fn run(
                 // outbox, for the next start to deliver.
                 let now = now_ms();
                 while let Ok(note) = notes.try_recv() {
-                    for (event, camera, time, data) in deliveries_of(&note, &mut health, now) {
+                    for (event, camera, time, data) in deliveries_of(&note, &mut health, &mut gate, now) {
                         enqueue(&hooks, &mut cooldowns, &store, event, &camera, time, &data, now);
                     }
                 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 /// The wait after the first failed attempt; it doubles after each further one, up to [`WAIT_MAX_MS`].
 pub const WAIT_FIRST_MS: i64 = 1_000;
 pub const WAIT_MAX_MS: i64 = 5 * 60 * 1_000;
-/// A camera unhealthy this long (continuously) is reported `camera_down`.
+/// A camera unhealthy this long (continuously) is reported `camera_down`, unless its
+/// `notify.down_after_s` says otherwise.
 pub const DOWN_AFTER_MS: i64 = 30_000;
 
 /// What becomes of a delivery after an attempt.
@@ -37,7 +38,7 @@ pub fn after_attempt(ok: bool, attempts: u32, tries: u32, now_ms: i64) -> Verdic
 /// A camera's health turning into a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Unhealthy for [`DOWN_AFTER_MS`]: since when, and the latest reason.
+    /// Unhealthy for its delay ([`DOWN_AFTER_MS`] by default): since when, and the latest reason.
     Down { since_ms: i64, problem: String },
     /// Healthy again after a `Down`; how long it was unhealthy.
     Up { down_ms: i64 },
@@ -56,9 +57,16 @@ struct CameraHealth {
 #[derive(Debug, Default)]
 pub struct Health {
     cameras: HashMap<String, CameraHealth>,
+    /// Per camera, how long unhealthy before `Down` when not [`DOWN_AFTER_MS`].
+    down_after: HashMap<String, i64>,
 }
 
 impl Health {
+    /// Each camera's delay before `Down` (from its `notify.down_after_s`).
+    pub fn set_down_after(&mut self, delays: impl IntoIterator<Item = (String, i64)>) {
+        self.down_after = delays.into_iter().collect();
+    }
+
     /// The camera's health now (`problem`: why it is unhealthy, `None` when healthy); a camera
     /// reported down that is healthy again yields `Up`.
     pub fn observe(
@@ -89,12 +97,17 @@ impl Health {
         }
     }
 
-    /// Cameras unhealthy for [`DOWN_AFTER_MS`] by `now_ms` and not reported yet: `Down`.
+    /// Cameras unhealthy for their delay by `now_ms` and not reported yet: `Down`.
     pub fn tick(&mut self, now_ms: i64) -> Vec<(String, Change)> {
         let mut out = Vec::new();
         for (camera, c) in &mut self.cameras {
+            let after = self
+                .down_after
+                .get(camera)
+                .copied()
+                .unwrap_or(DOWN_AFTER_MS);
             if let Some((since, why)) = &c.unhealthy {
-                if !c.reported_down && now_ms - since >= DOWN_AFTER_MS {
+                if !c.reported_down && now_ms - since >= after {
                     c.reported_down = true;
                     out.push((
                         camera.clone(),
@@ -227,6 +240,11 @@ mod tests {
             Some(Change::Up { down_ms: 105_000 })
         );
         assert_eq!(h.observe("a", None, 206_000), None);
+        // A camera with its own delay.
+        h.set_down_after([("a".to_string(), 2_000)]);
+        assert_eq!(h.observe("a", bad(), 210_000), None);
+        assert!(h.tick(211_999).is_empty());
+        assert_eq!(h.tick(212_000).len(), 1);
         // A camera removed from the config is forgotten.
         h.observe("b", bad(), 300_000);
         h.retain(&["a".to_string()]);
