@@ -38,8 +38,10 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(1);
 /// How often a preset's travel is polled, and for how long at most.
 const TRAVEL_POLL: Duration = Duration::from_millis(250);
 const TRAVEL_MAX: Duration = Duration::from_secs(15);
-/// How long after a failed start-up `Stop` (camera unreachable) it is tried again.
-const STOP_RETRY: Duration = Duration::from_secs(5);
+/// How long after a failed start-up `Stop` (camera unreachable) it is tried again: doubling from
+/// the first to the last, so an ONVIF service that is down costs a log line now and then.
+const STOP_RETRY_FIRST: Duration = Duration::from_secs(5);
+const STOP_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// A continuous move's velocities, each -1..=1.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -359,6 +361,8 @@ pub struct Ptz {
     replies: ReplySink,
     /// The start-up `Stop` has not reached the camera yet: try again at this instant.
     stop_pending_at: Option<Instant>,
+    /// The wait before the next start-up `Stop` attempt.
+    stop_retry: Duration,
 }
 
 impl Ptz {
@@ -376,6 +380,7 @@ impl Ptz {
             paused,
             replies,
             stop_pending_at: Some(Instant::now()),
+            stop_retry: STOP_RETRY_FIRST,
         }
     }
 
@@ -435,8 +440,9 @@ impl Ptz {
                 self.stop_pending_at = None;
             }
             Err(e) => {
-                warn!(error = %e, "cannot reach the camera's ONVIF service to stop it; trying again");
-                self.stop_pending_at = Some(now + STOP_RETRY);
+                warn!(error = %e, retry_s = self.stop_retry.as_secs(), "cannot reach the camera's ONVIF service to stop it; trying again");
+                self.stop_pending_at = Some(now + self.stop_retry);
+                self.stop_retry = (self.stop_retry * 2).min(STOP_RETRY_MAX);
             }
         }
     }
@@ -445,7 +451,13 @@ impl Ptz {
         command
             .validate()
             .map_err(|e| PtzError::new(PtzErrorKind::BadRequest, e))?;
-        match command {
+        // A command that steers the camera replaces a start-up `Stop` still waiting for it (sent
+        // later, that one would stop the user's move).
+        let steers = matches!(
+            command,
+            PtzCommand::Move { .. } | PtzCommand::Stop | PtzCommand::GotoPreset { .. }
+        );
+        let reply = match command {
             PtzCommand::Move { pan, tilt, zoom } => {
                 let step = self.mover.on_move(Velocity { pan, tilt, zoom }, now);
                 self.paused.store(true, Ordering::Relaxed);
@@ -472,7 +484,11 @@ impl Ptz {
                 .call(|d| d.set_preset(&name))
                 .map(|token| PtzAnswer::PresetSet { token }),
             PtzCommand::Describe => self.call(|d| d.describe()).map(PtzAnswer::Described),
+        };
+        if steers && reply.is_ok() {
+            self.stop_pending_at = None;
         }
+        reply
     }
 
     /// Carries out a step whose failure the caller reports; a failed move counts as stopped.
