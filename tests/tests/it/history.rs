@@ -116,27 +116,13 @@ fn restarts_show_in_the_history_and_a_broken_file_is_set_aside() {
     assert!(camera_in(&nvr.status(), "hist18").is_some());
 
     // The metrics page in Chromium: charts with drawn data and both markers; a screenshot kept.
-    let root = nvr_tests::fakecam::workspace_root();
-    let shots = root.join("target/ui-screenshots/metrics");
-    let out = std::process::Command::new("timeout")
-        .args(["-k", "5", "120", "node"])
-        .arg(root.join("tests/ui/metrics.mjs"))
-        .args(["--base", &format!("http://127.0.0.1:{}", nvr.port)])
-        .args([
-            "--shots",
-            &shots.display().to_string(),
-            "--camera",
-            "hist18",
-        ])
-        .current_dir(root.join("tests/ui"))
-        .output()
-        .expect("node (see scripts/setup.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let shots = nvr_tests::chromium::shots("metrics");
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    nvr_tests::chromium::run_script(
+        "metrics.mjs",
+        &["--base", &base, "--shots", &shots, "--camera", "hist18"],
+        120,
+        |_| {},
     );
-    eprintln!("{text}");
-    assert!(out.status.success(), "metrics page checks failed:\n{text}");
-    assert!(shots.join("metrics.png").is_file());
+    assert!(std::path::Path::new(&shots).join("metrics.png").is_file());
 }

@@ -10,7 +10,6 @@ use nvr_tests::status::{pid, u64_at};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USER: &str = "ptzadmin";
@@ -375,21 +374,12 @@ fn the_ui_pans_on_hold_stops_on_release_and_blur_and_saves_presets() {
     cam["onvif"] = onvif_of(device.port(), PASSWORD);
     let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": [cam]}), &[]);
     nvr.wait_running(&["cam"]);
-    let root = nvr_tests::fakecam::workspace_root();
-    let shots = root.join("target/ui-screenshots/ptz");
-    let out = Command::new("timeout")
-        .args(["-k", "5", "120", "node"])
-        .arg(root.join("tests/ui/ptz.mjs"))
-        .args(["--base", &format!("http://127.0.0.1:{}", nvr.port)])
-        .args(["--shots", &shots.display().to_string(), "--camera", "cam"])
-        .current_dir(root.join("tests/ui"))
-        .output()
-        .expect("node (see scripts/setup.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let shots = nvr_tests::chromium::shots("ptz");
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    nvr_tests::chromium::run_script(
+        "ptz.mjs",
+        &["--base", &base, "--shots", &shots, "--camera", "cam"],
+        120,
+        |_| {},
     );
-    eprintln!("{text}");
-    assert!(out.status.success(), "PTZ UI checks failed:\n{text}");
 }

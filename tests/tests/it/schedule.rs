@@ -499,21 +499,12 @@ fn the_ui_shows_the_week_the_mode_in_force_and_sets_an_override() {
     let config = json!({"heartbeat_interval_s": 0.5, "schedules": schedules, "cameras": [camera(&fc, "nights", 300.0)]});
     let nvr = Nvr::start(config, &[]);
     nvr.wait_running(&["cam"]);
-    let root = nvr_tests::fakecam::workspace_root();
-    let shots = root.join("target/ui-screenshots/schedule");
-    let out = Command::new("timeout")
-        .args(["-k", "5", "120", "node"])
-        .arg(root.join("tests/ui/schedule.mjs"))
-        .args(["--base", &format!("http://127.0.0.1:{}", nvr.port)])
-        .args(["--shots", &shots.display().to_string(), "--camera", "cam"])
-        .current_dir(root.join("tests/ui"))
-        .output()
-        .expect("node (see scripts/setup.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let shots = nvr_tests::chromium::shots("schedule");
+    let base = format!("http://127.0.0.1:{}", nvr.port);
+    nvr_tests::chromium::run_script(
+        "schedule.mjs",
+        &["--base", &base, "--shots", &shots, "--camera", "cam"],
+        120,
+        |_| {},
     );
-    eprintln!("{text}");
-    assert!(out.status.success(), "schedule UI checks failed:\n{text}");
 }

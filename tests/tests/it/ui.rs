@@ -2,10 +2,10 @@
 //! `tests/ui/ui.mjs`), against the real supervisor and fake cameras. Screenshots of every page go to
 //! `target/ui-screenshots/`.
 
-use nvr_tests::fakecam::{workspace_root, FakeCam, FakeCamOpts};
+use nvr_tests::chromium::{run_script, shots};
+use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{hash_password, Nvr};
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
 
 /// Runs the UI script with `args`; panics with its output unless every check passed.
@@ -17,55 +17,6 @@ fn run_ui(args: &[&str]) {
 /// (the script asks for things only the test can do, such as taking a fake camera's mount down).
 fn run_ui_with(args: &[&str], timeout_s: u32, on_line: impl FnMut(&str)) -> String {
     run_script("ui.mjs", args, timeout_s, on_line)
-}
-
-/// Runs `tests/ui/<script>` like [`run_ui_with`].
-fn run_script(
-    script: &str,
-    args: &[&str],
-    timeout_s: u32,
-    mut on_line: impl FnMut(&str),
-) -> String {
-    use std::io::{BufRead, BufReader};
-    let root = workspace_root();
-    let mut child = Command::new("timeout")
-        .args(["-k", "5", &timeout_s.to_string(), "node"])
-        .arg(root.join("tests/ui").join(script))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node (see scripts/setup.sh)");
-    let stderr = child.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
-        text
-    });
-    let mut text = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        eprintln!("{line}");
-        on_line(&line);
-        text.push_str(&line);
-        text.push('\n');
-    }
-    let status = child.wait().unwrap();
-    let errors = errors.join().unwrap();
-    eprintln!("{errors}");
-    text.push_str(&errors);
-    assert!(status.success(), "UI checks failed:\n{text}");
-    text
-}
-
-fn shots(name: &str) -> String {
-    workspace_root()
-        .join("target/ui-screenshots")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 #[test]
