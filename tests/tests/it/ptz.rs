@@ -4,12 +4,10 @@
 //! devices, a wrong password, a device clock an hour off, and the web UI's controls in Chromium.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
-use nvr_tests::nvr::{camera_config, signal, wait_until, Nvr};
+use nvr_tests::nvr::{camera_config, send_json, signal, wait_until, Nvr};
 use nvr_tests::onvif::{GarbageDevice, OnvifDevice, SilentDevice};
 use nvr_tests::status::{pid, u64_at};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const USER: &str = "ptzadmin";
@@ -17,22 +15,7 @@ const PASSWORD: &str = "ptz-s3cret-pw";
 
 /// A request with a JSON body and the CSRF header: (status, JSON body).
 fn send(nvr: &Nvr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", nvr.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-NVR-CSRF: 1\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
-    (code, value)
+    send_json(nvr.port, method, path, &[("X-NVR-CSRF", "1")], body)
 }
 
 fn ptz(nvr: &Nvr, cam: &str, body: Value) -> (u16, Value) {
