@@ -273,57 +273,14 @@ impl Detector {
         // The frame's global brightness shift: the median of (frame - background) over the
         // watched area, robust to any object smaller than half of it.
         let shift = median_shift(&self.blurred, bg, &self.watched, self.n_watched);
-        let threshold = f32::from(self.cfg.threshold);
-        let half = f32::from(self.cfg.threshold / 2);
-        if shift.abs() > half {
+        if shift.abs() > f32::from(self.cfg.threshold / 2) {
             return self.reseed(0.0, t_ns, pts);
         }
-        let still_delta = self.cfg.threshold / 2;
-        for ((still, &cur), anchor) in self
-            .still_s
-            .iter_mut()
-            .zip(&self.blurred)
-            .zip(&mut self.anchor)
-        {
-            if cur.abs_diff(*anchor) <= still_delta {
-                *still += dt_s as f32;
-            } else {
-                *still = 0.0;
-                *anchor = cur;
-            }
-        }
-        let mut n_changed = 0usize;
-        for (i, (&cur, b)) in self.blurred.iter().zip(bg.iter_mut()).enumerate() {
-            let on = self.watched[i] && (f32::from(cur) - *b - shift).abs() > threshold;
-            let on = on
-                && if self.still_s[i] >= ABSORB_STILL_S {
-                    *b = f32::from(cur) - shift;
-                    false
-                } else {
-                    true
-                };
-            self.changed[i] = u8::from(on);
-            n_changed += usize::from(on);
-        }
-        let fraction = n_changed as f64 / self.n_watched.max(1) as f64;
-        if fraction > RESEED_FRACTION {
-            return self.reseed(fraction * 100.0, t_ns, pts);
-        }
-        let warming = t_ns < self.warm_until_ns;
-        let tau_s = if warming {
-            WARMUP_TAU_S
-        } else {
-            BACKGROUND_TAU_S
+        let fraction_or_reseed = self.compare_and_learn(shift, dt_s, t_ns);
+        let (fraction, n_changed, warming) = match fraction_or_reseed {
+            Ok(r) => r,
+            Err(fraction) => return self.reseed(fraction * 100.0, t_ns, pts),
         };
-        let alpha = (1.0 - (-dt_s / tau_s).exp()) as f32;
-        // Changed pixels are not learned (once warm): a large object moving slowly would otherwise
-        // darken the background along its path and leave a ghost that holds the event open after
-        // it has gone. What stays changed is absorbed by the stillness rule above instead.
-        for ((b, &cur), &changed) in bg.iter_mut().zip(&self.blurred).zip(&self.changed) {
-            if changed == 0 || warming {
-                *b += alpha * (f32::from(cur) - *b);
-            }
-        }
         self.count_zone_levels();
         let score = fraction * 100.0;
         let regions = if n_changed >= self.min_region {
@@ -348,6 +305,71 @@ impl Detector {
             zones,
             event,
         }
+    }
+
+    /// One pass over the working image, per pixel: how long it has stayed near one value, whether
+    /// it changed (against the background less the frame's `shift`), the still ones absorbed into
+    /// the background, and the background learned where nothing changed (everywhere while warming
+    /// up). Returns the changed share of the watched area, the changed pixels and whether the
+    /// background is warming up, or `Err(share)` when so much changed that the caller re-seeds (the
+    /// re-seed overwrites the background and the stillness this pass wrote).
+    ///
+    /// Written without branches on pixel values (selects instead), so that it vectorises: this runs
+    /// on every pixel of every frame.
+    fn compare_and_learn(
+        &mut self,
+        shift: f32,
+        dt_s: f64,
+        t_ns: u64,
+    ) -> Result<(f64, usize, bool), f64> {
+        let Some(bg) = &mut self.background else {
+            return Ok((0.0, 0, true));
+        };
+        let threshold = f32::from(self.cfg.threshold);
+        let still_delta = self.cfg.threshold / 2;
+        let warming = t_ns < self.warm_until_ns;
+        let tau_s = if warming {
+            WARMUP_TAU_S
+        } else {
+            BACKGROUND_TAU_S
+        };
+        let alpha = (1.0 - (-dt_s / tau_s).exp()) as f32;
+        let dt = dt_s as f32;
+        let n = self.blurred.len();
+        // Equal lengths, stated once, so that the loop below has no bounds checks.
+        let (blurred, bg, still_s) = (&self.blurred[..n], &mut bg[..n], &mut self.still_s[..n]);
+        let (anchors, watched, changed) = (
+            &mut self.anchor[..n],
+            &self.watched[..n],
+            &mut self.changed[..n],
+        );
+        let mut n_changed = 0u32;
+        for i in 0..n {
+            let (cur, anchor) = (blurred[i], anchors[i]);
+            let near = cur.abs_diff(anchor) <= still_delta;
+            let still = if near { still_s[i] + dt } else { 0.0 };
+            still_s[i] = still;
+            anchors[i] = if near { anchor } else { cur };
+            let value = f32::from(cur);
+            let differs = watched[i] & ((value - bg[i] - shift).abs() > threshold);
+            // A changed pixel that has held still is a still scene: into the background at once.
+            let absorbed = differs & (still >= ABSORB_STILL_S);
+            let before = if absorbed { value - shift } else { bg[i] };
+            let on = differs & !absorbed;
+            // Changed pixels are not learned (once warm): a large object moving slowly would
+            // otherwise darken the background along its path and leave a ghost that holds the
+            // event open after it has gone. What stays changed is absorbed as above instead.
+            let learned = before + alpha * (value - before);
+            bg[i] = if on & !warming { before } else { learned };
+            changed[i] = u8::from(on);
+            n_changed += u32::from(on);
+        }
+        let n_changed = n_changed as usize;
+        let fraction = n_changed as f64 / self.n_watched.max(1) as f64;
+        if fraction > RESEED_FRACTION {
+            return Err(fraction);
+        }
+        Ok((fraction, n_changed, warming))
     }
 
     /// Counts this frame's changed pixels per zone (nothing to do without zones).
@@ -376,10 +398,12 @@ impl Detector {
     fn regions(&mut self) -> Regions {
         let (w, h) = (self.work_w, self.work_h);
         let mut out = Regions::default();
-        for start in 0..self.changed.len() {
-            if self.changed[start] != 1 {
-                continue;
-            }
+        let mut from = 0;
+        // Each unvisited changed pixel (1) starts a region; the search for the next one is a
+        // vectorised scan, most of the picture being unchanged.
+        while let Some(offset) = self.changed[from..].iter().position(|&c| c == 1) {
+            let start = from + offset;
+            from = start + 1;
             // Flood fill; visited pixels are marked 2.
             self.changed[start] = 2;
             self.stack.clear();
@@ -526,15 +550,23 @@ fn median_shift(frame: &[u8], background: &[f32], watched: &[bool], n_watched: u
     if n_watched == 0 {
         return 0.0;
     }
-    let mut histogram = [0u32; 511];
-    for ((&cur, &b), &w) in frame.iter().zip(background).zip(watched) {
-        if w {
+    // Four histograms filled in turn, summed at the end: most differences fall in the same few
+    // levels, and consecutive increments of one counter would wait on each other.
+    let mut histograms = [[0u32; 511]; 4];
+    let pixels = frame
+        .chunks(4)
+        .zip(background.chunks(4))
+        .zip(watched.chunks(4));
+    for ((cur, b), w) in pixels {
+        for (lane, ((&cur, &b), &w)) in cur.iter().zip(b).zip(w).enumerate() {
             // `+ 0.5` and truncation round to the nearest level (halves up) without a call to
             // `roundf` per pixel; the sum is never negative for a difference of at least -255.
             let d = (f32::from(cur) - b + 255.5) as i32;
-            histogram[d.clamp(0, 510) as usize] += 1;
+            histograms[lane][d.clamp(0, 510) as usize] += u32::from(w);
         }
     }
+    let histogram: [u32; 511] =
+        std::array::from_fn(|i| histograms.iter().map(|h| h[i]).sum::<u32>());
     let half = (n_watched as u32).div_ceil(2);
     let mut seen = 0;
     for (i, &n) in histogram.iter().enumerate() {
@@ -552,15 +584,20 @@ struct Scratch {
     /// Each output column's source span, for the (source width, output width) in `spans_for`.
     spans: Vec<(usize, usize)>,
     spans_for: (usize, usize),
-    /// Column sums of the source rows of one output row.
+    /// `recips[n]` turns a sum of `n` samples into their mean ([`reciprocal`]), for every block
+    /// size the downscale meets at `spans_for` (grown as taller blocks are met).
+    recips: Vec<u64>,
+    /// Column sums of the source rows of one output row, and of up to [`ROWS_PER_U16_SUM`] of
+    /// them (narrow sums vectorise twice as wide).
     acc: Vec<u32>,
+    acc16: Vec<u16>,
     /// The blur's horizontal sums.
     hsum: Vec<u16>,
 }
 
 /// Area-average downscale of the luma plane into `out` (`w` × `h`): sum the source rows of each output
 /// row first (contiguous, vectorisable), then each output column's span of that sum. Divisions are
-/// multiplications by precomputed reciprocals (this runs on every frame).
+/// multiplications by reciprocals computed once per block size (this runs on every frame).
 fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8], scratch: &mut Scratch) {
     if scratch.spans_for != (src.width, w) {
         scratch.spans = (0..w)
@@ -570,33 +607,52 @@ fn downscale(src: Luma<'_>, w: usize, h: usize, out: &mut [u8], scratch: &mut Sc
             })
             .collect();
         scratch.spans_for = (src.width, w);
+        scratch.recips.clear();
     }
-    let (spans, acc) = (&scratch.spans, &mut scratch.acc);
+    let widest = src.width.div_ceil(w);
+    let Scratch {
+        spans,
+        acc,
+        acc16,
+        recips,
+        ..
+    } = scratch;
     acc.resize(src.width, 0);
+    acc16.resize(src.width, 0);
     for (oy, out_row) in out.chunks_exact_mut(w).take(h).enumerate() {
         let y0 = oy * src.height / h;
         let y1 = ((oy + 1) * src.height / h).max(y0 + 1);
+        let rows = y1 - y0;
+        if recips.len() <= rows * widest {
+            *recips = (0..=rows * widest).map(|n| reciprocal(n as u32)).collect();
+        }
         acc.fill(0);
-        for row in y0..y1 {
-            let line = &src.data[row * src.stride..row * src.stride + src.width];
-            for (a, &p) in acc.iter_mut().zip(line) {
+        for first in (y0..y1).step_by(ROWS_PER_U16_SUM) {
+            acc16.fill(0);
+            for row in first..y1.min(first + ROWS_PER_U16_SUM) {
+                let line = &src.data[row * src.stride..row * src.stride + src.width];
+                for (a, &p) in acc16.iter_mut().zip(line) {
+                    *a += u16::from(p);
+                }
+            }
+            for (a, &p) in acc.iter_mut().zip(acc16.iter()) {
                 *a += u32::from(p);
             }
         }
-        for (o, &(x0, x1)) in out_row.iter_mut().zip(spans) {
+        for (o, &(x0, x1)) in out_row.iter_mut().zip(spans.iter()) {
             let sum: u32 = acc[x0..x1].iter().sum();
-            *o = divide(sum, ((y1 - y0) * (x1 - x0)) as u32);
+            *o = ((u64::from(sum) * recips[rows * (x1 - x0)]) >> 32) as u8;
         }
     }
 }
 
-/// `sum / n` rounded down, for the small `n` and `sum < 2^16 · n` of these filters, without a
-/// hardware division: `n` takes few distinct values per frame, so the reciprocal is cheap to recompute
-/// and the multiply is exact for these ranges.
-#[inline]
-fn divide(sum: u32, n: u32) -> u8 {
-    let recip = (1u64 << 32).div_ceil(u64::from(n));
-    ((u64::from(sum) * recip) >> 32) as u8
+/// Rows of 8-bit samples whose sum always fits 16 bits (257 · 255 = 65535).
+const ROWS_PER_U16_SUM: usize = 257;
+
+/// The multiplier that makes `(sum · reciprocal(n)) >> 32` equal `sum / n` rounded down, exactly,
+/// for the small `n` and `sum < 2^16 · n` of these filters (no hardware division per pixel).
+fn reciprocal(n: u32) -> u64 {
+    (1u64 << 32).div_ceil(u64::from(n.max(1)))
 }
 
 /// 3×3 box blur with clamped edges (each pixel averages the neighbours that exist), done separably.
