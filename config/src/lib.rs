@@ -402,9 +402,10 @@ impl Default for LimitsConfig {
 /// The camera's shared-memory packet rings (encoded SUB and MAIN packets for live view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveConfig {
-    /// MiB of MAIN packets kept (0 = no MAIN ring, so no full-resolution live view). Default 8.
+    /// MiB of MAIN packets kept (0 = no MAIN ring, so no full-resolution live view). Default 4
+    /// (decision 111).
     pub main_ring_mb: u32,
-    /// MiB of SUB packets kept (0 = no SUB ring, so no MSE live view). Default 2.
+    /// MiB of SUB packets kept (0 = no SUB ring, so no MSE live view). Default 1.
     pub sub_ring_mb: u32,
 }
 
@@ -414,8 +415,8 @@ pub const MAX_RING_MB: u32 = 1024;
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
-            main_ring_mb: 8,
-            sub_ring_mb: 2,
+            main_ring_mb: 4,
+            sub_ring_mb: 1,
         }
     }
 }

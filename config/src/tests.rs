@@ -38,7 +38,7 @@ fn minimal_config_gets_documented_defaults() {
     assert_eq!(cam.recording.post_roll_s, 10.0);
     assert_eq!(cam.recording.max_segment_s, 300.0);
     assert_eq!(cam.limits.max_rss_mb, 200.0);
-    assert_eq!((cam.live.main_ring_mb, cam.live.sub_ring_mb), (8, 2));
+    assert_eq!((cam.live.main_ring_mb, cam.live.sub_ring_mb), (4, 1));
 }
 
 #[test]
