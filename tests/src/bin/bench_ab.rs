@@ -3,8 +3,11 @@
 //! reads the CPU and PSS of each side's workers (supervisors apart) and prints the ratio B/A.
 //! This is how a change to the worker's frame path is measured before it stays (issue 26).
 //!
-//! `target/release/bench_ab --a <worker A> --b <worker B> [--cameras 4] [--seconds 30]
-//!    [--windows 5]` (build the binaries first; copy one build's `worker` aside as A).
+//! `target/release/bench_ab --a <worker A> --b <worker B> [--camera JSON] [--b-camera JSON]
+//!    [--cameras 4] [--seconds 30] [--windows 5]` (build the binaries first; copy one build's
+//! `worker` aside as A). `--camera` merges its fields into every camera, `--b-camera` then into
+//! those of side B, so one build can be compared with itself under other settings, e.g.
+//! `--camera '{"recording": {"mode": "continuous"}}' --b-camera '{"motion": {"enabled": false}}'`.
 
 use nvr_tests::fakecam::{FakeCam, FakeCamOpts};
 use nvr_tests::nvr::{camera_config, Nvr};
@@ -15,6 +18,9 @@ use std::time::{Duration, Instant};
 struct Args {
     a: String,
     b: String,
+    /// Fields merged into every camera, and then into each camera of side B.
+    camera: Value,
+    b_camera: Value,
     cameras: usize,
     seconds: f64,
     windows: usize,
@@ -28,12 +34,26 @@ fn args() -> Args {
             .and_then(|i| raw.get(i + 1).cloned())
     };
     let (Some(a), Some(b)) = (get("--a"), get("--b")) else {
-        eprintln!("usage: bench_ab --a <worker A> --b <worker B> [--cameras 4] [--seconds 30] [--windows 5]");
+        eprintln!(
+            "usage: bench_ab --a <worker A> --b <worker B> [--b-camera JSON] [--cameras 4] \
+             [--seconds 30] [--windows 5]"
+        );
         std::process::exit(2);
     };
+    let object = |name: &str| match get(name).map(|s| serde_json::from_str::<Value>(&s)) {
+        None => json!({}),
+        Some(Ok(v)) if v.is_object() => v,
+        Some(_) => {
+            eprintln!("bench_ab: {name} must be a JSON object, e.g. '{{\"motion\": {{\"enabled\": false}}}}'");
+            std::process::exit(2);
+        }
+    };
+    let (camera, b_camera) = (object("--camera"), object("--b-camera"));
     Args {
         a,
         b,
+        camera,
+        b_camera,
         cameras: get("--cameras").and_then(|s| s.parse().ok()).unwrap_or(4),
         seconds: get("--seconds")
             .and_then(|s| s.parse().ok())
@@ -42,12 +62,15 @@ fn args() -> Args {
     }
 }
 
-/// One side: a supervisor whose workers are `worker`, and its cameras' ids.
-fn start(fc: &FakeCam, worker: &str, side: &str, n: usize) -> Nvr {
+/// One side: a supervisor whose workers are `worker`, each camera with `extra`'s fields merged in.
+fn start(fc: &FakeCam, worker: &str, side: &str, n: usize, extra: &[&Value]) -> Nvr {
     let cameras: Vec<Value> = (0..n)
         .map(|i| {
             let mut c = camera_config(&format!("{side}{i}"), fc, "motion/main", "motion/sub");
             c["recording"] = json!({"post_roll_s": 4});
+            for (k, v) in extra.iter().filter_map(|e| e.as_object()).flatten() {
+                c[k] = v.clone();
+            }
             c
         })
         .collect();
@@ -76,8 +99,8 @@ fn main() {
     let a = args();
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).expect("fake camera");
     let sides = [
-        start(&fc, &a.a, "a", a.cameras),
-        start(&fc, &a.b, "b", a.cameras),
+        start(&fc, &a.a, "a", a.cameras, &[&a.camera]),
+        start(&fc, &a.b, "b", a.cameras, &[&a.camera, &a.b_camera]),
     ];
     std::thread::sleep(Duration::from_secs(8));
     let pids: Vec<Vec<u32>> = sides.iter().map(worker_pids).collect();
