@@ -314,7 +314,7 @@ mod tests {
             (r#", "sub_url": "rtsp://h/2""#, false),
             (r#", "transport": "udp""#, false),
             (r#", "live": {"main_ring_mb": 32}"#, false),
-            (r#", "live": {"sub_ring_mb": 2}"#, true),
+            (r#", "live": {"sub_ring_mb": 1}"#, true),
             (r#", "live": {"sub_ring_mb": 4}"#, false),
             (r#", "username": "admin""#, false),
             (r#", "onvif": {"port": 2020}"#, false),
