@@ -15,50 +15,36 @@ use nvr_tests::procstat::{clk_tck, cpu_ticks, median, pss_mb};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// Two worker builds (or one build under two settings) side by side.
+#[derive(clap::Parser)]
 struct Args {
+    /// Worker binary of side A.
+    #[arg(long)]
     a: String,
+    /// Worker binary of side B.
+    #[arg(long)]
     b: String,
-    /// Fields merged into every camera, and then into each camera of side B.
+    /// JSON object whose fields are merged into every camera.
+    #[arg(long, default_value = "{}", value_parser = json_object)]
     camera: Value,
+    /// JSON object whose fields are then merged into each camera of side B.
+    #[arg(long, default_value = "{}", value_parser = json_object)]
     b_camera: Value,
+    /// Cameras per side.
+    #[arg(long, default_value_t = 4)]
     cameras: usize,
+    /// Length of one measurement window.
+    #[arg(long, default_value_t = 30.0)]
     seconds: f64,
+    /// Measurement windows.
+    #[arg(long, default_value_t = 5)]
     windows: usize,
 }
 
-fn args() -> Args {
-    let raw: Vec<String> = std::env::args().collect();
-    let get = |name: &str| {
-        raw.iter()
-            .position(|a| a == name)
-            .and_then(|i| raw.get(i + 1).cloned())
-    };
-    let (Some(a), Some(b)) = (get("--a"), get("--b")) else {
-        eprintln!(
-            "usage: bench_ab --a <worker A> --b <worker B> [--b-camera JSON] [--cameras 4] \
-             [--seconds 30] [--windows 5]"
-        );
-        std::process::exit(2);
-    };
-    let object = |name: &str| match get(name).map(|s| serde_json::from_str::<Value>(&s)) {
-        None => json!({}),
-        Some(Ok(v)) if v.is_object() => v,
-        Some(_) => {
-            eprintln!("bench_ab: {name} must be a JSON object, e.g. '{{\"motion\": {{\"enabled\": false}}}}'");
-            std::process::exit(2);
-        }
-    };
-    let (camera, b_camera) = (object("--camera"), object("--b-camera"));
-    Args {
-        a,
-        b,
-        camera,
-        b_camera,
-        cameras: get("--cameras").and_then(|s| s.parse().ok()).unwrap_or(4),
-        seconds: get("--seconds")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(30.0),
-        windows: get("--windows").and_then(|s| s.parse().ok()).unwrap_or(5),
+fn json_object(s: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(r#"not a JSON object; write e.g. '{"motion": {"enabled": false}}'"#.into()),
     }
 }
 
@@ -96,7 +82,17 @@ fn worker_pids(nvr: &Nvr) -> Vec<u32> {
 }
 
 fn main() {
-    let a = args();
+    let mut a = <Args as clap::Parser>::parse();
+    // The supervisors run in directories of their own: they need absolute paths.
+    for path in [&mut a.a, &mut a.b] {
+        match std::fs::canonicalize(&*path) {
+            Ok(abs) => *path = abs.display().to_string(),
+            Err(e) => {
+                eprintln!("bench_ab: worker binary {path}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let fc = FakeCam::start(FakeCamOpts::scenes(&["motion"])).expect("fake camera");
     let sides = [
         start(&fc, &a.a, "a", a.cameras, &[&a.camera]),
