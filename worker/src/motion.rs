@@ -322,6 +322,7 @@ impl Detector {
         dt_s: f64,
         t_ns: u64,
     ) -> Result<(f64, usize, bool), f64> {
+        // `process` seeds the background from the first frame before it compares anything.
         let Some(bg) = &mut self.background else {
             return Ok((0.0, 0, true));
         };
