@@ -55,3 +55,13 @@ pub fn shots(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// Runs `tests/ui/<name>.mjs` against the supervisor on `port` for one camera, as the camera-page
+/// scripts take it (`--base`, `--shots`, `--camera`), within 120 s; returns the screenshot folder.
+pub fn check_camera_page(name: &str, port: u16, camera: &str) -> String {
+    let shots = shots(name);
+    let base = format!("http://127.0.0.1:{port}");
+    let args = ["--base", &base, "--shots", &shots, "--camera", camera];
+    run_script(&format!("{name}.mjs"), &args, 120, |_| {});
+    shots
+}

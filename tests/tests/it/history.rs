@@ -116,13 +116,6 @@ fn restarts_show_in_the_history_and_a_broken_file_is_set_aside() {
     assert!(camera_in(&nvr.status(), "hist18").is_some());
 
     // The metrics page in Chromium: charts with drawn data and both markers; a screenshot kept.
-    let shots = nvr_tests::chromium::shots("metrics");
-    let base = format!("http://127.0.0.1:{}", nvr.port);
-    nvr_tests::chromium::run_script(
-        "metrics.mjs",
-        &["--base", &base, "--shots", &shots, "--camera", "hist18"],
-        120,
-        |_| {},
-    );
+    let shots = nvr_tests::chromium::check_camera_page("metrics", nvr.port, "hist18");
     assert!(std::path::Path::new(&shots).join("metrics.png").is_file());
 }

@@ -357,12 +357,5 @@ fn the_ui_pans_on_hold_stops_on_release_and_blur_and_saves_presets() {
     cam["onvif"] = onvif_of(device.port(), PASSWORD);
     let nvr = Nvr::start(json!({"heartbeat_interval_s": 0.5, "cameras": [cam]}), &[]);
     nvr.wait_running(&["cam"]);
-    let shots = nvr_tests::chromium::shots("ptz");
-    let base = format!("http://127.0.0.1:{}", nvr.port);
-    nvr_tests::chromium::run_script(
-        "ptz.mjs",
-        &["--base", &base, "--shots", &shots, "--camera", "cam"],
-        120,
-        |_| {},
-    );
+    nvr_tests::chromium::check_camera_page("ptz", nvr.port, "cam");
 }

@@ -499,12 +499,5 @@ fn the_ui_shows_the_week_the_mode_in_force_and_sets_an_override() {
     let config = json!({"heartbeat_interval_s": 0.5, "schedules": schedules, "cameras": [camera(&fc, "nights", 300.0)]});
     let nvr = Nvr::start(config, &[]);
     nvr.wait_running(&["cam"]);
-    let shots = nvr_tests::chromium::shots("schedule");
-    let base = format!("http://127.0.0.1:{}", nvr.port);
-    nvr_tests::chromium::run_script(
-        "schedule.mjs",
-        &["--base", &base, "--shots", &shots, "--camera", "cam"],
-        120,
-        |_| {},
-    );
+    nvr_tests::chromium::check_camera_page("schedule", nvr.port, "cam");
 }
